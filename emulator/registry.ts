@@ -1,0 +1,534 @@
+/**
+ * The emulator's device registry: IoT Core's own resource shapes (iotcore-protocol.md §6.3), loaded from a
+ * registry file and changed through the admin API or by what devices do over MQTT. It also keeps what the bridge
+ * received (telemetry as Pub/Sub would carry it) and what it sent on errors topics, for tests and the dashboard.
+ *
+ * The MQTT side listens to its events: `config` (a new config version to push), `device-deleted`, `device-blocked`.
+ *
+ * @example
+ * const reg = Registry.fromDocument(JSON.parse(fs.readFileSync('registry.json', 'utf8')));
+ * reg.modifyConfig('demo-registry', 'pump-0042', Buffer.from('{"rate":5}'));
+ */
+import { EventEmitter } from 'node:events';
+import { deviceIdProblem } from '../lib/iotcore/device-id.js';
+import { MAX_CONFIG_BYTES } from '../lib/iotcore/limits.js';
+
+export type KeyFormat = 'RSA_PEM' | 'RSA_X509_PEM' | 'ES256_PEM' | 'ES256_X509_PEM';
+export const KEY_FORMATS: readonly KeyFormat[] = ['RSA_PEM', 'RSA_X509_PEM', 'ES256_PEM', 'ES256_X509_PEM'];
+export type GatewayType = 'GATEWAY_TYPE_UNSPECIFIED' | 'GATEWAY' | 'NON_GATEWAY';
+export type GatewayAuthMethod =
+  | 'GATEWAY_AUTH_METHOD_UNSPECIFIED'
+  | 'ASSOCIATION_ONLY'
+  | 'DEVICE_AUTH_TOKEN_ONLY'
+  | 'ASSOCIATION_AND_DEVICE_AUTH_TOKEN';
+
+export interface DeviceCredential {
+  publicKey: { format: KeyFormat; key: string };
+  /** RFC 3339; after it the key is ignored for new authentications. */
+  expirationTime?: string;
+}
+
+export interface DeviceConfig {
+  version: string;
+  cloudUpdateTime: string;
+  deviceAckTime?: string;
+  binaryData: string;
+}
+
+export interface DeviceState {
+  updateTime: string;
+  binaryData: string;
+}
+
+export interface Status {
+  code: number;
+  message: string;
+}
+
+export interface Device {
+  id: string;
+  name: string;
+  numId: string;
+  credentials: DeviceCredential[];
+  blocked: boolean;
+  gatewayConfig: {
+    gatewayType: GatewayType;
+    gatewayAuthMethod: GatewayAuthMethod;
+    lastAccessedGatewayId?: string;
+    lastAccessedGatewayTime?: string;
+  };
+  config: DeviceConfig;
+  state?: DeviceState;
+  metadata: Record<string, string>;
+  logLevel?: string;
+  lastHeartbeatTime?: string;
+  lastEventTime?: string;
+  lastStateTime?: string;
+  lastConfigAckTime?: string;
+  lastConfigSendTime?: string;
+  lastErrorTime?: string;
+  lastErrorStatus?: Status;
+}
+
+export interface DeviceRegistry {
+  id: string;
+  name: string;
+  eventNotificationConfigs: { subfolderMatches?: string; pubsubTopicName: string }[];
+  stateNotificationConfig?: { pubsubTopicName: string };
+  mqttConfig: { mqttEnabledState: 'MQTT_ENABLED' | 'MQTT_DISABLED' };
+  httpConfig: { httpEnabledState: 'HTTP_ENABLED' | 'HTTP_DISABLED' };
+}
+
+/** Telemetry as the registry's Pub/Sub topic would carry it. */
+export interface PubsubMessage {
+  messageId: string;
+  publishTime: string;
+  /** The topic the registry's eventNotificationConfigs route it to. */
+  topic: string;
+  data: string;
+  attributes: {
+    deviceId: string;
+    deviceNumId: string;
+    deviceRegistryId: string;
+    deviceRegistryLocation: string;
+    projectId: string;
+    subFolder: string;
+    /** Which gateway relayed it; absent when the device connected by itself. */
+    gatewayId?: string;
+  };
+}
+
+/** What the bridge sent on a gateway's errors topic. */
+export interface ErrorRecord {
+  time: string;
+  gatewayId: string;
+  /** false when the gateway was not subscribed and the error was only logged. */
+  delivered: boolean;
+  payload: Record<string, unknown>;
+}
+
+/** Google's error envelope statuses (cloud.google.com/iot/docs/how-tos/errors). */
+export type ApiStatus =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'FAILED_PRECONDITION'
+  | 'RESOURCE_EXHAUSTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'UNIMPLEMENTED';
+
+const HTTP_OF: Record<ApiStatus, number> = {
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  FAILED_PRECONDITION: 400,
+  RESOURCE_EXHAUSTED: 429,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  UNIMPLEMENTED: 501,
+};
+
+export class ApiError extends Error {
+  override readonly name = 'ApiError';
+  constructor(
+    readonly status: ApiStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+  get httpCode(): number {
+    return HTTP_OF[this.status];
+  }
+  toEnvelope(): { error: { code: number; message: string; status: ApiStatus } } {
+    return { error: { code: this.httpCode, message: this.message, status: this.status } };
+  }
+}
+
+/** The registry file (DESIGN.md "Emulator"). */
+export interface RegistryDocument {
+  project: string;
+  location: string;
+  registries: {
+    id: string;
+    eventNotificationConfigs?: DeviceRegistry['eventNotificationConfigs'];
+    stateNotificationConfig?: DeviceRegistry['stateNotificationConfig'];
+    mqttConfig?: DeviceRegistry['mqttConfig'];
+    httpConfig?: DeviceRegistry['httpConfig'];
+    devices?: DeviceInput[];
+    bindings?: { gatewayId: string; deviceId: string }[];
+  }[];
+}
+
+/** A device as a client sends it to devices.create or writes it in the registry file. */
+export interface DeviceInput {
+  id: string;
+  credentials?: DeviceCredential[];
+  blocked?: boolean;
+  gatewayConfig?: { gatewayType?: GatewayType; gatewayAuthMethod?: GatewayAuthMethod };
+  config?: { binaryData?: string };
+  metadata?: Record<string, string>;
+  logLevel?: string;
+}
+
+const MAX_CONFIG_VERSIONS = 10;
+const MAX_STATES = 10;
+const MAX_CREDENTIALS = 3;
+const MAX_BINDINGS_PER_DEVICE = 10;
+/** Kept in memory for tests and the dashboard; the oldest go first. */
+const MAX_RECORDS = 100_000;
+
+interface RegistryEntry {
+  registry: DeviceRegistry;
+  devices: Map<string, Device>;
+  configVersions: Map<string, DeviceConfig[]>;
+  states: Map<string, DeviceState[]>;
+  /** gatewayId -> bound device IDs */
+  bindings: Map<string, Set<string>>;
+}
+
+const now = (): string => new Date().toISOString();
+
+function badArg(message: string): ApiError {
+  return new ApiError('INVALID_ARGUMENT', message);
+}
+
+function isBase64(s: string): boolean {
+  return /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(s);
+}
+
+export class Registry extends EventEmitter {
+  readonly project: string;
+  readonly location: string;
+  readonly events: PubsubMessage[] = [];
+  readonly errors: ErrorRecord[] = [];
+  private readonly entries = new Map<string, RegistryEntry>();
+  private nextNumId = 2_000_000_000_000_000n;
+  private nextMessageId = 1;
+
+  constructor(project: string, location: string) {
+    super();
+    this.project = project;
+    this.location = location;
+  }
+
+  static fromDocument(doc: RegistryDocument): Registry {
+    if (typeof doc?.project !== 'string' || typeof doc.location !== 'string' || !Array.isArray(doc.registries)) {
+      throw badArg('registry file needs "project", "location" and "registries"');
+    }
+    const reg = new Registry(doc.project, doc.location);
+    for (const r of doc.registries) {
+      reg.createRegistry(r);
+      for (const d of r.devices ?? []) reg.createDevice(r.id, d);
+      for (const b of r.bindings ?? []) reg.bind(r.id, b.gatewayId, b.deviceId);
+    }
+    return reg;
+  }
+
+  registryName(registryId: string): string {
+    return `projects/${this.project}/locations/${this.location}/registries/${registryId}`;
+  }
+
+  createRegistry(input: RegistryDocument['registries'][number]): DeviceRegistry {
+    const problem = deviceIdProblem(input.id);
+    if (problem !== undefined) throw badArg(`registry id ${problem}`);
+    if (this.entries.has(input.id)) throw new ApiError('ALREADY_EXISTS', `registry ${input.id} already exists`);
+    const registry: DeviceRegistry = {
+      id: input.id,
+      name: this.registryName(input.id),
+      eventNotificationConfigs: input.eventNotificationConfigs ?? [
+        { pubsubTopicName: `projects/${this.project}/topics/${input.id}-events` },
+      ],
+      mqttConfig: input.mqttConfig ?? { mqttEnabledState: 'MQTT_ENABLED' },
+      httpConfig: input.httpConfig ?? { httpEnabledState: 'HTTP_ENABLED' },
+    };
+    if (input.stateNotificationConfig) registry.stateNotificationConfig = input.stateNotificationConfig;
+    this.entries.set(input.id, { registry, devices: new Map(), configVersions: new Map(), states: new Map(), bindings: new Map() });
+    return registry;
+  }
+
+  registries(): DeviceRegistry[] {
+    return [...this.entries.values()].map((e) => e.registry);
+  }
+
+  getRegistry(registryId: string): DeviceRegistry {
+    return this.entry(registryId).registry;
+  }
+
+  private entry(registryId: string): RegistryEntry {
+    const e = this.entries.get(registryId);
+    if (!e) throw new ApiError('NOT_FOUND', `registry ${this.registryName(registryId)} not found`);
+    return e;
+  }
+
+  /** Looks a device up by ID or numeric ID; throws NOT_FOUND. */
+  getDevice(registryId: string, idOrNumId: string): Device {
+    const d = this.findDevice(registryId, idOrNumId);
+    if (!d) throw new ApiError('NOT_FOUND', `device ${this.registryName(registryId)}/devices/${idOrNumId} not found`);
+    return d;
+  }
+
+  findDevice(registryId: string, idOrNumId: string): Device | undefined {
+    const e = this.entries.get(registryId);
+    if (!e) return undefined;
+    const byId = e.devices.get(idOrNumId);
+    if (byId) return byId;
+    if (/^\d+$/.test(idOrNumId)) return [...e.devices.values()].find((d) => d.numId === idOrNumId);
+    return undefined;
+  }
+
+  listDevices(registryId: string): Device[] {
+    return [...this.entry(registryId).devices.values()];
+  }
+
+  createDevice(registryId: string, input: DeviceInput): Device {
+    const e = this.entry(registryId);
+    const problem = deviceIdProblem(input?.id);
+    if (problem !== undefined) throw badArg(`device id ${problem}`);
+    if (e.devices.has(input.id)) throw new ApiError('ALREADY_EXISTS', `device ${input.id} already exists`);
+    const credentials = this.checkCredentials(input.credentials ?? []);
+    const gatewayType = input.gatewayConfig?.gatewayType ?? 'NON_GATEWAY';
+    if (!['GATEWAY_TYPE_UNSPECIFIED', 'GATEWAY', 'NON_GATEWAY'].includes(gatewayType)) badArgThrow(`unknown gatewayType ${gatewayType}`);
+    const authMethod = input.gatewayConfig?.gatewayAuthMethod ?? 'GATEWAY_AUTH_METHOD_UNSPECIFIED';
+    if (!['GATEWAY_AUTH_METHOD_UNSPECIFIED', 'ASSOCIATION_ONLY', 'DEVICE_AUTH_TOKEN_ONLY', 'ASSOCIATION_AND_DEVICE_AUTH_TOKEN'].includes(authMethod)) {
+      badArgThrow(`unknown gatewayAuthMethod ${authMethod}`);
+    }
+    const data = input.config?.binaryData ?? '';
+    this.checkConfigData(data);
+    const t = now();
+    const config: DeviceConfig = { version: '1', cloudUpdateTime: t, binaryData: data };
+    const device: Device = {
+      id: input.id,
+      name: `${this.registryName(registryId)}/devices/${input.id}`,
+      numId: String(this.nextNumId++),
+      credentials,
+      blocked: input.blocked === true,
+      gatewayConfig: { gatewayType, gatewayAuthMethod: authMethod },
+      config,
+      metadata: { ...(input.metadata ?? {}) },
+    };
+    if (input.logLevel !== undefined) device.logLevel = input.logLevel;
+    e.devices.set(device.id, device);
+    e.configVersions.set(device.id, [{ ...config }]);
+    e.states.set(device.id, []);
+    return device;
+  }
+
+  /** Applies a devices.patch with an update mask of top-level fields. */
+  patchDevice(registryId: string, idOrNumId: string, patch: Partial<DeviceInput>, updateMask: string[]): Device {
+    const d = this.getDevice(registryId, idOrNumId);
+    for (const field of updateMask) {
+      switch (field) {
+        case 'credentials':
+          d.credentials = this.checkCredentials(patch.credentials ?? []);
+          break;
+        case 'blocked':
+          d.blocked = patch.blocked === true;
+          if (d.blocked) this.emit('device-blocked', registryId, d.id);
+          break;
+        case 'metadata':
+          d.metadata = { ...(patch.metadata ?? {}) };
+          break;
+        case 'logLevel':
+          if (patch.logLevel === undefined) delete d.logLevel;
+          else d.logLevel = patch.logLevel;
+          break;
+        case 'gatewayConfig.gatewayAuthMethod':
+          d.gatewayConfig.gatewayAuthMethod = patch.gatewayConfig?.gatewayAuthMethod ?? 'GATEWAY_AUTH_METHOD_UNSPECIFIED';
+          break;
+        default:
+          throw badArg(`field ${field} cannot be updated`);
+      }
+    }
+    return d;
+  }
+
+  deleteDevice(registryId: string, idOrNumId: string): void {
+    const e = this.entry(registryId);
+    const d = this.getDevice(registryId, idOrNumId);
+    if (d.gatewayConfig.gatewayType === 'GATEWAY' && (e.bindings.get(d.id)?.size ?? 0) > 0) {
+      throw new ApiError('FAILED_PRECONDITION', `gateway ${d.id} still has bound devices`);
+    }
+    e.devices.delete(d.id);
+    e.configVersions.delete(d.id);
+    e.states.delete(d.id);
+    for (const set of e.bindings.values()) set.delete(d.id);
+    e.bindings.delete(d.id);
+    this.emit('device-deleted', registryId, d.id);
+  }
+
+  bind(registryId: string, gatewayIdOrNum: string, deviceIdOrNum: string): void {
+    const e = this.entry(registryId);
+    const gw = this.getDevice(registryId, gatewayIdOrNum);
+    const dev = this.getDevice(registryId, deviceIdOrNum);
+    if (gw.gatewayConfig.gatewayType !== 'GATEWAY') throw badArg(`${gw.id} is not a gateway`);
+    if (dev.gatewayConfig.gatewayType === 'GATEWAY') throw badArg(`${dev.id} is a gateway and cannot be bound to a gateway`);
+    const boundTo = [...e.bindings.values()].filter((s) => s.has(dev.id)).length;
+    const set = e.bindings.get(gw.id) ?? new Set<string>();
+    if (!set.has(dev.id) && boundTo >= MAX_BINDINGS_PER_DEVICE) {
+      throw new ApiError('RESOURCE_EXHAUSTED', `${dev.id} is already bound to ${MAX_BINDINGS_PER_DEVICE} gateways`);
+    }
+    set.add(dev.id);
+    e.bindings.set(gw.id, set);
+  }
+
+  unbind(registryId: string, gatewayIdOrNum: string, deviceIdOrNum: string): void {
+    const e = this.entry(registryId);
+    const gw = this.getDevice(registryId, gatewayIdOrNum);
+    const dev = this.getDevice(registryId, deviceIdOrNum);
+    if (!e.bindings.get(gw.id)?.has(dev.id)) throw new ApiError('NOT_FOUND', `${dev.id} is not bound to ${gw.id}`);
+    e.bindings.get(gw.id)!.delete(dev.id);
+  }
+
+  isBound(registryId: string, gatewayId: string, deviceId: string): boolean {
+    return this.entries.get(registryId)?.bindings.get(gatewayId)?.has(deviceId) ?? false;
+  }
+
+  /** Gateways a device is bound to, or devices bound to a gateway. */
+  boundDevices(registryId: string, gatewayId: string): string[] {
+    return [...(this.entry(registryId).bindings.get(gatewayId) ?? [])];
+  }
+
+  gatewaysOf(registryId: string, deviceId: string): string[] {
+    return [...this.entry(registryId).bindings.entries()].filter(([, s]) => s.has(deviceId)).map(([g]) => g);
+  }
+
+  /** devices.modifyCloudToDeviceConfig: a new version, pushed to subscribers through the `config` event. */
+  modifyConfig(registryId: string, idOrNumId: string, binaryData: string, versionToUpdate = '0'): DeviceConfig {
+    const e = this.entry(registryId);
+    const d = this.getDevice(registryId, idOrNumId);
+    this.checkConfigData(binaryData);
+    if (!/^\d+$/.test(versionToUpdate)) throw badArg('versionToUpdate must be an integer');
+    if (versionToUpdate !== '0' && versionToUpdate !== d.config.version) {
+      throw new ApiError('FAILED_PRECONDITION', `versionToUpdate ${versionToUpdate} is not the current version ${d.config.version}`);
+    }
+    const config: DeviceConfig = { version: String(Number(d.config.version) + 1), cloudUpdateTime: now(), binaryData };
+    d.config = config;
+    const versions = e.configVersions.get(d.id)!;
+    versions.unshift({ ...config });
+    versions.length = Math.min(versions.length, MAX_CONFIG_VERSIONS);
+    this.emit('config', registryId, d.id, config);
+    return config;
+  }
+
+  configVersions(registryId: string, idOrNumId: string): DeviceConfig[] {
+    const d = this.getDevice(registryId, idOrNumId);
+    return this.entry(registryId).configVersions.get(d.id)!.map((c) => ({ ...c }));
+  }
+
+  /** Records a device's acknowledgement of a config version (QoS 1 PUBACK). */
+  ackConfig(registryId: string, deviceId: string, version: string): void {
+    const d = this.findDevice(registryId, deviceId);
+    if (!d) return;
+    const t = now();
+    d.lastConfigAckTime = t;
+    if (d.config.version === version) d.config.deviceAckTime = t;
+    const v = this.entry(registryId).configVersions.get(d.id)?.find((c) => c.version === version);
+    if (v) v.deviceAckTime = t;
+  }
+
+  noteConfigSent(registryId: string, deviceId: string): void {
+    const d = this.findDevice(registryId, deviceId);
+    if (d) d.lastConfigSendTime = now();
+  }
+
+  recordState(registryId: string, deviceId: string, data: Buffer): DeviceState {
+    const d = this.getDevice(registryId, deviceId);
+    const state: DeviceState = { updateTime: now(), binaryData: data.toString('base64') };
+    d.state = state;
+    d.lastStateTime = state.updateTime;
+    const list = this.entry(registryId).states.get(d.id)!;
+    list.unshift(state);
+    list.length = Math.min(list.length, MAX_STATES);
+    return state;
+  }
+
+  states(registryId: string, idOrNumId: string): DeviceState[] {
+    const d = this.getDevice(registryId, idOrNumId);
+    return [...this.entry(registryId).states.get(d.id)!];
+  }
+
+  /**
+   * Routes telemetry as the registry's eventNotificationConfigs say: the first entry whose subfolderMatches equals
+   * the subfolder, else the entry without subfolderMatches. Returns undefined when nothing matches (the bridge
+   * then closes the connection and sets lastErrorStatus, iotcore-protocol.md §1.6).
+   */
+  recordEvent(registryId: string, deviceId: string, subfolder: string | undefined, data: Buffer, gatewayId?: string): PubsubMessage | undefined {
+    const { registry } = this.entry(registryId);
+    const d = this.getDevice(registryId, deviceId);
+    const route =
+      registry.eventNotificationConfigs.find((c) => c.subfolderMatches !== undefined && c.subfolderMatches !== '' && c.subfolderMatches === subfolder) ??
+      registry.eventNotificationConfigs.find((c) => c.subfolderMatches === undefined || c.subfolderMatches === '');
+    if (!route) return undefined;
+    const t = now();
+    d.lastEventTime = t;
+    const msg: PubsubMessage = {
+      messageId: String(this.nextMessageId++),
+      publishTime: t,
+      topic: route.pubsubTopicName,
+      data: data.toString('base64'),
+      attributes: {
+        deviceId: d.id,
+        deviceNumId: d.numId,
+        deviceRegistryId: registryId,
+        deviceRegistryLocation: this.location,
+        projectId: this.project,
+        subFolder: subfolder ?? '',
+      },
+    };
+    if (gatewayId !== undefined) msg.attributes.gatewayId = gatewayId;
+    this.events.push(msg);
+    if (this.events.length > MAX_RECORDS) this.events.shift();
+    this.emit('event', msg);
+    return msg;
+  }
+
+  recordError(record: ErrorRecord): void {
+    this.errors.push(record);
+    if (this.errors.length > MAX_RECORDS) this.errors.shift();
+    this.emit('error-sent', record);
+  }
+
+  setLastError(registryId: string, deviceId: string, status: Status): void {
+    const d = this.findDevice(registryId, deviceId);
+    if (!d) return;
+    d.lastErrorTime = now();
+    d.lastErrorStatus = status;
+  }
+
+  noteGatewayAccess(registryId: string, deviceId: string, gatewayId: string): void {
+    const d = this.findDevice(registryId, deviceId);
+    if (!d) return;
+    d.gatewayConfig.lastAccessedGatewayId = gatewayId;
+    d.gatewayConfig.lastAccessedGatewayTime = now();
+  }
+
+  private checkCredentials(creds: DeviceCredential[]): DeviceCredential[] {
+    if (!Array.isArray(creds)) throw badArg('credentials must be an array');
+    if (creds.length > MAX_CREDENTIALS) throw badArg(`a device has at most ${MAX_CREDENTIALS} credentials`);
+    return creds.map((c, i) => {
+      const format = c?.publicKey?.format;
+      if (!KEY_FORMATS.includes(format)) throw badArg(`credentials[${i}].publicKey.format must be one of ${KEY_FORMATS.join(', ')}`);
+      if (typeof c.publicKey.key !== 'string' || !c.publicKey.key.includes('-----BEGIN')) {
+        throw badArg(`credentials[${i}].publicKey.key must be a PEM`);
+      }
+      if (c.expirationTime !== undefined && Number.isNaN(Date.parse(c.expirationTime))) {
+        throw badArg(`credentials[${i}].expirationTime must be an RFC 3339 time`);
+      }
+      const out: DeviceCredential = { publicKey: { format, key: c.publicKey.key } };
+      if (c.expirationTime !== undefined) out.expirationTime = c.expirationTime;
+      return out;
+    });
+  }
+
+  private checkConfigData(binaryData: string): void {
+    if (typeof binaryData !== 'string' || !isBase64(binaryData)) throw badArg('binaryData must be base64');
+    if (Buffer.from(binaryData, 'base64').byteLength > MAX_CONFIG_BYTES) {
+      throw badArg(`config is larger than ${MAX_CONFIG_BYTES} bytes`);
+    }
+  }
+}
+
+function badArgThrow(message: string): never {
+  throw badArg(message);
+}

@@ -1,0 +1,53 @@
+/**
+ * One error type for the whole relay. Callers switch on `code`, never on message text.
+ * The mapping from a code to what happens to a queue record lives in `outcomes.ts`.
+ *
+ * @example
+ * try { parseDeviceId(raw) } catch (e) { if (isRelayError(e) && e.code === 'ERR_INVALID_DEVICE_ID') ... }
+ */
+export type RelayErrorCode =
+  // input: a record or request that can never succeed as it is
+  | 'ERR_INVALID_MESSAGE'
+  | 'ERR_INVALID_FIELD'
+  | 'ERR_INVALID_DEVICE_ID'
+  | 'ERR_INVALID_SUBFOLDER'
+  | 'ERR_INVALID_BASE64'
+  | 'ERR_PAYLOAD_TOO_LARGE'
+  | 'ERR_UNSUPPORTED_VERSION'
+  | 'ERR_UNKNOWN_TYPE'
+  // keys and configuration
+  | 'ERR_CONFIG'
+  | 'ERR_KEY_UNAVAILABLE'
+  | 'ERR_KEY_INVALID'
+  // connection to the bridge
+  | 'ERR_CONNECT_TIMEOUT'
+  | 'ERR_CONNECT_REFUSED'
+  | 'ERR_CONNECT_REFUSED_AUTH'
+  | 'ERR_TLS'
+  | 'ERR_CONNECTION_LOST'
+  | 'ERR_TAKEOVER'
+  // gateway protocol
+  | 'ERR_ATTACH_REJECTED'
+  | 'ERR_ATTACH_TIMEOUT'
+  | 'ERR_DEVICE_NOT_FOUND'
+  | 'ERR_INVALID_TOPIC'
+  | 'ERR_GATEWAY_ERROR'
+  | 'ERR_PUBACK_TIMEOUT'
+  | 'ERR_DEADLINE';
+
+export class RelayError extends Error {
+  override readonly name = 'RelayError';
+  readonly code: RelayErrorCode;
+  /** Which field of the input was wrong, when the error is about input. */
+  readonly field: string | undefined;
+
+  constructor(code: RelayErrorCode, message: string, options: { field?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.field = options.field;
+  }
+}
+
+export function isRelayError(e: unknown): e is RelayError {
+  return e instanceof RelayError;
+}
