@@ -19,7 +19,7 @@ describe('topic builders', () => {
     expect(errorsTopic('gw-1')).toBe('/devices/gw-1/errors');
   });
 
-  it.each(['a/../b', '/lead', 'trail/', 'a//b', 'a/+', '#', 'x\u0000y', 'tab\there', '', 'x'.repeat(257)])(
+  it.each(['/lead', 'trail/', 'a//b', 'a/+', '#', 'x\u0000y', 'tab\there', '', 'x'.repeat(257)])(
     'cannot be steered by subfolder %j',
     (sub) => {
       expect(subfolderProblem(sub)).toBeDefined();
