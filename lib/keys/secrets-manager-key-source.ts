@@ -1,0 +1,116 @@
+/**
+ * Gateway keys held in one AWS Secrets Manager secret (shapes in `key-document.ts`), read through Powertools
+ * Parameters. The secret string is cached for `cacheSeconds` (Powertools' `maxAge`), so a warm Lambda container
+ * calls GetSecretValue at most once per TTL whatever the number of invocations; the imported key is cached for the
+ * life of the container by `importSigningKey`, keyed by the PEM text, so rotating the secret takes effect within one
+ * TTL without a cold start.
+ *
+ * Keep one instance per container (module scope): the cache lives in the instance.
+ *
+ * @example
+ * const source = new SecretsManagerKeySource({ secretId: 'iotcore/gateway-keys', cacheSeconds: 300 });
+ * const { key, alg } = await source.signingKey('gw-1');
+ */
+import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { RelayError } from '../errors.js';
+import { keyEntryFor } from './key-document.js';
+import type { KeySource } from './key-source.js';
+import { importSigningKey, type SigningKey } from './signing-key.js';
+
+export const DEFAULT_KEY_CACHE_SECONDS = 300;
+
+export interface SecretsManagerKeySourceOptions {
+  /** Secret name or ARN. */
+  secretId: string;
+  /** How long a fetched secret string is reused, in whole seconds; 0 fetches on every call. Default 300. */
+  cacheSeconds?: number;
+  /** The SDK client to use; by default Powertools builds one from the Lambda environment (region, role). */
+  client?: SecretsManagerClient;
+}
+
+export class SecretsManagerKeySource implements KeySource {
+  readonly secretId: string;
+  readonly cacheSeconds: number;
+  readonly #provider: SecretsProvider;
+
+  constructor(options: SecretsManagerKeySourceOptions) {
+    const cacheSeconds = options.cacheSeconds ?? DEFAULT_KEY_CACHE_SECONDS;
+    // Powertools computes the expiry with Date#setSeconds, which drops fractions: only whole seconds mean what they say.
+    if (!Number.isSafeInteger(cacheSeconds) || cacheSeconds < 0) {
+      throw new RelayError('ERR_CONFIG', `key cache TTL must be a whole number of seconds >= 0 (got ${cacheSeconds})`);
+    }
+    if (options.secretId.trim() === '') throw new RelayError('ERR_CONFIG', 'the key secret ID is empty');
+    this.secretId = options.secretId;
+    this.cacheSeconds = cacheSeconds;
+    this.#provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
+  }
+
+  async signingKey(gatewayId: string): Promise<SigningKey> {
+    const document = await this.#secretText();
+    const entry = keyEntryFor(document, gatewayId, `secret ${this.secretId}`);
+    return importSigningKey(entry.pem, { origin: entry.origin, declaredAlgorithm: entry.algorithm });
+  }
+
+  async #secretText(): Promise<string> {
+    let value: string | Uint8Array | undefined;
+    try {
+      value = await this.#provider.get(this.secretId, { maxAge: this.cacheSeconds });
+    } catch (e) {
+      throw unavailable(this.secretId, e);
+    }
+    if (typeof value === 'string') return value;
+    // A secret created with SecretBinary (e.g. `--secret-binary fileb://key.pem`) holds the PEM file's bytes.
+    if (value instanceof Uint8Array) return new TextDecoder().decode(value);
+    throw new RelayError(
+      'ERR_KEY_UNAVAILABLE',
+      `secret ${this.secretId} has no value (neither SecretString nor SecretBinary)`,
+    );
+  }
+}
+
+/**
+ * Says which failure it was: the relay retries all of them, but an operator reading the log must tell a missing
+ * secret (fix the configuration) from throttling (raise the cache TTL) from a network problem (check the VPC).
+ */
+function unavailable(secretId: string, error: unknown): RelayError {
+  // Powertools wraps the SDK error in GetParameterError; the SDK's own error is its cause.
+  const sdkError = error instanceof Error && error.cause instanceof Error ? error.cause : error;
+  const name = sdkError instanceof Error ? sdkError.name : 'Error';
+  const detail = sdkError instanceof Error ? sdkError.message : String(sdkError);
+  let message: string;
+  switch (name) {
+    case 'ResourceNotFoundException':
+      message = `secret ${secretId} was not found (ResourceNotFoundException)`;
+      break;
+    case 'ThrottlingException':
+      message =
+        `Secrets Manager throttled the read of secret ${secretId} (ThrottlingException); ` +
+        'a longer key cache TTL makes fewer calls';
+      break;
+    case 'AccessDeniedException':
+      message =
+        `access to secret ${secretId} was denied (AccessDeniedException): the role needs ` +
+        'secretsmanager:GetSecretValue, and kms:Decrypt for a customer-managed key';
+      break;
+    case 'DecryptionFailure':
+      message = `KMS could not decrypt secret ${secretId} (DecryptionFailure)`;
+      break;
+    default:
+      message = isServiceError(sdkError)
+        ? `Secrets Manager refused to read secret ${secretId} (${name}: ${detail})`
+        : `Secrets Manager could not be reached to read secret ${secretId} (${networkReason(sdkError)})`;
+  }
+  return new RelayError('ERR_KEY_UNAVAILABLE', message, { cause: sdkError });
+}
+
+/** Errors the service answered with carry `$fault` and the HTTP metadata; transport failures do not. */
+function isServiceError(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && '$fault' in error;
+}
+
+function networkReason(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const code = (error as Error & { code?: unknown }).code;
+  return typeof code === 'string' ? `${code}: ${error.message}` : `${error.name}: ${error.message}`;
+}
