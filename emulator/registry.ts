@@ -21,6 +21,15 @@ export type GatewayAuthMethod =
   | 'ASSOCIATION_ONLY'
   | 'DEVICE_AUTH_TOKEN_ONLY'
   | 'ASSOCIATION_AND_DEVICE_AUTH_TOKEN';
+export const GATEWAY_TYPES: readonly GatewayType[] = ['GATEWAY_TYPE_UNSPECIFIED', 'GATEWAY', 'NON_GATEWAY'];
+export const GATEWAY_AUTH_METHODS: readonly GatewayAuthMethod[] = [
+  'GATEWAY_AUTH_METHOD_UNSPECIFIED',
+  'ASSOCIATION_ONLY',
+  'DEVICE_AUTH_TOKEN_ONLY',
+  'ASSOCIATION_AND_DEVICE_AUTH_TOKEN',
+];
+/** Device.logLevel (iotcore-protocol.md §6.3); unspecified means the registry's level. */
+export const LOG_LEVELS: readonly string[] = ['LOG_LEVEL_UNSPECIFIED', 'NONE', 'ERROR', 'INFO', 'DEBUG'];
 
 export interface DeviceCredential {
   publicKey: { format: KeyFormat; key: string };
@@ -116,7 +125,8 @@ export type ApiStatus =
   | 'RESOURCE_EXHAUSTED'
   | 'UNAUTHENTICATED'
   | 'PERMISSION_DENIED'
-  | 'UNIMPLEMENTED';
+  | 'UNIMPLEMENTED'
+  | 'INTERNAL';
 
 const HTTP_OF: Record<ApiStatus, number> = {
   INVALID_ARGUMENT: 400,
@@ -127,18 +137,21 @@ const HTTP_OF: Record<ApiStatus, number> = {
   UNAUTHENTICATED: 401,
   PERMISSION_DENIED: 403,
   UNIMPLEMENTED: 501,
+  INTERNAL: 500,
 };
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
+  /** `httpCode` overrides the status's usual HTTP code, for transport-level answers such as 405 and 413. */
   constructor(
     readonly status: ApiStatus,
     message: string,
+    private readonly httpCodeOverride?: number,
   ) {
     super(message);
   }
   get httpCode(): number {
-    return HTTP_OF[this.status];
+    return this.httpCodeOverride ?? HTTP_OF[this.status];
   }
   toEnvelope(): { error: { code: number; message: string; status: ApiStatus } } {
     return { error: { code: this.httpCode, message: this.message, status: this.status } };
@@ -175,6 +188,11 @@ const MAX_CONFIG_VERSIONS = 10;
 const MAX_STATES = 10;
 const MAX_CREDENTIALS = 3;
 const MAX_BINDINGS_PER_DEVICE = 10;
+/** Device metadata limits (iotcore-protocol.md §4). */
+const MAX_METADATA_PAIRS = 500;
+const MAX_METADATA_VALUE_BYTES = 32 * 1024;
+const MAX_METADATA_TOTAL_BYTES = 256 * 1024;
+const METADATA_KEY = /^[a-zA-Z][-a-zA-Z0-9._+~%]{0,127}$/;
 /** Kept in memory for tests and the dashboard; the oldest go first. */
 const MAX_RECORDS = 100_000;
 
@@ -288,11 +306,11 @@ export class Registry extends EventEmitter {
     if (e.devices.has(input.id)) throw new ApiError('ALREADY_EXISTS', `device ${input.id} already exists`);
     const credentials = this.checkCredentials(input.credentials ?? []);
     const gatewayType = input.gatewayConfig?.gatewayType ?? 'NON_GATEWAY';
-    if (!['GATEWAY_TYPE_UNSPECIFIED', 'GATEWAY', 'NON_GATEWAY'].includes(gatewayType)) badArgThrow(`unknown gatewayType ${gatewayType}`);
+    if (!GATEWAY_TYPES.includes(gatewayType)) badArgThrow(`unknown gatewayType ${gatewayType}`);
     const authMethod = input.gatewayConfig?.gatewayAuthMethod ?? 'GATEWAY_AUTH_METHOD_UNSPECIFIED';
-    if (!['GATEWAY_AUTH_METHOD_UNSPECIFIED', 'ASSOCIATION_ONLY', 'DEVICE_AUTH_TOKEN_ONLY', 'ASSOCIATION_AND_DEVICE_AUTH_TOKEN'].includes(authMethod)) {
-      badArgThrow(`unknown gatewayAuthMethod ${authMethod}`);
-    }
+    if (!GATEWAY_AUTH_METHODS.includes(authMethod)) badArgThrow(`unknown gatewayAuthMethod ${authMethod}`);
+    const metadata = checkMetadata(input.metadata ?? {});
+    if (input.logLevel !== undefined && !LOG_LEVELS.includes(input.logLevel)) badArgThrow(`unknown logLevel ${input.logLevel}`);
     const data = input.config?.binaryData ?? '';
     this.checkConfigData(data);
     const t = now();
@@ -305,7 +323,7 @@ export class Registry extends EventEmitter {
       blocked: input.blocked === true,
       gatewayConfig: { gatewayType, gatewayAuthMethod: authMethod },
       config,
-      metadata: { ...(input.metadata ?? {}) },
+      metadata,
     };
     if (input.logLevel !== undefined) device.logLevel = input.logLevel;
     e.devices.set(device.id, device);
@@ -327,15 +345,19 @@ export class Registry extends EventEmitter {
           if (d.blocked) this.emit('device-blocked', registryId, d.id);
           break;
         case 'metadata':
-          d.metadata = { ...(patch.metadata ?? {}) };
+          d.metadata = checkMetadata(patch.metadata ?? {});
           break;
         case 'logLevel':
+          if (patch.logLevel !== undefined && !LOG_LEVELS.includes(patch.logLevel)) badArgThrow(`unknown logLevel ${patch.logLevel}`);
           if (patch.logLevel === undefined) delete d.logLevel;
           else d.logLevel = patch.logLevel;
           break;
-        case 'gatewayConfig.gatewayAuthMethod':
-          d.gatewayConfig.gatewayAuthMethod = patch.gatewayConfig?.gatewayAuthMethod ?? 'GATEWAY_AUTH_METHOD_UNSPECIFIED';
+        case 'gatewayConfig.gatewayAuthMethod': {
+          const method = patch.gatewayConfig?.gatewayAuthMethod ?? 'GATEWAY_AUTH_METHOD_UNSPECIFIED';
+          if (!GATEWAY_AUTH_METHODS.includes(method)) badArgThrow(`unknown gatewayAuthMethod ${method}`);
+          d.gatewayConfig.gatewayAuthMethod = method;
           break;
+        }
         default:
           throw badArg(`field ${field} cannot be updated`);
       }
@@ -531,4 +553,21 @@ export class Registry extends EventEmitter {
 
 function badArgThrow(message: string): never {
   throw badArg(message);
+}
+
+/** Checks Device.metadata against IoT Core's limits and returns a copy. */
+function checkMetadata(metadata: Record<string, string>): Record<string, string> {
+  if (typeof metadata !== 'object' || metadata === null || Array.isArray(metadata)) throw badArg('metadata must be an object');
+  const entries = Object.entries(metadata);
+  if (entries.length > MAX_METADATA_PAIRS) throw badArg(`metadata has at most ${MAX_METADATA_PAIRS} pairs`);
+  let total = 0;
+  for (const [key, value] of entries) {
+    if (!METADATA_KEY.test(key)) throw badArg(`metadata key ${JSON.stringify(key)} must start with a letter, be at most 128 characters and contain only letters, digits and - . _ + ~ %`);
+    if (typeof value !== 'string') throw badArg(`metadata.${key} must be a string`);
+    const size = Buffer.byteLength(value);
+    if (size > MAX_METADATA_VALUE_BYTES) throw badArg(`metadata.${key} is larger than ${MAX_METADATA_VALUE_BYTES} bytes`);
+    total += Buffer.byteLength(key) + size;
+  }
+  if (total > MAX_METADATA_TOTAL_BYTES) throw badArg(`metadata is larger than ${MAX_METADATA_TOTAL_BYTES} bytes in all`);
+  return Object.fromEntries(entries);
 }
