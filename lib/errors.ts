@@ -33,7 +33,26 @@ export type RelayErrorCode =
   | 'ERR_INVALID_TOPIC'
   | 'ERR_GATEWAY_ERROR'
   | 'ERR_PUBACK_TIMEOUT'
-  | 'ERR_DEADLINE';
+  | 'ERR_DEADLINE'
+  | 'ERR_DEVICE_DETACHED'
+  | 'ERR_UNEXPECTED_PACKET_ID'
+  | 'ERR_UNEXPECTED_MESSAGE_TYPE'
+  | 'ERR_SUBSCRIBE_REJECTED'
+  | 'ERR_SUBACK_TIMEOUT'
+  | 'ERR_DEVICE_CONFIG_TIMEOUT'
+  // a defect of the relay itself (an exception that is not a RelayError)
+  | 'ERR_INTERNAL'
+  // storage
+  | 'ERR_STORE_CONFLICT'
+  // device authentication at the HTTP ingest
+  | 'ERR_AUTH_MISSING'
+  | 'ERR_AUTH_INVALID'
+  | 'ERR_AUTH_EXPIRED'
+  | 'ERR_AUTH_CLAIM'
+  | 'ERR_AUTH_FORBIDDEN'
+  // handing records to the relay queue
+  | 'ERR_QUEUE_THROTTLED'
+  | 'ERR_QUEUE_UNAVAILABLE';
 
 export class RelayError extends Error {
   override readonly name = 'RelayError';

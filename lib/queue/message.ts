@@ -101,6 +101,8 @@ export function parseQueueMessage(body: string): QueueMessage {
   if (type !== 'event' && type !== 'state') {
     throw new RelayError('ERR_UNKNOWN_TYPE', `type must be "event", "state" or "config-poll" (got ${JSON.stringify(type)})`, { field: 'type' });
   }
+  // deviceIds is a known field of the contract, but only of config-poll jobs; on a record it would be silently lost.
+  if (o.deviceIds !== undefined) throw invalid('deviceIds', 'is only for config-poll jobs');
   assertDeviceId(o.deviceId);
   const msg: TelemetryMessage = { v: 1, type, deviceId: o.deviceId, payload: Buffer.alloc(0) };
   if (o.subfolder !== undefined) {

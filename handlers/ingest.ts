@@ -1,0 +1,91 @@
+/**
+ * Lambda handler of the ingest routes (API Gateway HTTP API, payload format 2.0). Thin by design: the event becomes
+ * an `IngestRequest`, `lib/ingest` does the work, the `IngestResponse` becomes the result.
+ *
+ * One log line per request, with the outcome and the device; never a header or a body, which carry device JWTs,
+ * device keys and payloads.
+ *
+ * @example
+ * // serverless.yml: handler: handlers/ingest.handler
+ * // tests: const handle = createIngestHandler({ service: new IngestService({...}), logger });
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { isRelayError } from '../lib/errors.js';
+import { errorEnvelope, ingestServiceFromEnv, type IngestRequest, type IngestResponse, type IngestService } from '../lib/ingest/index.js';
+
+export type IngestHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+export interface IngestHandlerOptions {
+  /** Defaults to `ingestServiceFromEnv(process.env)`, built on the first request. */
+  service?: IngestService;
+  logger?: Logger;
+}
+
+export function createIngestHandler(options: IngestHandlerOptions = {}): IngestHandler {
+  const logger = options.logger ?? new Logger();
+  let service = options.service;
+  return async (event) => {
+    try {
+      // Built on first use, not at import: a configuration error then becomes a logged 500 per request instead
+      // of a crashing init, and it heals once the configuration is fixed (a failed build is not kept).
+      service ??= ingestServiceFromEnv(process.env);
+    } catch (e) {
+      logger.error('ingest is misconfigured', { error: describe(e) });
+      return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+    }
+    let response: IngestResponse;
+    try {
+      response = await service.handle(requestFromEvent(event));
+    } catch (e) {
+      // The service answers every failure itself; reaching here is a bug, and still no stack goes to the device.
+      logger.error('ingest crashed', { error: describe(e) });
+      return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+    }
+    logOutcome(logger, event, response);
+    return toResult(response.statusCode, response.headers, response.body);
+  };
+}
+
+export const handler: IngestHandler = createIngestHandler();
+
+/** The parts of a payload 2.0 event the ingest reads. */
+export function requestFromEvent(event: APIGatewayProxyEventV2): IngestRequest {
+  const headers: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(event.headers ?? {})) headers[name.toLowerCase()] = value;
+  let path = event.rawPath;
+  // A named stage (not `$default`) stays in rawPath as the first segment.
+  const stage = event.requestContext.stage;
+  if (stage && stage !== '$default' && path.startsWith(`/${stage}/`)) path = path.slice(stage.length + 1);
+  const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  return { method: event.requestContext.http.method, path, headers, body, requestId: event.requestContext.requestId };
+}
+
+function toResult(statusCode: number, headers: Record<string, string>, body: unknown): APIGatewayProxyStructuredResultV2 {
+  return { statusCode, headers, body: JSON.stringify(body), isBase64Encoded: false };
+}
+
+function logOutcome(logger: Logger, event: APIGatewayProxyEventV2, response: IngestResponse): void {
+  const fields = {
+    requestId: event.requestContext.requestId,
+    statusCode: response.statusCode,
+    route: response.log.route,
+    deviceId: response.log.deviceId,
+    queued: response.log.queued,
+    ...(response.log.error !== undefined ? { error: describe(response.log.error) } : {}),
+  };
+  // A non-RelayError is a defect whatever the status it was answered with.
+  const defect = response.log.error !== undefined && !isRelayError(response.log.error);
+  if (response.statusCode >= 500 || defect) logger.error('ingest failed', fields);
+  else if (response.statusCode >= 400) logger.warn('ingest refused', fields);
+  else logger.info('ingest queued', fields);
+}
+
+/** Name, code and message only: causes can carry SDK request details, and stacks say nothing to an operator here. */
+function describe(e: unknown): Record<string, unknown> {
+  if (isRelayError(e)) {
+    const cause = e.cause as { name?: unknown; message?: unknown } | undefined;
+    return { code: e.code, message: e.message, ...(cause ? { cause: `${String(cause.name)}: ${String(cause.message)}` } : {}) };
+  }
+  return e instanceof Error ? { name: e.name, message: e.message, stack: e.stack } : { value: String(e) };
+}

@@ -1,0 +1,60 @@
+/**
+ * HTTP ingestion from devices onto the relay's FIFO queue. See README.md in this folder for the routes, the
+ * answers and the queue contract for other producers.
+ *
+ * | variable | meaning |
+ * |---|---|
+ * | `IOTCORE_PROJECT`, `IOTCORE_LOCATION`, `IOTCORE_REGISTRY` | the registry the bridge-compatible routes serve |
+ * | `IOTCORE_GATEWAY_IDS` | the gateways; a device's records go to message group `gatewayFor(deviceId)` |
+ * | `RELAY_QUEUE_URL` | the FIFO queue (the SDK honours `AWS_ENDPOINT_URL_SQS`) |
+ * | device authentication | see `lib/auth/index.ts` |
+ *
+ * @example
+ * const ingest = ingestServiceFromEnv(process.env);
+ * const answer = await ingest.handle(request);
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { deviceAuthenticatorFromEnv, type DeviceAuthFromEnvOptions } from '../auth/index.js';
+import { RelayError } from '../errors.js';
+import { parseGatewayIds } from '../gateway-pool.js';
+import { assertDeviceId } from '../iotcore/device-id.js';
+import { SqsRelayQueue } from '../sqs-send/relay-queue-sender.js';
+import { IngestService } from './ingest-service.js';
+
+export {
+  IngestService,
+  MAX_REQUEST_BODY_BYTES,
+  type AcceptedAnswer,
+  type AnswerBody,
+  type AnswerConfig,
+  type IngestRequest,
+  type IngestResponse,
+  type IngestServiceOptions,
+  type ReadingOutcome,
+} from './ingest-service.js';
+export { errorEnvelope, errorEnvelopeFor, type ApiErrorBody, type ApiStatus, type ErrorEnvelope } from './error-envelope.js';
+export { matchRoute, type IngestRoute, type RouteMatch } from './routes.js';
+export { MAX_BATCH_READINGS, type Reading } from './readings.js';
+export { deviceDeduplicationId, requestDeduplicationId, MAX_MESSAGE_ID_LENGTH } from './deduplication.js';
+
+export interface IngestFromEnvOptions extends DeviceAuthFromEnvOptions {
+  /** Defaults to a client from the environment with request timeouts (`defaultSqsClient`). */
+  sqsClient?: SQSClient;
+}
+
+export function ingestServiceFromEnv(env: NodeJS.ProcessEnv = process.env, options: IngestFromEnvOptions = {}): IngestService {
+  const required = (name: string): string => {
+    const value = env[name]?.trim() ?? '';
+    if (value === '') throw new RelayError('ERR_CONFIG', `${name} must be set`);
+    return value;
+  };
+  const registry = { project: required('IOTCORE_PROJECT'), location: required('IOTCORE_LOCATION'), registry: required('IOTCORE_REGISTRY') };
+  // A registry ID follows the device ID rule (iotcore-protocol.md §4).
+  assertDeviceId(registry.registry, 'IOTCORE_REGISTRY');
+  return new IngestService({
+    registry,
+    gatewayIds: parseGatewayIds(env.IOTCORE_GATEWAY_IDS),
+    authenticator: deviceAuthenticatorFromEnv(env, options),
+    queue: new SqsRelayQueue({ queueUrl: required('RELAY_QUEUE_URL'), ...(options.sqsClient ? { client: options.sqsClient } : {}) }),
+  });
+}
