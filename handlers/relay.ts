@@ -1,0 +1,81 @@
+/**
+ * Lambda handler of the relay queue (SQS, ReportBatchItemFailures). Thin by design: settings, keys, logger and
+ * metrics are wired here once per container; lib/sqs/relay-sqs-batch.ts turns the event into gateway sessions
+ * and the outcomes into `{ batchItemFailures }`.
+ *
+ * Logs carry gateway IDs, device IDs, counts and codes; never a JWT, a key or a payload.
+ *
+ * @example
+ * // serverless.yml: handler: handlers/relay.handler
+ * // tests: const relay = createRelayHandler({ env, queueActions: standIn });
+ */
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { loadRelaySettings, relaySettings, type Env } from '../lib/config.js';
+import { isRelayError } from '../lib/errors.js';
+import { signGatewayJwt } from '../lib/jwt.js';
+import type { KeySource } from '../lib/keys/key-source.js';
+import { keySourceFromEnv } from '../lib/keys/key-source-from-env.js';
+import type { ConfigSink } from '../lib/relay/config-poll.js';
+import { sqsQueueActions, type QueueActions } from '../lib/sqs/queue-actions.js';
+import { relaySqsBatch, type RelaySqsDeps } from '../lib/sqs/relay-sqs-batch.js';
+
+export type RelayHandler = (event: SQSEvent, context: Pick<Context, 'getRemainingTimeInMillis'> & Partial<Pick<Context, 'awsRequestId'>>) => Promise<SQSBatchResponse>;
+
+export interface RelayHandlerOptions {
+  /** Defaults to `process.env`, read once per container. */
+  env?: Env;
+  keySource?: KeySource;
+  queueActions?: QueueActions;
+  configSink?: ConfigSink;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export function createRelayHandler(options: RelayHandlerOptions = {}): RelayHandler {
+  const env = options.env ?? process.env;
+  const serviceName = env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay';
+  const logger = options.logger ?? new Logger({ serviceName });
+  const metrics = options.metrics ?? new Metrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'IotCoreRelay', serviceName });
+  let deps: RelaySqsDeps | undefined;
+
+  return async (event, context) => {
+    if (context.awsRequestId !== undefined) logger.appendKeys({ requestId: context.awsRequestId });
+    try {
+      try {
+        // Built on the first invocation, not at import: a configuration error is then a logged failure of each
+        // batch (every record goes back, nothing is lost) and heals with the next deployment.
+        deps ??= buildDeps(env, options, logger, metrics);
+      } catch (e) {
+        logger.error('relay is misconfigured; every record goes back', { code: isRelayError(e) ? e.code : 'ERR_INTERNAL', error: (e as Error).message });
+        metrics.addMetric('RecordsFailedBack', MetricUnit.Count, event.Records.length);
+        return { batchItemFailures: event.Records.map((r) => ({ itemIdentifier: r.messageId })) };
+      }
+      const { response } = await relaySqsBatch(event, context, deps);
+      return response;
+    } finally {
+      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+    }
+  };
+}
+
+function buildDeps(env: Env, options: RelayHandlerOptions, logger: Logger, metrics: Metrics): RelaySqsDeps {
+  const settings = options.env === undefined ? relaySettings() : loadRelaySettings(env);
+  const keys = options.keySource ?? keySourceFromEnv(env);
+  const deps: RelaySqsDeps = {
+    settings,
+    gatewayJwt: async (gatewayId) => {
+      const { key, alg } = await keys.signingKey(gatewayId);
+      return signGatewayJwt({ key, alg, project: settings.registry.project, lifetimeSeconds: settings.jwtLifetimeSeconds });
+    },
+    queueActions: options.queueActions ?? sqsQueueActions(),
+    logger,
+    metrics,
+    env,
+  };
+  if (options.configSink !== undefined) deps.configSink = options.configSink;
+  return deps;
+}
+
+export const handler: RelayHandler = createRelayHandler();

@@ -1,0 +1,130 @@
+/**
+ * The CONNECT a gateway sends to the MQTT bridge, and what a failed connection attempt means.
+ * Every option here is dictated by the bridge (iotcore-protocol.md §1, DESIGN.md rules 5 and 8).
+ *
+ * @example
+ * const client = connect(gatewayConnectOptions({ registry, gatewayId: 'gw-1', host, port: 8883, jwt, connectTimeoutMs: 5000 }));
+ */
+import type { IClientOptions } from 'mqtt';
+import { createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { RelayError } from '../errors.js';
+import { clientId, type RegistryPath } from '../iotcore/topics.js';
+
+export interface GatewayConnectParams {
+  registry: RegistryPath;
+  gatewayId: string;
+  host: string;
+  port: number;
+  /** The gateway's JWT, sent as the MQTT password. */
+  jwt: string;
+  connectTimeoutMs: number;
+  /** PEM of extra trusted roots (IOTCORE_CA_FILE), added to the system roots. */
+  extraCaPem?: string | undefined;
+}
+
+/**
+ * The system roots plus `extraCaPem`. Node's `ca` option replaces the default roots rather than adding to them,
+ * so the defaults are listed explicitly: trusting a local emulator's CA must never stop the real bridge's
+ * DigiCert chain from verifying.
+ */
+export function trustedRoots(extraCaPem: string | undefined): string[] | undefined {
+  return extraCaPem === undefined ? undefined : [...rootCertificates, extraCaPem];
+}
+
+/** mqtt.js hands its options to `tls.connect`, so TLS settings it does not declare still apply. */
+export type GatewayClientOptions = IClientOptions & Pick<ConnectionOptions, 'minVersion' | 'secureContext'>;
+
+const MIN_TLS_VERSION = 'TLSv1.2';
+const contexts = new Map<string, SecureContext>();
+
+/**
+ * The TLS context trusting the system roots plus `extraCaPem`, built once per process: parsing the ~150 system
+ * roots costs about 20 ms, which every session (and every gateway of a batch) would otherwise pay again.
+ */
+export function secureContextFor(extraCaPem: string): SecureContext {
+  let context = contexts.get(extraCaPem);
+  if (context === undefined) {
+    context = createSecureContext({ ca: trustedRoots(extraCaPem), minVersion: MIN_TLS_VERSION });
+    contexts.set(extraCaPem, context);
+  }
+  return context;
+}
+
+export function gatewayConnectOptions(p: GatewayConnectParams): GatewayClientOptions {
+  const options: GatewayClientOptions = {
+    protocol: 'mqtts',
+    host: p.host,
+    port: p.port,
+    // MQTT 3.1.1 is the only version the bridge speaks (iotcore-protocol.md §1.1).
+    protocolVersion: 4,
+    clientId: clientId(p.registry, p.gatewayId),
+    // The bridge ignores the user name, but some stacks drop a password sent without one (§1.2).
+    username: 'unused',
+    password: p.jwt,
+    // Persistent sessions are not supported (§1.1): attachments and subscriptions live and die with the connection.
+    clean: true,
+    // A lost connection ends the session; reconnecting inside one invocation could take the client ID from the
+    // session that replaced it (DESIGN.md rules 1 and 5).
+    reconnectPeriod: 0,
+    connectTimeout: p.connectTimeoutMs,
+    // The bridge supplies no keep-alive and drops idle connections after 20 minutes; 60 s is its recommendation.
+    keepalive: 60,
+    // Attachments do not survive a reconnect; never replay subscriptions or queued packets on a new connection.
+    resubscribe: false,
+    queueQoSZero: false,
+    rejectUnauthorized: true,
+    // TLS 1.2 or higher is mandatory (§1.1).
+    minVersion: MIN_TLS_VERSION,
+  };
+  if (p.extraCaPem !== undefined) options.secureContext = secureContextFor(p.extraCaPem);
+  return options;
+}
+
+/**
+ * Turns Nagle's algorithm off on the client's socket. Attaches and publishes leave as bursts of small packets;
+ * with Nagle on, every packet after the first of a burst waits for the bridge's ACK of the first, which a
+ * delayed-ACK peer holds up to 40 ms (Linux). `tls.connect` ignores a `noDelay` option, hence the call.
+ */
+export function disableNagle(stream: unknown): void {
+  (stream as { setNoDelay?: (noDelay: boolean) => unknown } | undefined)?.setNoDelay?.(true);
+}
+
+/** CONNACK return codes of MQTT 3.1.1 (§3.2.2.3), as the bridge uses them (iotcore-protocol.md §1.4). */
+const CONNACK_MEANING: Record<number, string> = {
+  1: 'unacceptable protocol version',
+  2: 'identifier rejected (the bridge may refuse a client ID that another connection holds)',
+  3: 'server unavailable',
+  4: 'bad user name or password',
+  5: 'not authorized',
+};
+
+/** Node's certificate and TLS error codes (OpenSSL verify errors and ERR_TLS_* / ERR_SSL_*). */
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_|INVALID_CA|INVALID_PURPOSE|UNABLE_TO_GET_)/;
+const NETWORK_CODE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+
+/**
+ * What an `error` emitted by mqtt.js before CONNACK means. CONNACK 4 and 5 are both credential failures:
+ * ClearBlade documents 4 while Google's bridge answered 5 (iotcore-protocol.md §1.4).
+ */
+export function classifyConnectError(err: unknown, where: string): RelayError {
+  const e = err as { code?: unknown; message?: unknown };
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (typeof e?.code === 'number' && message.startsWith('Connection refused')) {
+    const rc = e.code;
+    const meaning = CONNACK_MEANING[rc] ?? `return code ${rc}`;
+    // The gateway's client ID is always well formed (clientId() checks it), so identifier rejected means the one
+    // case ClearBlade documents for it: another live connection holds the ID, and the bridge refuses the newer one
+    // instead of dropping the older (iotcore-protocol.md §1.5). That is a takeover seen from the other side.
+    const code = rc === 4 || rc === 5 ? 'ERR_CONNECT_REFUSED_AUTH' : rc === 2 ? 'ERR_TAKEOVER' : 'ERR_CONNECT_REFUSED';
+    return new RelayError(code, `${where} refused the connection: CONNACK ${rc}, ${meaning}`, { cause: err });
+  }
+  if (message === 'connack timeout') {
+    return new RelayError('ERR_CONNECT_TIMEOUT', `${where} sent no CONNACK in time`, { cause: err });
+  }
+  if (typeof e?.code === 'string') {
+    if (TLS_CODE.test(e.code)) return new RelayError('ERR_TLS', `TLS with ${where} failed: ${e.code}`, { cause: err });
+    if (NETWORK_CODE.has(e.code)) return new RelayError('ERR_CONNECT_REFUSED', `cannot reach ${where}: ${e.code}`, { cause: err });
+    return new RelayError('ERR_CONNECTION_LOST', `the connection to ${where} failed before CONNACK: ${e.code}`, { cause: err });
+  }
+  return new RelayError('ERR_CONNECTION_LOST', `the connection to ${where} failed before CONNACK: ${message}`, { cause: err });
+}

@@ -1,0 +1,836 @@
+/**
+ * One short MQTT session of a gateway with the bridge: connect, subscribe to the gateway's errors topic, attach the
+ * batch's devices, publish on their behalf, detach them, disconnect. The phases are explicit:
+ *
+ *   connecting -> subscribing -> attaching <-> publishing -> detaching -> closed
+ *
+ * and there is one way out, `close()` (which `run()` always calls): it detaches every device it attached, waits
+ * for those acknowledgements as the final barrier, disconnects, and reports one result per record.
+ *
+ * The protocol facts behind the rules (DESIGN.md, "Rules the protocol forces on us"):
+ * - the errors topic is subscribed at QoS 0 before the first attach: without it a failed attach gets no PUBACK;
+ * - attaches are all in flight together; nothing is published for a device before its attach is acknowledged;
+ * - a record is confirmed by its PUBACK only if no errors-topic message names it before its device's detach is
+ *   answered (the bridge answers packets of one connection in order, so the answer to the detach comes after any
+ *   error about that device's earlier packets);
+ * - no reconnect: a lost connection ends the session and what is unconfirmed goes back to the queue;
+ * - a deadline: past it the session stops working, detaches and disconnects in what time is left.
+ *
+ * @example
+ * const session = new GatewaySession({ registry, gatewayId: 'gw-1', host, port, jwt, deadline: Date.now() + 20_000 });
+ * const report = await session.run(async (s) => {
+ *   await s.attach([{ deviceId: 'pump-1' }]);
+ *   await s.publish([{ key: 'm-1', deviceId: 'pump-1', kind: 'event', payload: Buffer.from('21.5') }]);
+ * });
+ * report.records.get('m-1'); // { status: 'confirmed', ... }
+ */
+import { connect, type MqttClient, type Packet } from 'mqtt';
+import { isRelayError, RelayError, type RelayErrorCode } from '../errors.js';
+import { parseGatewayError, type GatewayErrorMessage } from '../iotcore/gateway-error.js';
+import { attachTopic, configTopic, detachTopic, errorsTopic, type RegistryPath } from '../iotcore/topics.js';
+import { classifyConnectError, disableNagle, gatewayConnectOptions } from './connect-options.js';
+import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type SentPacket } from './error-correlation.js';
+import { planPublishes, type PublishRequest } from './publish-plan.js';
+
+export type { PublishRequest } from './publish-plan.js';
+
+export type SessionPhase = 'connecting' | 'subscribing' | 'attaching' | 'publishing' | 'detaching' | 'closed';
+
+export interface GatewaySessionOptions {
+  registry: RegistryPath;
+  gatewayId: string;
+  host: string;
+  port: number;
+  /** PEM of extra trusted roots, added to the system roots. */
+  extraCaPem?: string | undefined;
+  /** The gateway's JWT. Never logged. */
+  jwt: string;
+  /**
+   * Absolute time (ms since the epoch) by which `close()` has returned. Work stops earlier, leaving
+   * `closeTimeoutMs` (at most half of the session's time) to detach and disconnect.
+   */
+  deadline: number;
+  connectTimeoutMs?: number;
+  /** Wait for an attach's PUBACK (or its error), and for SUBACKs. */
+  attachTimeoutMs?: number;
+  pubackTimeoutMs?: number;
+  /** Bound on the detach barrier plus DISCONNECT. */
+  closeTimeoutMs?: number;
+  /** QoS 1 publishes allowed unacknowledged at once. */
+  publishWindow?: number;
+  log?: SessionLog;
+}
+
+/** What the session logs through; Powertools' Logger fits. Nothing secret is ever passed to it. */
+export interface SessionLog {
+  debug(message: string, extra?: Record<string, unknown>): void;
+  info(message: string, extra?: Record<string, unknown>): void;
+  warn(message: string, extra?: Record<string, unknown>): void;
+}
+
+export interface AttachRequest {
+  deviceId: string;
+  /** The device's own JWT, for gateways that authenticate devices by token. */
+  token?: string;
+}
+
+export type AttachResult = { ok: true; latencyMs: number } | { ok: false; code: RelayErrorCode; reason: string };
+
+export type RecordResult =
+  | { status: 'confirmed'; deviceId: string; latencyMs: number; coalescedInto?: string }
+  | { status: 'failed'; deviceId: string; code: RelayErrorCode; reason: string; coalescedInto?: string };
+
+export interface SessionFailure {
+  code: RelayErrorCode;
+  reason: string;
+  /** The phase the session was in when it happened. */
+  phase: SessionPhase;
+}
+
+export interface SessionReport {
+  gatewayId: string;
+  /** One entry per record handed to `publish()`, coalesced state records included. */
+  records: Map<string, RecordResult>;
+  attachments: Map<string, AttachResult>;
+  /** What ended the session's work early (connection failure, lost connection, takeover, deadline), if anything. */
+  failure: SessionFailure | undefined;
+  /** Every phase the session went through, in order. */
+  phases: SessionPhase[];
+  gatewayErrors: GatewayErrorMessage[];
+  /** Errors-topic messages that named nothing this session sent. */
+  uncorrelatedErrors: number;
+  connectMs: number | undefined;
+  /** Milliseconds from each PUBLISH to its PUBACK, for attaches and for records. */
+  attachLatenciesMs: number[];
+  publishLatenciesMs: number[];
+  /** The most record PUBLISHes that were unacknowledged at once (never above `publishWindow`). */
+  maxPublishesInFlight: number;
+}
+
+const DEFAULTS = {
+  connectTimeoutMs: 5000,
+  attachTimeoutMs: 5000,
+  pubackTimeoutMs: 5000,
+  closeTimeoutMs: 2000,
+  publishWindow: 32,
+};
+
+type FlightEnd =
+  | { kind: 'acked' }
+  /** An errors-topic message named the packet (or a SUBACK refused it). */
+  | { kind: 'refused'; code: RelayErrorCode; reason: string }
+  | { kind: 'timeout' }
+  | { kind: 'stopped'; code: RelayErrorCode; reason: string };
+
+/** One QoS 1 packet (PUBLISH or SUBSCRIBE) waiting for its acknowledgement. */
+class Flight {
+  packetId: number | undefined;
+  readonly sentAt = Date.now();
+  /** Set by the acknowledgement, even when it comes after the flight stopped waiting (a late PUBACK still counts). */
+  ackedAt: number | undefined;
+  end: FlightEnd | undefined;
+  readonly done: Promise<FlightEnd>;
+  private resolveDone!: (end: FlightEnd) => void;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(timeoutMs: number) {
+    this.done = new Promise((resolve) => (this.resolveDone = resolve));
+    this.timer = setTimeout(() => this.settle({ kind: 'timeout' }), Math.max(0, timeoutMs));
+  }
+
+  settle(end: FlightEnd): void {
+    if (this.end !== undefined) return;
+    this.end = end;
+    clearTimeout(this.timer);
+    this.resolveDone(end);
+  }
+}
+
+interface DeviceEntry {
+  deviceId: string;
+  status: 'attaching' | 'attached' | 'failed';
+  failure: { code: RelayErrorCode; reason: string } | undefined;
+  /** The bridge refused the attach itself: there is nothing to detach. */
+  attachRefused: boolean;
+  attach: Flight;
+  detach: Flight | undefined;
+  /** The answer to this device's detach arrived: errors about it can no longer be pending. */
+  barrier: boolean;
+}
+
+interface Unit {
+  id: number;
+  keys: string[];
+  deviceId: string;
+  topic: string;
+  payload: Buffer;
+  flight: Flight | undefined;
+  /** Set when an errors-topic message named this unit, or its device failed. Overrides a PUBACK. */
+  failure: { code: RelayErrorCode; reason: string } | undefined;
+}
+
+const noLog: SessionLog = { debug() {}, info() {}, warn() {} };
+
+export class GatewaySession {
+  private readonly options: GatewaySessionOptions & typeof DEFAULTS;
+  private readonly log: SessionLog;
+  private readonly where: string;
+  private readonly errors: string;
+  private readonly workDeadline: number;
+  private readonly jwtExpiresAt: number | undefined;
+  private readonly phaseHistory: SessionPhase[] = [];
+  private currentPhase: SessionPhase = 'connecting';
+  private client: MqttClient | undefined;
+  private connected = false;
+  private disconnecting = false;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  /** Why work stopped; set once. */
+  private stopped: SessionFailure | undefined;
+  private lost = false;
+  private lastSocketError: string | undefined;
+  private connectMs: number | undefined;
+  private readonly pending = new Set<Flight>();
+  private readonly devices = new Map<string, DeviceEntry>();
+  private readonly units: Unit[] = [];
+  private readonly byPacketId = new Map<number, SentPacket>();
+  private readonly byTopic = new Map<string, SentPacket[]>();
+  /** Payload buffer -> flight, until mqtt.js tells which packet ID it gave that PUBLISH. */
+  private readonly awaitingPacketId = new Map<Buffer, { flight: Flight; packet: SentPacket }>();
+  private subscribing: { flight: Flight; packet: SentPacket } | undefined;
+  /** The flight of every SUBSCRIBE, for errors-topic messages that name one. */
+  private readonly subscribeFlights = new Map<SentPacket, Flight>();
+  private readonly configHandlers = new Map<string, (payload: Buffer) => void>();
+  private readonly gatewayErrors: GatewayErrorMessage[] = [];
+  private uncorrelated = 0;
+  private maxInFlight = 0;
+  private closing: Promise<SessionReport> | undefined;
+  private readonly stopSignal: Promise<SessionFailure>;
+  private signalStop!: (failure: SessionFailure) => void;
+
+  constructor(options: GatewaySessionOptions) {
+    this.options = { ...DEFAULTS, ...withoutUndefined(options) } as GatewaySessionOptions & typeof DEFAULTS;
+    this.log = options.log ?? noLog;
+    this.where = `${options.host}:${options.port}`;
+    this.errors = errorsTopic(options.gatewayId);
+    const now = Date.now();
+    // Leave the close its budget, but never more than half of what the session has.
+    const reserve = Math.min(this.options.closeTimeoutMs, Math.max(0, (options.deadline - now) / 2));
+    this.workDeadline = options.deadline - reserve;
+    this.jwtExpiresAt = jwtExpiry(options.jwt);
+    this.stopSignal = new Promise((resolve) => (this.signalStop = resolve));
+    this.phaseHistory.push('connecting');
+  }
+
+  get phase(): SessionPhase {
+    return this.currentPhase;
+  }
+
+  get gatewayId(): string {
+    return this.options.gatewayId;
+  }
+
+  /**
+   * Opens the session, runs `work`, and always closes. A RelayError thrown by `work` (or by opening) becomes the
+   * report's `failure`; any other exception is reported as ERR_INTERNAL. Never throws.
+   */
+  async run(work: (session: GatewaySession) => Promise<void>): Promise<SessionReport> {
+    try {
+      await this.open();
+      await work(this);
+    } catch (e) {
+      this.noteFailure(e);
+    }
+    return this.close();
+  }
+
+  /** connecting -> subscribing -> attaching. Throws a RelayError when the session cannot start. */
+  async open(): Promise<void> {
+    if (this.client !== undefined) throw new RelayError('ERR_INTERNAL', 'a gateway session opens once');
+    this.armDeadline();
+    // Past the deadline already: not even a TCP connection.
+    if (this.stopped !== undefined) throw new RelayError(this.stopped.code, this.stopped.reason);
+    const started = Date.now();
+    const client = connect(
+      gatewayConnectOptions({
+        registry: this.options.registry,
+        gatewayId: this.options.gatewayId,
+        host: this.options.host,
+        port: this.options.port,
+        jwt: this.options.jwt,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        extraCaPem: this.options.extraCaPem,
+      }),
+    );
+    this.client = client;
+    disableNagle(client.stream);
+    client.on('packetsend', (packet) => this.onPacketSend(packet));
+    client.on('message', (topic, payload) => this.onMessage(topic, payload));
+    client.on('error', (err) => {
+      const code = (err as { code?: unknown }).code;
+      this.lastSocketError = typeof code === 'string' || typeof code === 'number' ? String(code) : err.message;
+    });
+    client.on('close', () => this.onClose());
+
+    await this.waitForConnack(client);
+    this.connectMs = Date.now() - started;
+    this.connected = true;
+    this.enter('subscribing');
+    await this.subscribe(this.errors, 0, { kind: 'subscribe', deviceId: this.options.gatewayId, topic: this.errors });
+    this.enter('attaching');
+    this.log.debug('gateway session open', { gatewayId: this.options.gatewayId, connectMs: this.connectMs });
+  }
+
+  /**
+   * Attaches every distinct device once, all attaches in flight together. Each ends in its PUBACK, an error
+   * naming it (GATEWAY_ATTACHMENT_ERROR), a timeout, or the end of the session. A device attached earlier in this
+   * session is not attached again.
+   */
+  async attach(requests: readonly AttachRequest[]): Promise<Map<string, AttachResult>> {
+    this.assertWorking('attach');
+    this.enter('attaching');
+    const distinct = new Map<string, AttachRequest>();
+    for (const r of requests) distinct.set(r.deviceId, r);
+    const fresh: DeviceEntry[] = [];
+    for (const r of distinct.values()) {
+      if (this.devices.has(r.deviceId)) continue;
+      // The attach payload carries the device's JWT for DEVICE_AUTH_TOKEN gateways; `{}` otherwise, which
+      // association-only gateways accept (iotcore-protocol.md §3.2).
+      const payload = Buffer.from(r.token === undefined ? '{}' : JSON.stringify({ authorization: r.token }));
+      const topic = attachTopic(r.deviceId);
+      const flight = this.sendQos1(topic, payload, this.options.attachTimeoutMs, { kind: 'attach', deviceId: r.deviceId, topic });
+      const entry: DeviceEntry = { deviceId: r.deviceId, status: 'attaching', failure: undefined, attachRefused: false, attach: flight, detach: undefined, barrier: false };
+      this.devices.set(r.deviceId, entry);
+      fresh.push(entry);
+    }
+    await Promise.all(fresh.map((d) => d.attach.done));
+    for (const d of fresh) {
+      if (d.status !== 'attaching') continue; // an errors-topic message already decided
+      const end = d.attach.end!;
+      if (end.kind === 'acked') d.status = 'attached';
+      else this.failDevice(d, this.attachFailure(d, end));
+    }
+    const results = new Map<string, AttachResult>();
+    for (const id of distinct.keys()) results.set(id, this.attachResult(this.devices.get(id)!));
+    return results;
+  }
+
+  /**
+   * Publishes records at QoS 1 in plan order (lib/gateway/publish-plan.ts: queue order, state coalesced), with at
+   * most `publishWindow` unacknowledged. Records of a device that is not attached are not sent. Resolves when every
+   * record has its PUBACK, an error, a timeout, or the session stopped; the verdict comes with `close()`.
+   */
+  async publish(requests: readonly PublishRequest[]): Promise<void> {
+    this.assertWorking('publish');
+    this.enter('publishing');
+    const units: Unit[] = [];
+    for (const p of planPublishes(requests)) {
+      const unit: Unit = { id: this.units.length, keys: p.keys, deviceId: p.deviceId, topic: p.topic, payload: p.payload, flight: undefined, failure: undefined };
+      this.units.push(unit);
+      units.push(unit);
+    }
+    await this.sendWindowed(units);
+  }
+
+  /**
+   * Subscribes to a device's config topic in this session; `onMessage` receives every config the bridge sends
+   * (the latest version right after the subscription, then each new one, iotcore-protocol.md §2). QoS 0 by
+   * default: a QoS 1 subscription would acknowledge the config on the device's behalf, and set its
+   * `deviceAckTime`, before the device has seen it.
+   */
+  async subscribeConfig(deviceId: string, onMessage: (payload: Buffer) => void, qos: 0 | 1 = 0): Promise<void> {
+    this.assertWorking('subscribe');
+    const device = this.devices.get(deviceId);
+    if (device === undefined || device.status !== 'attached') {
+      const failure = device?.failure ?? { code: 'ERR_DEVICE_NOT_FOUND' as const, reason: `${deviceId} is not attached in this session` };
+      throw new RelayError(failure.code, failure.reason);
+    }
+    const topic = configTopic(deviceId);
+    // Registered before subscribing: the bridge sends the current config right behind the SUBACK.
+    this.configHandlers.set(topic, onMessage);
+    try {
+      await this.subscribe(topic, qos, { kind: 'subscribe', deviceId, topic });
+    } catch (e) {
+      this.configHandlers.delete(topic);
+      throw e;
+    }
+  }
+
+  /** Why the session stopped working, once it has. */
+  get stoppedBy(): SessionFailure | undefined {
+    return this.stopped;
+  }
+
+  /** Resolves when the session stops working (lost connection, deadline, failure); for waits of its own callers. */
+  whenStopped(): Promise<SessionFailure> {
+    return this.stopSignal;
+  }
+
+  /**
+   * The one way out: detach every device this session attached (all in flight), take their acknowledgements as
+   * the final barrier, disconnect, and report. Bounded by the deadline; safe to call more than once.
+   */
+  close(): Promise<SessionReport> {
+    this.closing ??= this.shutDown();
+    return this.closing;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  private async shutDown(): Promise<SessionReport> {
+    clearTimeout(this.deadlineTimer);
+    const client = this.client;
+    if (client !== undefined && this.connected && !this.lost) {
+      this.enter('detaching');
+      const budget = Math.min(this.options.closeTimeoutMs, this.options.deadline - Date.now());
+      const toDetach = [...this.devices.values()].filter((d) => !d.attachRefused);
+      if (budget > 0 && toDetach.length > 0) {
+        for (const d of toDetach) {
+          const topic = detachTopic(d.deviceId);
+          d.detach = this.sendQos1(topic, Buffer.from('{}'), budget, { kind: 'detach', deviceId: d.deviceId, topic });
+        }
+        await Promise.all(toDetach.map((d) => d.detach!.done));
+        for (const d of toDetach) {
+          // Any answer to the detach, a PUBACK or an error naming it, comes after every answer to the device's
+          // earlier packets.
+          const end = d.detach!.end!;
+          if (end.kind === 'acked' || end.kind === 'refused' || d.detach!.ackedAt !== undefined) d.barrier = true;
+        }
+      } else if (toDetach.length > 0) {
+        this.log.warn('no time left to detach', { gatewayId: this.options.gatewayId, devices: toDetach.length });
+      }
+    }
+    // Whatever still waits (nothing, when `work` awaited its calls) ends with the session.
+    this.settlePending(this.stopped ?? { code: 'ERR_DEADLINE', reason: 'the session closed before this was answered' });
+    await this.disconnect();
+    this.enter('closed');
+    return this.report();
+  }
+
+  private async disconnect(): Promise<void> {
+    const client = this.client;
+    if (client === undefined) return;
+    this.disconnecting = true;
+    // mqtt.js would wait for every unacknowledged packet before sending DISCONNECT; they are settled already.
+    for (const id of Object.keys(client.outgoing)) client.removeOutgoingMessage(Number(id));
+    const budget = Math.max(0, Math.min(this.options.closeTimeoutMs, this.options.deadline - Date.now()));
+    await new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        client.stream?.destroy();
+        resolve();
+      }, budget);
+      if (!this.connected || this.lost) {
+        clearTimeout(force);
+        client.end(true, () => resolve());
+        return;
+      }
+      client.end(false, () => {
+        clearTimeout(force);
+        resolve();
+      });
+    });
+  }
+
+  private armDeadline(): void {
+    const fire = (): void => this.stop('ERR_DEADLINE', 'the invocation deadline came before this was confirmed');
+    const wait = this.workDeadline - Date.now();
+    if (wait <= 0) fire();
+    else this.deadlineTimer = setTimeout(fire, wait);
+  }
+
+  private waitForConnack(client: MqttClient): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const bound = Math.min(this.options.connectTimeoutMs, this.workDeadline - Date.now());
+      const byDeadline = bound < this.options.connectTimeoutMs;
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        client.off('connect', onConnect);
+        client.off('error', onError);
+        client.off('close', onClose);
+      };
+      const onConnect = (): void => {
+        cleanup();
+        resolve();
+      };
+      const onError = (err: Error): void => {
+        cleanup();
+        reject(classifyConnectError(err, this.where));
+      };
+      const onClose = (): void => {
+        cleanup();
+        const detail = this.lastSocketError === undefined ? '' : ` (${this.lastSocketError})`;
+        reject(new RelayError('ERR_CONNECTION_LOST', `${this.where} closed the connection before CONNACK${detail}`));
+      };
+      const timer = setTimeout(
+        () => {
+          cleanup();
+          reject(
+            byDeadline
+              ? new RelayError('ERR_DEADLINE', `the invocation deadline came while connecting to ${this.where}`)
+              : new RelayError('ERR_CONNECT_TIMEOUT', `${this.where} sent no CONNACK within ${this.options.connectTimeoutMs} ms`),
+          );
+        },
+        Math.max(0, bound),
+      );
+      client.on('connect', onConnect);
+      client.on('error', onError);
+      client.on('close', onClose);
+    });
+  }
+
+  private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
+    const client = this.client!;
+    const flight = new Flight(Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
+    this.pending.add(flight);
+    void flight.done.then(() => this.pending.delete(flight));
+    this.subscribing = { flight, packet };
+    this.subscribeFlights.set(packet, flight);
+    client.subscribe(topic, { qos }, (err, granted) => {
+      if (err === null || err === undefined) {
+        // QoS 128 is the SUBACK failure code of MQTT 3.1.1 (§3.9.3); mqtt.js reports it as an error too.
+        if (granted?.[0]?.qos === 128) flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${topic}` });
+        else {
+          flight.ackedAt = Date.now();
+          flight.settle({ kind: 'acked' });
+        }
+        return;
+      }
+      const rc = (err as { code?: unknown }).code;
+      if (rc === 128) flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${topic} (SUBACK 0x80)` });
+      // Otherwise the client is shutting down; the session's own stop reason settles the flight.
+    });
+    this.subscribing = undefined;
+    return flight.done.then((end) => {
+      switch (end.kind) {
+        case 'acked':
+          return;
+        case 'refused':
+        case 'stopped':
+          throw new RelayError(end.code, end.reason);
+        case 'timeout':
+          throw new RelayError('ERR_SUBACK_TIMEOUT', `no SUBACK for ${topic} within ${this.options.attachTimeoutMs} ms`);
+      }
+    });
+  }
+
+  /** Sends one QoS 1 PUBLISH; the flight ends with its PUBACK, an error naming it, the timeout, or a stop. */
+  private sendQos1(topic: string, payload: Buffer, timeoutMs: number, packet: SentPacket): Flight {
+    const client = this.client!;
+    const flight = new Flight(timeoutMs);
+    if (this.stopped !== undefined && packet.kind !== 'detach') {
+      flight.settle({ kind: 'stopped', code: this.stopped.code, reason: this.stopped.reason });
+      return flight;
+    }
+    this.pending.add(flight);
+    void flight.done.then(() => this.pending.delete(flight));
+    // A view of the same bytes, so that this PUBLISH can be recognised by identity when mqtt.js emits it.
+    const body = payload.subarray(0);
+    this.awaitingPacketId.set(body, { flight, packet });
+    const list = this.byTopic.get(topic) ?? [];
+    list.push(packet);
+    this.byTopic.set(topic, list);
+    client.publish(topic, body, { qos: 1 }, (err) => {
+      // An error here only means mqtt.js dropped the packet while closing; the stop reason already settled it.
+      if (err !== null && err !== undefined) return;
+      flight.ackedAt ??= Date.now();
+      flight.settle({ kind: 'acked' });
+    });
+    return flight;
+  }
+
+  private sendWindowed(units: Unit[]): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let next = 0;
+      let inFlight = 0;
+      const fill = (): void => {
+        while (inFlight < this.options.publishWindow && next < units.length) {
+          const unit = units[next++]!;
+          if (this.stopped !== undefined) continue; // reported with the stop reason
+          const device = this.devices.get(unit.deviceId);
+          if (device === undefined || device.status !== 'attached') {
+            // Nothing is published for a device whose attach was not acknowledged (DESIGN.md rule 2).
+            unit.failure ??= device?.failure ?? { code: 'ERR_DEVICE_NOT_FOUND', reason: `${unit.deviceId} was not attached in this session` };
+            continue;
+          }
+          if (unit.failure !== undefined) continue;
+          inFlight++;
+          this.maxInFlight = Math.max(this.maxInFlight, inFlight);
+          unit.flight = this.sendQos1(unit.topic, unit.payload, this.options.pubackTimeoutMs, { kind: 'publish', deviceId: unit.deviceId, topic: unit.topic, unit: unit.id });
+          void unit.flight.done.then(() => {
+            inFlight--;
+            fill();
+          });
+        }
+        if (inFlight === 0 && next >= units.length) resolve();
+      };
+      fill();
+    });
+  }
+
+  private onPacketSend(packet: Packet): void {
+    if (packet.cmd === 'publish' && packet.qos === 1 && Buffer.isBuffer(packet.payload)) {
+      const waiting = this.awaitingPacketId.get(packet.payload);
+      if (waiting === undefined || packet.messageId === undefined) return;
+      this.awaitingPacketId.delete(packet.payload);
+      waiting.flight.packetId = packet.messageId;
+      this.byPacketId.set(packet.messageId, waiting.packet);
+    } else if (packet.cmd === 'subscribe' && this.subscribing !== undefined && packet.messageId !== undefined) {
+      // mqtt.js writes a SUBSCRIBE synchronously inside subscribe() once connected.
+      this.subscribing.flight.packetId = packet.messageId;
+      this.byPacketId.set(packet.messageId, this.subscribing.packet);
+      const list = this.byTopic.get(this.subscribing.packet.topic) ?? [];
+      list.push(this.subscribing.packet);
+      this.byTopic.set(this.subscribing.packet.topic, list);
+    }
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    if (topic === this.errors) {
+      this.onGatewayError(payload);
+      return;
+    }
+    const handler = this.configHandlers.get(topic);
+    if (handler !== undefined) {
+      try {
+        handler(payload);
+      } catch (e) {
+        this.log.warn('config handler threw', { gatewayId: this.options.gatewayId, topic, error: (e as Error).message });
+      }
+    }
+  }
+
+  private onGatewayError(payload: Buffer): void {
+    const error = parseGatewayError(payload);
+    if (error === undefined) {
+      this.uncorrelated++;
+      this.log.warn('unreadable message on the errors topic', { gatewayId: this.options.gatewayId, bytes: payload.byteLength });
+      return;
+    }
+    this.gatewayErrors.push(error);
+    const code = GATEWAY_ERROR_CODES[error.errorType];
+    const reason = gatewayErrorReason(error);
+    const match = correlateGatewayError(error, { byPacketId: this.byPacketId, byTopic: this.byTopic, devices: new Set(this.devices.keys()) });
+    this.log.info('gateway error', {
+      gatewayId: this.options.gatewayId,
+      errorType: error.rawErrorType,
+      deviceId: error.deviceId,
+      packetId: error.packetId,
+      correlatedBy: match.by,
+    });
+    switch (match.by) {
+      case 'packet':
+      case 'topic':
+        for (const packet of match.packets) this.applyToPacket(packet, code, reason);
+        return;
+      case 'device': {
+        const device = this.devices.get(match.deviceId)!;
+        // Nothing tells which of the device's packets the bridge means, so every one of them is suspect.
+        if (device.barrier) return;
+        this.failDevice(device, { code, reason });
+        device.attach.settle({ kind: 'refused', code, reason });
+        if (code === 'ERR_ATTACH_REJECTED' && device.status === 'failed' && device.attach.ackedAt === undefined) device.attachRefused = true;
+        for (const u of this.units) {
+          if (u.deviceId === match.deviceId) {
+            u.failure ??= { code, reason };
+            u.flight?.settle({ kind: 'refused', code, reason });
+          }
+        }
+        for (const [packet, flight] of this.subscribeFlights) if (packet.deviceId === match.deviceId) flight.settle({ kind: 'refused', code, reason });
+        return;
+      }
+      case 'none':
+        this.uncorrelated++;
+        return;
+    }
+  }
+
+  private applyToPacket(packet: SentPacket, code: RelayErrorCode, reason: string): void {
+    const device = this.devices.get(packet.deviceId);
+    switch (packet.kind) {
+      case 'attach': {
+        if (device === undefined || device.barrier) return;
+        // The bridge may acknowledge a failed attach as well; the error wins either way.
+        if (device.attach.end === undefined || device.attach.ackedAt === undefined) device.attachRefused = true;
+        device.attach.settle({ kind: 'refused', code, reason });
+        this.failDevice(device, { code, reason });
+        return;
+      }
+      case 'publish': {
+        const unit = this.units[packet.unit];
+        if (unit === undefined || device?.barrier === true) return;
+        unit.failure ??= { code, reason };
+        unit.flight?.settle({ kind: 'refused', code, reason });
+        // A device the bridge no longer has attached gets nothing more from this session.
+        if (device !== undefined && (code === 'ERR_DEVICE_NOT_FOUND' || code === 'ERR_DEVICE_DETACHED')) this.failDevice(device, { code, reason });
+        return;
+      }
+      case 'detach':
+        device?.detach?.settle({ kind: 'refused', code, reason });
+        return;
+      case 'subscribe':
+        this.subscribeFlights.get(packet)?.settle({ kind: 'refused', code, reason });
+        return;
+    }
+  }
+
+  /** Marks a device failed: its queued records are not sent, and those not yet answered stop waiting. */
+  private failDevice(device: DeviceEntry, failure: { code: RelayErrorCode; reason: string }): void {
+    device.failure ??= failure;
+    device.status = 'failed';
+    for (const u of this.units) {
+      if (u.deviceId !== device.deviceId) continue;
+      if (u.flight === undefined) u.failure ??= device.failure;
+    }
+  }
+
+  private attachFailure(device: DeviceEntry, end: FlightEnd): { code: RelayErrorCode; reason: string } {
+    switch (end.kind) {
+      case 'refused':
+      case 'stopped':
+        return { code: end.code, reason: end.reason };
+      case 'timeout':
+        return { code: 'ERR_ATTACH_TIMEOUT', reason: `the attach of ${device.deviceId} was neither acknowledged nor refused within ${this.options.attachTimeoutMs} ms` };
+      case 'acked':
+        return { code: 'ERR_INTERNAL', reason: 'acknowledged attach reported as failed' };
+    }
+  }
+
+  private attachResult(device: DeviceEntry): AttachResult {
+    if (device.status === 'attached') return { ok: true, latencyMs: (device.attach.ackedAt ?? Date.now()) - device.attach.sentAt };
+    const failure = device.failure ?? { code: 'ERR_INTERNAL' as const, reason: 'attach left undecided' };
+    return { ok: false, code: failure.code, reason: failure.reason };
+  }
+
+  private onClose(): void {
+    if (!this.connected || this.disconnecting) return;
+    this.lost = true;
+    this.connected = false;
+    const failure = this.classifyLoss();
+    this.log.warn('connection to the bridge lost', { gatewayId: this.options.gatewayId, phase: this.currentPhase, code: failure.code });
+    this.stop(failure.code, failure.reason);
+  }
+
+  /**
+   * Why the bridge closed the connection. MQTT 3.1.1 gives a server no way to say why, so this uses what evidence
+   * there is: an expired JWT (the bridge drops the connection once `exp` plus its skew has passed, §1.3).
+   */
+  private classifyLoss(): { code: RelayErrorCode; reason: string } {
+    const during = `while ${this.currentPhase}`;
+    const socket = this.lastSocketError === undefined ? '' : ` (${this.lastSocketError})`;
+    if (this.jwtExpiresAt !== undefined && Date.now() >= this.jwtExpiresAt) {
+      return { code: 'ERR_CONNECTION_LOST', reason: `the bridge closed the connection ${during}, after the gateway JWT expired${socket}` };
+    }
+    return { code: 'ERR_CONNECTION_LOST', reason: `the bridge closed the connection ${during}${socket}` };
+  }
+
+  /** Stops all work: every flight still waiting ends with this reason, and no new attach or publish starts. */
+  private stop(code: RelayErrorCode, reason: string): void {
+    if (this.stopped === undefined) {
+      this.stopped = { code, reason, phase: this.currentPhase };
+      this.signalStop(this.stopped);
+      if (code === 'ERR_DEADLINE' && this.currentPhase !== 'detaching') {
+        this.log.warn('deadline reached: stopping the session', { gatewayId: this.options.gatewayId, phase: this.currentPhase });
+      }
+    }
+    this.settlePending(this.stopped);
+  }
+
+  private settlePending(why: { code: RelayErrorCode; reason: string }): void {
+    for (const f of [...this.pending]) f.settle({ kind: 'stopped', code: why.code, reason: why.reason });
+  }
+
+  private noteFailure(e: unknown): void {
+    if (this.stopped !== undefined && isRelayError(e) && e.code === this.stopped.code) return;
+    const failure = isRelayError(e) ? { code: e.code, reason: e.message } : { code: 'ERR_INTERNAL' as const, reason: `unexpected: ${(e as Error)?.message ?? String(e)}` };
+    if (this.stopped === undefined) {
+      this.stopped = { ...failure, phase: this.currentPhase };
+      this.signalStop(this.stopped);
+    }
+  }
+
+  private assertWorking(what: string): void {
+    if (this.stopped !== undefined) throw new RelayError(this.stopped.code, this.stopped.reason);
+    if (!this.connected || this.closing !== undefined) throw new RelayError('ERR_INTERNAL', `cannot ${what}: the session is ${this.currentPhase}`);
+  }
+
+  private enter(phase: SessionPhase): void {
+    if (this.currentPhase === phase) return;
+    this.currentPhase = phase;
+    this.phaseHistory.push(phase);
+  }
+
+  private report(): SessionReport {
+    const records = new Map<string, RecordResult>();
+    const publishLatenciesMs: number[] = [];
+    for (const unit of this.units) {
+      const result = this.unitResult(unit);
+      if (result.status === 'confirmed') publishLatenciesMs.push(result.latencyMs);
+      const [newest, ...older] = unit.keys;
+      records.set(newest!, result);
+      for (const key of older) records.set(key, { ...result, coalescedInto: newest! });
+    }
+    const attachments = new Map<string, AttachResult>();
+    const attachLatenciesMs: number[] = [];
+    for (const d of this.devices.values()) {
+      const r = this.attachResult(d);
+      attachments.set(d.deviceId, r);
+      if (r.ok) attachLatenciesMs.push(r.latencyMs);
+    }
+    return {
+      gatewayId: this.options.gatewayId,
+      records,
+      attachments,
+      failure: this.stopped,
+      phases: [...this.phaseHistory],
+      gatewayErrors: [...this.gatewayErrors],
+      uncorrelatedErrors: this.uncorrelated,
+      connectMs: this.connectMs,
+      attachLatenciesMs,
+      publishLatenciesMs,
+      maxPublishesInFlight: this.maxInFlight,
+    };
+  }
+
+  private unitResult(unit: Unit): RecordResult {
+    const deviceId = unit.deviceId;
+    const failedWith = (f: { code: RelayErrorCode; reason: string }): RecordResult => ({ status: 'failed', deviceId, code: f.code, reason: f.reason });
+    if (unit.failure !== undefined) return failedWith(unit.failure);
+    const flight = unit.flight;
+    if (flight === undefined) return failedWith(this.stopped ?? { code: 'ERR_INTERNAL', reason: 'record never sent' });
+    if (flight.ackedAt === undefined) {
+      const end = flight.end;
+      if (end?.kind === 'timeout') return failedWith({ code: 'ERR_PUBACK_TIMEOUT', reason: `no PUBACK within ${this.options.pubackTimeoutMs} ms` });
+      if (end?.kind === 'refused' || end?.kind === 'stopped') return failedWith(end);
+      return failedWith(this.stopped ?? { code: 'ERR_INTERNAL', reason: 'publish left undecided' });
+    }
+    const device = this.devices.get(deviceId);
+    if (device === undefined || !device.barrier) return failedWith(this.barrierFailure(device));
+    return { status: 'confirmed', deviceId, latencyMs: flight.ackedAt - flight.sentAt };
+  }
+
+  /** Why an acknowledged record still goes back: the final barrier for its device never came. */
+  private barrierFailure(device: DeviceEntry | undefined): { code: RelayErrorCode; reason: string } {
+    const id = device?.deviceId ?? 'the device';
+    if (this.lost && this.stopped !== undefined) {
+      return { code: this.stopped.code, reason: `${this.stopped.reason}; the detach of ${id} was never answered, so a late error could not be ruled out` };
+    }
+    if (device?.detach === undefined) return { code: 'ERR_DEADLINE', reason: `no time was left to detach ${id} and close the session cleanly` };
+    return { code: 'ERR_PUBACK_TIMEOUT', reason: `the detach of ${id} (the session's final barrier) was not acknowledged in time` };
+  }
+}
+
+function withoutUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** `exp` of a JWT in ms, read without verifying (the session only uses it to explain a dropped connection). */
+function jwtExpiry(jwt: string): number | undefined {
+  const part = jwt.split('.')[1];
+  if (part === undefined) return undefined;
+  try {
+    const claims: unknown = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    const exp = (claims as { exp?: unknown }).exp;
+    return typeof exp === 'number' && Number.isFinite(exp) ? exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,111 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRelaySettings } from '../../lib/config.js';
+import { generateTlsMaterial } from '../../emulator/tls.js';
+
+let dir: string;
+let caFile: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'relay-config-'));
+  caFile = join(dir, 'ca.pem');
+  await writeFile(caFile, (await generateTlsMaterial()).caPem!);
+  await writeFile(join(dir, 'not-a-cert.pem'), 'hello');
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+const minimal = {
+  IOTCORE_PROJECT: 'demo-project',
+  IOTCORE_LOCATION: 'us-central1',
+  IOTCORE_REGISTRY: 'demo-registry',
+  IOTCORE_GATEWAY_IDS: 'gw-1, gw-2',
+  GATEWAY_KEY_SECRET: 'iotcore-relay/gateway-keys',
+};
+
+describe('loadRelaySettings', () => {
+  it('fills every default from a minimal environment', () => {
+    const s = loadRelaySettings(minimal);
+    expect(s).toMatchObject({
+      registry: { project: 'demo-project', location: 'us-central1', registry: 'demo-registry' },
+      gatewayIds: ['gw-1', 'gw-2'],
+      mqttHost: 'us-central1-mqtt.clearblade.com',
+      mqttPort: 8883,
+      extraCaPem: undefined,
+      publishWindow: 32,
+      jwtLifetimeSeconds: 3600,
+      deadLetterQueueUrl: undefined,
+      sourceQueueUrl: undefined,
+    });
+    expect(s.deadlineMarginMs).toBeGreaterThan(0);
+    expect(s.backoffMaxSeconds).toBeGreaterThanOrEqual(s.backoffBaseSeconds);
+  });
+
+  it('reads every relay setting', () => {
+    const s = loadRelaySettings({
+      ...minimal,
+      IOTCORE_MQTT_HOST: '127.0.0.1',
+      IOTCORE_MQTT_PORT: '8443',
+      IOTCORE_CA_FILE: caFile,
+      IOTCORE_JWT_LIFETIME_MINUTES: '30',
+      RELAY_PUBLISH_WINDOW: '8',
+      RELAY_CONNECT_TIMEOUT_MS: '3000',
+      RELAY_ATTACH_TIMEOUT_MS: '2000',
+      RELAY_PUBACK_TIMEOUT_MS: '2500',
+      RELAY_CONFIG_TIMEOUT_MS: '4000',
+      RELAY_CLOSE_TIMEOUT_MS: '1500',
+      RELAY_DEADLINE_MARGIN_MS: '5000',
+      RELAY_DEAD_LETTER_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay-dlq.fifo',
+      RELAY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay.fifo',
+      RELAY_BACKOFF_BASE_SECONDS: '10',
+      RELAY_BACKOFF_MAX_SECONDS: '600',
+    });
+    expect(s).toMatchObject({
+      mqttHost: '127.0.0.1',
+      mqttPort: 8443,
+      caFile,
+      jwtLifetimeSeconds: 1800,
+      publishWindow: 8,
+      connectTimeoutMs: 3000,
+      attachTimeoutMs: 2000,
+      pubackTimeoutMs: 2500,
+      configTimeoutMs: 4000,
+      closeTimeoutMs: 1500,
+      deadlineMarginMs: 5000,
+      deadLetterQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay-dlq.fifo',
+      sourceQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay.fifo',
+      backoffBaseSeconds: 10,
+      backoffMaxSeconds: 600,
+    });
+    expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
+  });
+
+  it.each([
+    [{ IOTCORE_PROJECT: undefined }, 'IOTCORE_PROJECT'],
+    [{ IOTCORE_PROJECT: 'Demo/Project' }, 'IOTCORE_PROJECT'],
+    [{ IOTCORE_LOCATION: '' }, 'IOTCORE_LOCATION'],
+    [{ IOTCORE_REGISTRY: 'goog-registry' }, 'IOTCORE_REGISTRY'],
+    [{ IOTCORE_GATEWAY_IDS: ' , ' }, 'IOTCORE_GATEWAY_IDS'],
+    [{ IOTCORE_GATEWAY_IDS: 'gw-1,gw/2' }, 'IOTCORE_GATEWAY_IDS'],
+    [{ IOTCORE_GATEWAY_IDS: 'gw-1,gw-1' }, 'IOTCORE_GATEWAY_IDS'],
+    [{ IOTCORE_MQTT_HOST: 'host name' }, 'IOTCORE_MQTT_HOST'],
+    [{ IOTCORE_MQTT_PORT: '0' }, 'IOTCORE_MQTT_PORT'],
+    [{ IOTCORE_MQTT_PORT: '8883.5' }, 'IOTCORE_MQTT_PORT'],
+    [{ IOTCORE_CA_FILE: '/nonexistent/ca.pem' }, 'IOTCORE_CA_FILE'],
+    [{ GATEWAY_KEY_SECRET: undefined }, 'GATEWAY_KEY_SECRET'],
+    [{ IOTCORE_JWT_LIFETIME_MINUTES: '1441' }, 'IOTCORE_JWT_LIFETIME_MINUTES'],
+    [{ RELAY_PUBLISH_WINDOW: '0' }, 'RELAY_PUBLISH_WINDOW'],
+    [{ RELAY_PUBLISH_WINDOW: 'lots' }, 'RELAY_PUBLISH_WINDOW'],
+    [{ RELAY_DEAD_LETTER_QUEUE_URL: 'relay-dlq' }, 'RELAY_DEAD_LETTER_QUEUE_URL'],
+    [{ RELAY_BACKOFF_BASE_SECONDS: '100', RELAY_BACKOFF_MAX_SECONDS: '50' }, 'RELAY_BACKOFF_MAX_SECONDS'],
+    [{ RELAY_BACKOFF_MAX_SECONDS: '43201' }, 'RELAY_BACKOFF_MAX_SECONDS'],
+  ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
+    const env = { ...minimal, ...change };
+    expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));
+  });
+
+  it('refuses a CA file that holds no certificate', () => {
+    expect(() => loadRelaySettings({ ...minimal, IOTCORE_CA_FILE: join(dir, 'not-a-cert.pem') })).toThrow(/holds no PEM certificate/);
+  });
+});
