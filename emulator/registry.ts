@@ -525,6 +525,12 @@ export class Registry extends EventEmitter {
     d.gatewayConfig.lastAccessedGatewayTime = now();
   }
 
+  /** Any MQTT packet from a connected device sets its lastHeartbeatTime (iotcore-protocol.md §7). */
+  noteHeartbeat(registryId: string, deviceId: string): void {
+    const d = this.findDevice(registryId, deviceId);
+    if (d) d.lastHeartbeatTime = now();
+  }
+
   private checkCredentials(creds: DeviceCredential[]): DeviceCredential[] {
     if (!Array.isArray(creds)) throw badArg('credentials must be an array');
     if (creds.length > MAX_CREDENTIALS) throw badArg(`a device has at most ${MAX_CREDENTIALS} credentials`);

@@ -1,0 +1,188 @@
+/**
+ * `iotcore-relay emulator`: runs the emulator of the ClearBlade IoT Core MQTT bridge until SIGINT or SIGTERM.
+ * When ready it prints one JSON line on stdout, `{"mqtt": ..., "admin": ..., "caFile": ...}` (admin only when the
+ * admin API is served, caFile only with TLS), so scripts can read where to connect; connection events go to stderr.
+ *
+ * @example
+ * iotcore-relay emulator --port 8883 --registry registry.json --auth-failure-code 5
+ */
+import { readFile } from 'node:fs/promises';
+import { parseArgs } from 'node:util';
+import { startEmulator } from '../emulator/index.js';
+import type { EmulatorOptions } from '../emulator/index.js';
+import type { RegistryDocument } from '../emulator/registry.js';
+
+const USAGE = `usage: iotcore-relay emulator [options]
+
+  --port <p>                          MQTT port (default 8883; 0 picks a free one)
+  --host <address>                    listen address (default 127.0.0.1)
+  --tls | --no-tls                    TLS 1.2+ with a CA generated at start (default), or plain TCP
+  --cert <file> --key <file>          serve this certificate instead of a generated one
+  --ca <file>                         the CA clients should trust for --cert
+  --data-dir <dir>                    where the generated CA (ca.pem) is written (default: a temporary folder)
+  --registry <file>                   registry JSON (default: the demo registry, keys in .local/keys/)
+  --admin-port <p|none>               admin REST API port (default 0: a free one; none: no admin API)
+  --latency-ms <n>                    delay before every packet the bridge sends
+
+Behaviour where ClearBlade's is unconfirmed (see emulator/README.md):
+  --auth-failure-code <4|5>           CONNACK code for bad credentials (default 4, as ClearBlade documents)
+  --duplicate-client-id <takeover|refuse>
+                                      a second connection with a live client ID closes the first (default)
+                                      or is refused with CONNACK 2
+  --unclean-session <accept|refuse>   cleanSession=0: accepted and treated as clean (default), or CONNACK 2
+  --ack-failed-attach                 PUBACK a failed attach too (when the gateway is subscribed to errors)
+  --error-shape <nested|flat>         errors topic payload shape (default nested)
+  --no-state-rate-limit               do not enforce 1 state update per second per device
+  --command-subfolder-subscriptions   accept subscriptions to a specific commands subfolder
+  --clock-skew-seconds <n>            JWT clock skew and grace after exp (default 600)
+  --config-resend-ms <n>              resend interval of an unacknowledged QoS 1 config (default 5000)
+  --idle-timeout-seconds <n>          close connections silent this long (default 1200)
+
+  --quiet                             no connection log on stderr
+  -h, --help
+`;
+
+/** A command line that makes no sense: answered with the usage, exit code 2. */
+class UsageError extends Error {}
+
+function integer(name: string, raw: string | undefined, min: number): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d+$/.test(raw) || Number(raw) < min) throw new UsageError(`--${name} must be an integer >= ${min} (got ${JSON.stringify(raw)})`);
+  return Number(raw);
+}
+
+function choice<T extends string>(name: string, raw: string | undefined, allowed: readonly T[]): T | undefined {
+  if (raw === undefined) return undefined;
+  if (!allowed.includes(raw as T)) throw new UsageError(`--${name} must be one of ${allowed.join(', ')} (got ${JSON.stringify(raw)})`);
+  return raw as T;
+}
+
+async function readRegistryFile(file: string): Promise<RegistryDocument> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as RegistryDocument;
+  } catch (e) {
+    throw new Error(`--registry ${file}: ${(e as Error).message}`);
+  }
+}
+
+const FLAGS = {
+  port: { type: 'string' },
+  host: { type: 'string' },
+  tls: { type: 'boolean' },
+  'no-tls': { type: 'boolean' },
+  cert: { type: 'string' },
+  key: { type: 'string' },
+  ca: { type: 'string' },
+  'data-dir': { type: 'string' },
+  registry: { type: 'string' },
+  'admin-port': { type: 'string' },
+  'latency-ms': { type: 'string' },
+  'auth-failure-code': { type: 'string' },
+  'duplicate-client-id': { type: 'string' },
+  'unclean-session': { type: 'string' },
+  'ack-failed-attach': { type: 'boolean' },
+  'error-shape': { type: 'string' },
+  'no-state-rate-limit': { type: 'boolean' },
+  'command-subfolder-subscriptions': { type: 'boolean' },
+  'clock-skew-seconds': { type: 'string' },
+  'config-resend-ms': { type: 'string' },
+  'idle-timeout-seconds': { type: 'string' },
+  quiet: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+function parseFlags(argv: string[]) {
+  try {
+    return parseArgs({ args: argv, strict: true, allowPositionals: false, options: FLAGS }).values;
+  } catch (e) {
+    // Unknown flag, missing value: a usage problem, not a failure of the emulator.
+    throw new UsageError((e as Error).message);
+  }
+}
+
+/** Turns the command line into emulator options; throws UsageError naming the bad flag. */
+export async function emulatorOptionsFromArgs(argv: string[]): Promise<EmulatorOptions | 'help'> {
+  const values = parseFlags(argv);
+  if (values.help) return 'help';
+  if (values.tls && values['no-tls']) throw new UsageError('--tls and --no-tls contradict each other');
+  if ((values.cert === undefined) !== (values.key === undefined)) throw new UsageError('--cert and --key go together');
+  if (values['no-tls'] && values.cert !== undefined) throw new UsageError('--cert makes no sense with --no-tls');
+
+  const options: EmulatorOptions = {
+    host: values.host ?? '127.0.0.1',
+    port: integer('port', values.port, 0) ?? 8883,
+    tls: !values['no-tls'],
+  };
+  if (values.cert !== undefined && values.key !== undefined) {
+    options.tlsFiles = { cert: values.cert, key: values.key, ...(values.ca !== undefined ? { ca: values.ca } : {}) };
+  }
+  if (values['data-dir'] !== undefined) options.dataDir = values['data-dir'];
+  if (values.registry !== undefined) {
+    options.registry = await readRegistryFile(values.registry);
+  }
+  const admin = values['admin-port'];
+  options.adminPort = admin === 'none' ? null : (integer('admin-port', admin, 0) ?? 0);
+  const latency = integer('latency-ms', values['latency-ms'], 0);
+  if (latency !== undefined) options.latencyMs = latency;
+  const code = choice('auth-failure-code', values['auth-failure-code'], ['4', '5'] as const);
+  if (code !== undefined) options.authFailureCode = code === '5' ? 5 : 4;
+  const duplicate = choice('duplicate-client-id', values['duplicate-client-id'], ['takeover', 'refuse'] as const);
+  if (duplicate !== undefined) options.duplicateClientId = duplicate;
+  const unclean = choice('unclean-session', values['unclean-session'], ['accept', 'refuse'] as const);
+  if (unclean !== undefined) options.uncleanSession = unclean;
+  if (values['ack-failed-attach']) options.ackFailedAttach = true;
+  const shape = choice('error-shape', values['error-shape'], ['nested', 'flat'] as const);
+  if (shape !== undefined) options.errorShape = shape;
+  if (values['no-state-rate-limit']) options.stateRateLimit = false;
+  if (values['command-subfolder-subscriptions']) options.commandSubfolderSubscriptions = true;
+  const skew = integer('clock-skew-seconds', values['clock-skew-seconds'], 0);
+  if (skew !== undefined) options.clockSkewSeconds = skew;
+  const resend = integer('config-resend-ms', values['config-resend-ms'], 1);
+  if (resend !== undefined) options.configResendMs = resend;
+  const idle = integer('idle-timeout-seconds', values['idle-timeout-seconds'], 1);
+  if (idle !== undefined) options.idleTimeoutSeconds = idle;
+  if (!values.quiet) options.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  return options;
+}
+
+export async function emulatorCommand(argv: string[]): Promise<number> {
+  let options: EmulatorOptions | 'help';
+  try {
+    options = await emulatorOptionsFromArgs(argv);
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`iotcore-relay emulator: ${e.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  // Listening before anything is printed: whoever reads the ready line may signal at once.
+  let stop: (s: NodeJS.Signals) => void = () => {};
+  const stopped = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
+  const stopListening = (): void => {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let emulator;
+  try {
+    emulator = await startEmulator(options);
+  } catch (e) {
+    stopListening();
+    throw e;
+  }
+  const ready: Record<string, string> = { mqtt: emulator.mqttUrl };
+  if (emulator.adminUrl !== undefined) ready['admin'] = emulator.adminUrl;
+  if (emulator.caFile !== undefined) ready['caFile'] = emulator.caFile;
+  process.stdout.write(`${JSON.stringify(ready)}\n`);
+
+  const signal = await stopped;
+  // A second signal while closing gets Node's default: the process ends at once.
+  stopListening();
+  options.log?.(`${signal}: shutting down`);
+  await emulator.close();
+  return 0;
+}

@@ -1,0 +1,462 @@
+/**
+ * One client connection to the emulated bridge. Packets are handled strictly one after the other, in arrival
+ * order, as a bridge serving a TCP stream does: an attach whose device token is still being verified holds back
+ * the publish behind it, so a client that pipelines attach and publish sees the outcome it would see live.
+ *
+ * Who answers what:
+ * - aedes handles CONNECT (through the `authenticate` hook), SUBSCRIBE (through `authorizeSubscribe`),
+ *   UNSUBSCRIBE and PINGREQ. The connection forwards those and waits for aedes' answer to pass by on its way out
+ *   before taking the next packet.
+ * - The connection itself handles every client PUBLISH (telemetry, state, attach, detach), client PUBACKs of
+ *   config and command deliveries, the refusals aedes cannot express (protocol level, Will, faults), keep-alive
+ *   and the bridge's idle limit, and the end of a connection when its JWT expires.
+ *
+ * @example
+ * const connection = new BridgeConnection(context, socket);
+ * const client = broker.handle(connection.tap);
+ */
+import type { Socket } from 'node:net';
+import type { Client } from 'aedes';
+import type { Packet, IConnectPacket, IPublishPacket, ISubscribePacket } from 'mqtt-packet';
+import { parseTopic } from '../lib/iotcore/topics.js';
+import type { ParsedTopic } from '../lib/iotcore/topics.js';
+import { ConfigFeeds } from './config-delivery.js';
+import { reportGatewayError } from './errors-topic.js';
+import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
+import { matchesAny, phaseOf } from './faults.js';
+import type { Faults } from './faults.js';
+import { handleAttach, handleDetach } from './gateway.js';
+import type { BridgeOptions } from './options.js';
+import { PacketTap } from './packet-tap.js';
+import { RPC } from './rpc-status.js';
+import type { DeviceConfig, Registry, Status } from './registry.js';
+import { decideSubscription, grantedQos } from './subscriptions.js';
+import type { SubscriptionVerdict } from './subscriptions.js';
+import { handleTelemetry } from './telemetry.js';
+
+/** What every connection shares: the registry, the options, the live faults. */
+export interface BridgeContext {
+  readonly registry: Registry;
+  readonly options: BridgeOptions;
+  readonly faults: Faults;
+  /** Time (ms) of each device's last accepted state update, keyed `registry/device`: the 1/s limit is per device. */
+  readonly lastStateAt: Map<string, number>;
+  connectionClosed(connection: BridgeConnection): void;
+}
+
+/**
+ * Why the bridge ended a connection. `status` is what it writes to the device's lastErrorStatus (google.rpc codes);
+ * closes the client asked for, and injected faults, leave the device untouched.
+ */
+export interface CloseReason {
+  message: string;
+  status?: Status;
+}
+
+export const protocolViolation = (message: string): CloseReason => ({ message, status: { code: RPC.INVALID_ARGUMENT, message } });
+
+/** setTimeout's ceiling (about 24.8 days); longer waits would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+let nextConnectionNumber = 1;
+
+export class BridgeConnection {
+  readonly number = nextConnectionNumber++;
+  readonly tap: PacketTap;
+  readonly ctx: BridgeContext;
+  /** Set once the CONNECT is authenticated. */
+  clientId: string | undefined;
+  registryId = '';
+  deviceId = '';
+  /** Devices this gateway attached on this connection; attachments end with it (iotcore-protocol.md §3.3). */
+  readonly attached = new Set<string>();
+  /** Granted subscriptions (topic filter -> QoS), as aedes accepted them. */
+  readonly subscriptions = new Map<string, 0 | 1>();
+  readonly configFeeds: ConfigFeeds;
+  closed = false;
+  /** aedes' side of this connection, set by the bridge right after `broker.handle(tap)`. */
+  brokerClient: Pick<Client, 'unsubscribe'> | undefined;
+
+  private connected = false;
+  private tokenExp = 0;
+  private keepaliveSeconds = 0;
+  private received = 0;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly waiters: { match: (p: Packet) => boolean; resolve: (p: Packet | undefined) => void }[] = [];
+  /** QoS 1 commands sent and not yet PUBACKed, by packet ID. */
+  private readonly commandsInFlight = new Set<number>();
+  private lastMessageId = 0;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  /** The SUBSCRIBE being handled, for the packet ID of errors it causes. */
+  private subscribePacketId = 0;
+
+  constructor(ctx: BridgeContext, socket: Socket) {
+    this.ctx = ctx;
+    this.tap = new PacketTap(socket, {
+      inbound: (packet) => this.receive(packet),
+      outbound: (packet) => this.observe(packet),
+      malformed: (error) => this.close(protocolViolation(`malformed MQTT packet: ${error.message}`)),
+      latencyMs: () => this.ctx.faults.latencyMs,
+    });
+    this.tap.on('close', () => this.close());
+    this.tap.on('error', () => this.close());
+    this.configFeeds = new ConfigFeeds({
+      send: (packet) => this.send(packet),
+      nextMessageId: () => this.nextMessageId(),
+      currentConfig: (deviceId) => this.ctx.registry.findDevice(this.registryId, deviceId)?.config,
+      acknowledged: (deviceId, version) => this.ctx.registry.ackConfig(this.registryId, deviceId, version),
+      sent: (deviceId) => this.ctx.registry.noteConfigSent(this.registryId, deviceId),
+      resendMs: () => this.ctx.options.configResendMs,
+    });
+  }
+
+  get registry(): Registry {
+    return this.ctx.registry;
+  }
+
+  /** For the errors topic: this connection's device is the gateway. */
+  get gatewayId(): string {
+    return this.deviceId;
+  }
+
+  get errorShape(): ErrorShape {
+    return this.ctx.options.errorShape;
+  }
+
+  /** Read live: a gateway is a device whose gatewayType is GATEWAY (iotcore-protocol.md §3.1). */
+  isGateway(): boolean {
+    return this.ctx.registry.findDevice(this.registryId, this.deviceId)?.gatewayConfig.gatewayType === 'GATEWAY';
+  }
+
+  /** Whether this connection may publish and subscribe for a device: its own, or one its gateway attached. */
+  actsFor(deviceId: string): boolean {
+    return deviceId === this.deviceId || this.attached.has(deviceId);
+  }
+
+  subscribedTo(topicFilter: string): boolean {
+    return this.subscriptions.has(topicFilter);
+  }
+
+  /** Queues a packet for the client (after the injected latency, if any). */
+  send(packet: Packet): void {
+    if (!this.closed) this.tap.send(packet);
+  }
+
+  report(error: GatewayErrorReport): boolean {
+    return reportGatewayError(this, error);
+  }
+
+  log(line: string): void {
+    this.ctx.options.log(`[${this.clientId ?? `connection ${this.number}`}] ${line}`);
+  }
+
+  /** The next free packet ID for a QoS 1 PUBLISH to the client (1..65535, [MQTT-2.3.1-1]). */
+  nextMessageId(): number {
+    for (let i = 0; i < 65535; i++) {
+      this.lastMessageId = (this.lastMessageId % 65535) + 1;
+      const id = this.lastMessageId;
+      if (!this.commandsInFlight.has(id) && !this.configFeeds.usesMessageId(id)) return id;
+    }
+    throw new Error('no free packet ID: 65535 deliveries are awaiting PUBACK');
+  }
+
+  /** Tracks a QoS 1 command delivery until the client acknowledges it. */
+  commandSent(messageId: number): void {
+    this.commandsInFlight.add(messageId);
+  }
+
+  /** Called by the authenticate hook once the CONNECT's credentials are accepted. */
+  authenticated(clientId: string, registryId: string, deviceId: string, exp: number): void {
+    this.clientId = clientId;
+    this.registryId = registryId;
+    this.deviceId = deviceId;
+    this.tokenExp = exp;
+  }
+
+  /** A subscription decision for the authorizeSubscribe hook. */
+  authorizeSubscription(topic: string): SubscriptionVerdict {
+    const verdict = decideSubscription(this, topic);
+    if (verdict.outcome === 'reject' && verdict.error !== undefined) {
+      this.report({ ...verdict.error, packet: { messageType: 'SUBSCRIBE', topic, packetId: this.subscribePacketId } });
+    }
+    return verdict;
+  }
+
+  /** aedes granted subscriptions (it emits them after writing the SUBACK, so what is sent now follows it). */
+  subscribed(subs: readonly { topic: string; qos: number }[]): void {
+    for (const { topic, qos } of subs) {
+      if (qos !== 0 && qos !== 1) continue; // 128: refused
+      this.subscriptions.set(topic, qos);
+      const parsed = parseTopic(topic);
+      if (parsed === undefined || 'malformed' in parsed) continue;
+      if (parsed.deviceId !== this.deviceId) this.registry.noteGatewayAccess(this.registryId, parsed.deviceId, this.deviceId);
+      if (parsed.kind === 'config') this.configFeeds.start(parsed.deviceId, qos);
+    }
+  }
+
+  unsubscribed(topics: readonly string[]): void {
+    for (const topic of topics) {
+      this.subscriptions.delete(topic);
+      const parsed = parseTopic(topic);
+      if (parsed !== undefined && !('malformed' in parsed) && parsed.kind === 'config') this.configFeeds.stop(parsed.deviceId);
+    }
+  }
+
+  /** Ends this gateway's attachment of a device, and the subscriptions it made for the device. */
+  detach(deviceId: string): void {
+    this.attached.delete(deviceId);
+    this.configFeeds.stop(deviceId);
+    const prefix = `/devices/${deviceId}/`;
+    const topics = [...this.subscriptions.keys()].filter((t) => t.startsWith(prefix));
+    for (const t of topics) this.subscriptions.delete(t);
+    // No UNSUBACK goes out: aedes only answers an UNSUBSCRIBE that carries a packet ID.
+    if (topics.length > 0) this.brokerClient?.unsubscribe({ cmd: 'unsubscribe', unsubscriptions: topics }, () => {});
+  }
+
+  /** A new config version was written to the registry. */
+  configChanged(registryId: string, deviceId: string, config: DeviceConfig): void {
+    if (registryId === this.registryId && this.connected) this.configFeeds.deliver(deviceId, config);
+  }
+
+  /**
+   * Ends the connection: queued packets still leave, then the socket closes. With a status, the device's
+   * lastErrorStatus records why, as the bridge does. Idempotent.
+   */
+  close(reason?: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.idleTimer);
+    clearTimeout(this.expiryTimer);
+    this.configFeeds.stopAll();
+    this.attached.clear();
+    this.commandsInFlight.clear();
+    for (const w of this.waiters.splice(0)) w.resolve(undefined);
+    if (reason !== undefined) {
+      this.log(`closing: ${reason.message}`);
+      if (reason.status !== undefined && this.deviceId !== '') this.registry.setLastError(this.registryId, this.deviceId, reason.status);
+    }
+    this.tap.close();
+    this.ctx.connectionClosed(this);
+  }
+
+  // --- inbound ---------------------------------------------------------------------------------------------------
+
+  private receive(packet: Packet): void {
+    this.queue = this.queue
+      .then(() => this.step(packet))
+      .catch((e: unknown) => {
+        const message = `internal error: ${(e as Error).message}`;
+        this.close({ message, status: { code: RPC.INTERNAL, message } });
+      });
+  }
+
+  private async step(packet: Packet): Promise<void> {
+    if (this.closed) return;
+    this.received++;
+    const faults = this.ctx.faults;
+    const phase = phaseOf(packet);
+    if (faults.closeAtPhase !== undefined && phase === faults.closeAtPhase) {
+      this.close({ message: `fault closeAtPhase: first ${phase} packet` });
+      return;
+    }
+    this.touch();
+    await this.handle(packet);
+    const limit = this.ctx.faults.closeAfterPackets;
+    if (limit !== undefined && this.received >= limit) this.close({ message: `fault closeAfterPackets: ${this.received} packets received` });
+  }
+
+  /** Any packet counts as activity: it re-arms the idle limit and sets lastHeartbeatTime ([CB-MQTT]). */
+  private touch(): void {
+    if (!this.connected) return;
+    this.registry.noteHeartbeat(this.registryId, this.deviceId);
+    clearTimeout(this.idleTimer);
+    // [MQTT-3.1.2-24]: one and a half keep-alive periods; the bridge's own idle limit applies whatever the keep-alive.
+    const idleLimitMs = this.ctx.options.idleTimeoutSeconds * 1000;
+    const keepaliveMs = this.keepaliveSeconds > 0 ? this.keepaliveSeconds * 1500 : Infinity;
+    const ms = Math.min(idleLimitMs, keepaliveMs, MAX_TIMER_MS);
+    const why = keepaliveMs < idleLimitMs ? 'keep-alive expired (no packet for 1.5 keep-alive periods)' : 'idle limit reached (no packet received)';
+    this.idleTimer = setTimeout(() => this.close({ message: why, status: { code: RPC.DEADLINE_EXCEEDED, message: why } }), ms);
+    this.idleTimer.unref();
+  }
+
+  private async handle(packet: Packet): Promise<void> {
+    if (!this.connected) {
+      // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+      if (packet.cmd === 'connect') return this.handleConnect(packet);
+      return this.close(protocolViolation(`${packet.cmd.toUpperCase()} before CONNECT`));
+    }
+    switch (packet.cmd) {
+      case 'publish':
+        return this.handlePublish(packet);
+      case 'subscribe':
+        return this.handleSubscribe(packet);
+      case 'unsubscribe':
+        await this.forwardAndAwait(packet, (p) => p.cmd === 'unsuback' && p.messageId === packet.messageId);
+        return;
+      case 'pingreq':
+        await this.forwardAndAwait(packet, (p) => p.cmd === 'pingresp');
+        return;
+      case 'puback':
+        this.handlePuback(packet.messageId ?? 0);
+        return;
+      case 'disconnect':
+        // No Will to suppress (the bridge refuses them), so a DISCONNECT is simply the end.
+        this.close();
+        return;
+      case 'pubrec':
+      case 'pubrel':
+      case 'pubcomp':
+        return this.unexpectedMessageType(packet.cmd.toUpperCase() as 'PUBREC' | 'PUBREL' | 'PUBCOMP', packet.messageId ?? 0);
+      case 'connect':
+        // [MQTT-3.1.0-2]: a second CONNECT is a protocol violation.
+        return this.close(protocolViolation('a second CONNECT on the same connection'));
+      default:
+        return this.close(protocolViolation(`a client may not send ${packet.cmd.toUpperCase()}`));
+    }
+  }
+
+  private async handleConnect(packet: IConnectPacket): Promise<void> {
+    const refuse = (returnCode: number, why: string): void => {
+      this.log(`CONNECT refused with CONNACK ${returnCode}: ${why}`);
+      this.tap.send({ cmd: 'connack', returnCode, sessionPresent: false });
+      this.close();
+    };
+    // [MQTT-3.1.2-2]; the bridge speaks 3.1.1 only (iotcore-protocol.md §1.1), so 3.1 and 5 get rc 1.
+    if (packet.protocolVersion !== 4) return refuse(1, `protocol level ${packet.protocolVersion ?? '?'} (the bridge speaks MQTT 3.1.1 only)`);
+    const forced = this.ctx.faults.refuseConnect;
+    if (forced !== undefined) return refuse(forced, 'fault refuseConnect');
+    // 3.1.1 has no return code for "feature not supported"; 2 is a refusal of this CONNECT as formed that a client
+    // will not mistake for a credential problem (4/5, which makes it mint a new JWT) or an outage (3, retried).
+    if (packet.will) return refuse(2, 'a Will message was set; the bridge does not support Last Will and Testament');
+    if (!packet.clean && this.ctx.options.uncleanSession === 'refuse') return refuse(2, 'cleanSession=0; the bridge keeps no sessions');
+    this.keepaliveSeconds = packet.keepalive ?? 0;
+    // aedes gets a clean session (no session is ever kept, so sessionPresent is always 0) and no keep-alive: this
+    // connection enforces keep-alive itself, because aedes never sees the PUBLISH packets that keep a client alive.
+    const connack = await this.forwardAndAwait({ ...packet, clean: true, keepalive: 0 }, (p) => p.cmd === 'connack');
+    if (connack?.cmd !== 'connack' || connack.returnCode !== 0 || this.closed) return;
+    this.connected = true;
+    this.log(`connected${packet.clean ? '' : ' (cleanSession=0 treated as clean)'}`);
+    this.touch();
+    // The bridge ends the connection at exp + the allowed skew ([CB-JWT] worked example: exp 01:10:20 -> 01:20:20).
+    const expiresInMs = (this.tokenExp + this.ctx.options.clockSkewSeconds) * 1000 - Date.now();
+    const why = 'The authorization token expired.';
+    this.expiryTimer = setTimeout(() => this.close({ message: why, status: { code: RPC.UNAUTHENTICATED, message: why } }), Math.min(Math.max(0, expiresInMs), MAX_TIMER_MS));
+    this.expiryTimer.unref();
+  }
+
+  private async handleSubscribe(packet: ISubscribePacket): Promise<void> {
+    // The grant depends on the topic only, so it is written into the SUBSCRIBE aedes sees: its SUBACK then carries
+    // it (aedes echoes the requested QoS and offers no way to change it).
+    const subscriptions = packet.subscriptions.map((s) => ({ ...s, qos: grantedQos(s.topic, s.qos) }));
+    this.subscribePacketId = packet.messageId ?? 0;
+    await this.forwardAndAwait({ ...packet, subscriptions }, (p) => p.cmd === 'suback' && p.messageId === packet.messageId);
+  }
+
+  private async handlePublish(packet: IPublishPacket): Promise<void> {
+    const { topic } = packet;
+    // [CB-MQTT]: QoS 2 is not supported and closes the connection.
+    if (packet.qos === 2) return this.close(protocolViolation(`QoS 2 PUBLISH to ${topic}`));
+    const parsed = parseTopic(topic);
+    // Publishing outside /devices/ (e.g. to a Pub/Sub topic name) closes the connection (iotcore-protocol.md §1.6).
+    if (parsed === undefined) return this.close(protocolViolation(`PUBLISH to ${topic}, which is not an IoT Core topic`));
+    const packetId = packet.messageId ?? 0;
+    if ('malformed' in parsed) {
+      if (!this.isGateway()) return this.close(protocolViolation(`PUBLISH to a malformed device topic ${topic}: ${parsed.malformed}`));
+      this.report({
+        type: 'GATEWAY_INVALID_MQTT_TOPIC',
+        deviceId: topic.split('/')[2] ?? '',
+        description: `The topic '${topic}' is not a valid device topic: ${parsed.malformed}.`,
+        packet: { messageType: 'PUBLISH', topic, packetId },
+      });
+      return;
+    }
+    const faults = this.ctx.faults;
+    if (matchesAny(faults.dropPublish, topic)) {
+      this.log(`fault dropPublish: ${topic} neither recorded nor acknowledged`);
+      return;
+    }
+    const accepted = await this.dispatchPublish(parsed, packet);
+    if (!accepted || packet.qos !== 1 || this.closed) return;
+    if (matchesAny(faults.withholdPuback, topic)) {
+      this.log(`fault withholdPuback: ${topic} recorded, PUBACK ${packetId} withheld`);
+      return;
+    }
+    this.send({ cmd: 'puback', messageId: packetId });
+  }
+
+  /** Handles a well-formed device-topic PUBLISH; true when it is to be acknowledged. The retain flag is ignored. */
+  private async dispatchPublish(parsed: ParsedTopic, packet: IPublishPacket): Promise<boolean> {
+    const { topic } = packet;
+    const packetId = packet.messageId ?? 0;
+    switch (parsed.kind) {
+      case 'attach':
+      case 'detach':
+        // [CB-GW]: control messages are accepted only from gateways; anything else closes the connection.
+        if (!this.isGateway()) {
+          this.close(protocolViolation(`${parsed.kind} from ${this.deviceId}, which is not a gateway`));
+          return false;
+        }
+        return parsed.kind === 'attach' ? handleAttach(this, parsed.deviceId, packet) : handleDetach(this, parsed.deviceId);
+      case 'events':
+      case 'state': {
+        const target = { deviceId: parsed.deviceId, kind: parsed.kind, subfolder: parsed.subfolder };
+        if (parsed.deviceId === this.deviceId) return handleTelemetry(this, target, packet, false);
+        if (!this.isGateway()) {
+          this.close(protocolViolation(`${this.deviceId} published to ${topic}, another device's topic`));
+          return false;
+        }
+        if (!this.attached.has(parsed.deviceId)) {
+          // iotcore-protocol.md §3.4: an error on the errors topic, no PUBACK, the connection stays up.
+          this.report({
+            type: 'GATEWAY_DEVICE_NOT_FOUND',
+            deviceId: parsed.deviceId,
+            description: `Device '${parsed.deviceId}' is not attached to gateway '${this.deviceId}'.`,
+            packet: { messageType: 'PUBLISH', topic, packetId },
+          });
+          return false;
+        }
+        return handleTelemetry(this, target, packet, true);
+      }
+      default:
+        // config, commands and errors flow from the bridge to the client only.
+        this.close(protocolViolation(`PUBLISH to ${topic}: clients only subscribe to ${parsed.kind} topics`));
+        return false;
+    }
+  }
+
+  private handlePuback(messageId: number): void {
+    if (this.configFeeds.acknowledge(messageId)) return;
+    // A PUBACK matching nothing (late, for a config a newer version replaced) is ignored: the bridge documents
+    // GATEWAY_UNEXPECTED_PACKET_ID for it, but without its exact conditions it would only be noise.
+    this.commandsInFlight.delete(messageId);
+  }
+
+  /** The bridge sends no QoS 2, so PUBREC/PUBREL/PUBCOMP are unexpected: reported to gateways, fatal otherwise. */
+  private unexpectedMessageType(messageType: 'PUBREC' | 'PUBREL' | 'PUBCOMP', packetId: number): void {
+    if (!this.isGateway()) return this.close(protocolViolation(`unexpected ${messageType}`));
+    this.report({
+      type: 'GATEWAY_UNEXPECTED_MESSAGE_TYPE',
+      deviceId: this.deviceId,
+      description: `The bridge does not use ${messageType} (it supports QoS 0 and 1 only).`,
+      packet: { messageType, topic: '', packetId },
+    });
+  }
+
+  // --- outbound --------------------------------------------------------------------------------------------------
+
+  /** Gives aedes a packet and resolves with its answer (or undefined if the connection ends first). */
+  private forwardAndAwait(packet: Packet, match: (p: Packet) => boolean): Promise<Packet | undefined> {
+    return new Promise((resolve) => {
+      if (this.closed) return resolve(undefined);
+      this.waiters.push({ match, resolve });
+      this.tap.forward(packet);
+    });
+  }
+
+  /** Every packet aedes writes passes here on its way to the client. */
+  private observe(packet: Packet): void {
+    const i = this.waiters.findIndex((w) => w.match(packet));
+    if (i >= 0) this.waiters.splice(i, 1)[0]!.resolve(packet);
+  }
+}

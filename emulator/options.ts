@@ -1,0 +1,78 @@
+/**
+ * The bridge's behaviour options. Most pick one side of a point ClearBlade has not confirmed
+ * (iotcore-protocol.md §8), so that a client can be tested against every variant; the defaults follow Google's
+ * observed behaviour or the documentation where one exists. emulator/README.md explains each one.
+ *
+ * @example
+ * resolveBridgeOptions({ authFailureCode: 5, duplicateClientId: 'refuse' });
+ */
+import { JWT_CLOCK_SKEW_SECONDS } from '../lib/iotcore/limits.js';
+import type { ErrorShape } from './errors-topic.js';
+
+export interface BridgeOptions {
+  /** CONNACK code for bad credentials, a blocked device or MQTT disabled: ClearBlade documents 4, Google sent 5. */
+  authFailureCode: 4 | 5;
+  /** A second CONNECT with a live client ID: `takeover` closes the older connection (Google), `refuse` answers CONNACK 2. */
+  duplicateClientId: 'takeover' | 'refuse';
+  /** CONNECT with cleanSession=0: `accept` it and keep no session anyway, or `refuse` it with CONNACK 2. */
+  uncleanSession: 'accept' | 'refuse';
+  /** Whether a failed attach is also PUBACKed (only ever when the gateway is subscribed to its errors topic). */
+  ackFailedAttach: boolean;
+  errorShape: ErrorShape;
+  /** Allowed clock skew on JWT `iat`/`exp`, and the grace after `exp` before a connection is closed. */
+  clockSkewSeconds: number;
+  /** Enforce one state update per second per device. */
+  stateRateLimit: boolean;
+  /** Resend interval of an unacknowledged QoS 1 config. */
+  configResendMs: number;
+  /** Accept subscriptions to a specific commands subfolder (the docs say only `/commands/#` works). */
+  commandSubfolderSubscriptions: boolean;
+  /** The bridge drops a connection that sent nothing for this long, whatever its keep-alive ([CB-MQTT]: 20 min). */
+  idleTimeoutSeconds: number;
+  /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
+  log: (line: string) => void;
+}
+
+export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
+  authFailureCode: 4,
+  duplicateClientId: 'takeover',
+  uncleanSession: 'accept',
+  ackFailedAttach: false,
+  errorShape: 'nested',
+  clockSkewSeconds: JWT_CLOCK_SKEW_SECONDS,
+  stateRateLimit: true,
+  configResendMs: 5_000,
+  commandSubfolderSubscriptions: false,
+  idleTimeoutSeconds: 20 * 60,
+  log: () => {},
+};
+
+function oneOf<T>(name: string, value: unknown, allowed: readonly T[]): T {
+  if (!allowed.includes(value as T)) throw new TypeError(`${name} must be one of ${allowed.join(', ')} (got ${String(value)})`);
+  return value as T;
+}
+
+function positive(name: string, value: unknown, allowZero = false): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) {
+    throw new TypeError(`${name} must be a ${allowZero ? 'non-negative' : 'positive'} number (got ${String(value)})`);
+  }
+  return value;
+}
+
+/** Fills defaults in and checks every value; throws TypeError on a bad one. */
+export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): BridgeOptions {
+  const o = { ...DEFAULT_BRIDGE_OPTIONS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) };
+  return {
+    authFailureCode: oneOf('authFailureCode', o.authFailureCode, [4, 5] as const),
+    duplicateClientId: oneOf('duplicateClientId', o.duplicateClientId, ['takeover', 'refuse'] as const),
+    uncleanSession: oneOf('uncleanSession', o.uncleanSession, ['accept', 'refuse'] as const),
+    ackFailedAttach: oneOf('ackFailedAttach', o.ackFailedAttach, [true, false] as const),
+    errorShape: oneOf('errorShape', o.errorShape, ['nested', 'flat'] as const),
+    clockSkewSeconds: positive('clockSkewSeconds', o.clockSkewSeconds, true),
+    stateRateLimit: oneOf('stateRateLimit', o.stateRateLimit, [true, false] as const),
+    configResendMs: positive('configResendMs', o.configResendMs),
+    commandSubfolderSubscriptions: oneOf('commandSubfolderSubscriptions', o.commandSubfolderSubscriptions, [true, false] as const),
+    idleTimeoutSeconds: positive('idleTimeoutSeconds', o.idleTimeoutSeconds),
+    log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
+  };
+}

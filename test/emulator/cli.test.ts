@@ -1,0 +1,101 @@
+/**
+ * `iotcore-relay emulator`: flags to options, the one JSON line it prints when ready, a clean exit on SIGTERM.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emulatorOptionsFromArgs } from '../../cli/emulator-command.js';
+import { connackCode, makeFleet, withTimeout } from '../helpers/emulator-fixtures.js';
+import type { Fleet } from '../helpers/emulator-fixtures.js';
+
+const BIN = fileURLToPath(new URL('../../bin/iotcore-relay.mjs', import.meta.url));
+let dir: string;
+let registryFile: string;
+let fleet: Fleet;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'emulator-cli-'));
+  fleet = await makeFleet({ devices: ['dev-1'] });
+  registryFile = join(dir, 'registry.json');
+  await writeFile(registryFile, JSON.stringify(fleet.document));
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+describe('flags', () => {
+  it('map to emulator options', async () => {
+    const options = await emulatorOptionsFromArgs([
+      '--port', '0', '--registry', registryFile, '--latency-ms', '25', '--admin-port', 'none',
+      '--auth-failure-code', '5', '--duplicate-client-id', 'refuse', '--unclean-session', 'refuse', '--ack-failed-attach',
+      '--error-shape', 'flat', '--no-state-rate-limit', '--command-subfolder-subscriptions', '--clock-skew-seconds', '30',
+      '--config-resend-ms', '100', '--idle-timeout-seconds', '60', '--quiet',
+    ]);
+    expect(options).toEqual({
+      host: '127.0.0.1', port: 0, tls: true, registry: fleet.document, adminPort: null, latencyMs: 25, authFailureCode: 5,
+      duplicateClientId: 'refuse', uncleanSession: 'refuse', ackFailedAttach: true, errorShape: 'flat', stateRateLimit: false,
+      commandSubfolderSubscriptions: true, clockSkewSeconds: 30, configResendMs: 100, idleTimeoutSeconds: 60,
+    });
+  });
+
+  it('default to port 8883, TLS, an admin port picked at random and a log on stderr', async () => {
+    const options = await emulatorOptionsFromArgs([]);
+    expect(options).toMatchObject({ port: 8883, tls: true, adminPort: 0 });
+    expect(options).toHaveProperty('log');
+  });
+
+  it.each([
+    [['--port', 'x']],
+    [['--auth-failure-code', '3']],
+    [['--error-shape', 'round']],
+    [['--tls', '--no-tls']],
+    [['--cert', 'a.pem']],
+    [['--unknown']],
+  ])('refuses %j', async (argv) => {
+    await expect(emulatorOptionsFromArgs(argv)).rejects.toThrow();
+  });
+});
+
+interface Running {
+  child: ChildProcessWithoutNullStreams;
+  ready: Record<string, string>;
+  exited: Promise<number | null>;
+}
+
+async function run(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [BIN, 'emulator', ...args], { stdio: 'pipe' });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: child.stdout });
+  const first = await withTimeout(new Promise<string>((resolve) => lines.once('line', resolve)), 20_000, 'the emulator printed nothing');
+  return { child, ready: JSON.parse(first) as Record<string, string>, exited };
+}
+
+describe('the command', () => {
+  it('prints one JSON line when ready, serves the registry file, and exits 0 on SIGTERM', async () => {
+    const { child, ready, exited } = await run(['--port', '0', '--registry', registryFile, '--auth-failure-code', '5', '--quiet']);
+    try {
+      expect(Object.keys(ready).sort()).toEqual(['admin', 'caFile', 'mqtt']);
+      expect(ready['mqtt']).toMatch(/^mqtts:\/\/127\.0\.0\.1:\d+$/);
+      const ca = await readFile(ready['caFile']!, 'utf8');
+      const target = { mqttUrl: ready['mqtt']!, host: '127.0.0.1', port: Number(new URL(ready['mqtt']!).port), ca };
+      expect(await connackCode(target, fleet, 'dev-1')).toBe(0);
+      // The flag took effect: a bad token gets 5.
+      expect(await connackCode(target, fleet, 'dev-1', { password: 'x.y.z' })).toBe(5);
+      expect((await fetch(`${ready['admin']}/emulator/health`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await withTimeout(exited, 10_000, 'the emulator did not exit')).toBe(0);
+  });
+
+  it('prints no caFile over plain TCP and no admin URL without an admin port', async () => {
+    const { child, ready, exited } = await run(['--port', '0', '--registry', registryFile, '--no-tls', '--admin-port', 'none', '--quiet']);
+    child.kill('SIGINT');
+    expect(Object.keys(ready)).toEqual(['mqtt']);
+    expect(ready['mqtt']).toMatch(/^mqtt:\/\//);
+    expect(await withTimeout(exited, 10_000, 'the emulator did not exit')).toBe(0);
+  });
+});

@@ -1,0 +1,193 @@
+/**
+ * Fault injection: latency on every packet the bridge sends, lost acknowledgements, lost publishes, connections
+ * closed at a chosen point, refused CONNECTs, kicked clients; all changeable while the emulator runs.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { MqttClient } from 'mqtt';
+import { startEmulator } from '../../emulator/index.js';
+import type { Emulator } from '../../emulator/index.js';
+import { topicMatches } from '../../emulator/faults.js';
+import { closed, connackCode, connectDevice, makeFleet, publishOutcome, rawConnectPacket, rawSession } from '../helpers/emulator-fixtures.js';
+import type { Fleet } from '../helpers/emulator-fixtures.js';
+
+let fleet: Fleet;
+let emulator: Emulator;
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  fleet = await makeFleet({ gateways: [{ id: 'gw-1', bound: ['dev-1'] }], devices: ['dev-1', 'dev-2'] });
+  emulator = await startEmulator({ registry: fleet.document, adminPort: null });
+});
+afterEach(async () => {
+  emulator.clearFaults();
+  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+});
+afterAll(() => emulator.close());
+
+async function connected(id: string): Promise<MqttClient> {
+  const c = await connectDevice(emulator, fleet, id);
+  clients.push(c);
+  return c;
+}
+
+const eventCount = () => emulator.registry.events.length;
+
+describe('latencyMs', () => {
+  it('delays CONNACK, SUBACK and PUBACK, and can be changed at run time', async () => {
+    emulator.setFaults({ latencyMs: 250 });
+    let t = Date.now();
+    const c = await connected('dev-1');
+    expect(Date.now() - t).toBeGreaterThanOrEqual(240);
+    t = Date.now();
+    await c.subscribeAsync('/devices/dev-1/commands/#', { qos: 1 });
+    expect(Date.now() - t).toBeGreaterThanOrEqual(240);
+    t = Date.now();
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'slow', { barrier: false })).toBe('acked');
+    expect(Date.now() - t).toBeGreaterThanOrEqual(240);
+    emulator.faults.latencyMs = 0;
+    t = Date.now();
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'fast', { barrier: false })).toBe('acked');
+    expect(Date.now() - t).toBeLessThan(200);
+  });
+
+  it('is taken from the options at start', async () => {
+    const e = await startEmulator({ registry: fleet.document, adminPort: null, latencyMs: 200 });
+    try {
+      expect(e.faults.latencyMs).toBe(200);
+      const t = Date.now();
+      expect(await connackCode(e, fleet, 'dev-2')).toBe(0);
+      expect(Date.now() - t).toBeGreaterThanOrEqual(190);
+    } finally {
+      await e.close();
+    }
+  });
+});
+
+describe('withholdPuback and dropPublish', () => {
+  it('records but never acknowledges publishes matching withholdPuback', async () => {
+    emulator.setFaults({ withholdPuback: ['/devices/+/events/#'] });
+    const c = await connected('dev-1');
+    const before = eventCount();
+    expect(await publishOutcome(c, '/devices/dev-1/events/a', 'recorded')).toBe('unacked');
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'also recorded')).toBe('unacked');
+    expect(eventCount()).toBe(before + 2);
+    expect(await publishOutcome(c, '/devices/dev-1/state', 'state is acked')).toBe('acked');
+  });
+
+  it('withholds the PUBACK of an attach that still happens', async () => {
+    emulator.setFaults({ withholdPuback: ['/devices/+/attach'] });
+    const c = await connected('gw-1');
+    expect(await publishOutcome(c, '/devices/dev-1/attach', '{}')).toBe('unacked');
+    expect(emulator.connections().find((x) => x.deviceId === 'gw-1')?.attached).toEqual(['dev-1']);
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'for dev-1')).toBe('acked');
+  });
+
+  it('neither records nor acknowledges publishes matching dropPublish', async () => {
+    emulator.setFaults({ dropPublish: ['/devices/dev-1/events'] });
+    const c = await connected('dev-1');
+    const before = eventCount();
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'lost')).toBe('unacked');
+    expect(eventCount()).toBe(before);
+    expect(await publishOutcome(c, '/devices/dev-1/events/sub', 'not matched')).toBe('acked');
+    expect(eventCount()).toBe(before + 1);
+  });
+});
+
+describe('closing connections', () => {
+  it('closeAfterPackets: handles the n-th packet, then closes; counts per connection', async () => {
+    emulator.setFaults({ closeAfterPackets: 3 });
+    const c = await connected('dev-1');
+    await c.subscribeAsync('/devices/dev-1/commands/#', { qos: 0 });
+    const before = eventCount();
+    expect(await publishOutcome(c, '/devices/dev-1/events', 'third', { barrier: false })).toBe('acked');
+    await closed(c);
+    expect(eventCount()).toBe(before + 1);
+    const again = await connected('dev-1');
+    expect(again.connected).toBe(true);
+  });
+
+  it('closeAtPhase connect: no CONNACK', async () => {
+    emulator.setFaults({ closeAtPhase: 'connect' });
+    const raw = await rawSession(emulator);
+    raw.send(await rawConnectPacket(fleet, 'dev-1'));
+    await expect(raw.next()).rejects.toThrow(/closed/);
+    emulator.clearFaults();
+    expect(await connackCode(emulator, fleet, 'dev-1')).toBe(0);
+  });
+
+  it('closeAtPhase subscribe: no SUBACK, no subscription', async () => {
+    emulator.setFaults({ closeAtPhase: 'subscribe' });
+    const c = await connected('dev-1');
+    const acked = c.subscribeAsync('/devices/dev-1/config', { qos: 1 }).then(() => 'subacked', () => 'refused');
+    await closed(c);
+    expect(await Promise.race([acked, new Promise((r) => setTimeout(() => r('nothing'), 100))])).not.toBe('subacked');
+  });
+
+  it.each([
+    ['attach', 'nothing before', [], 0],
+    ['publish', 'after an attach', ['attach'], 0],
+    ['detach', 'after an attach and a publish', ['attach', 'publish'], 1],
+  ] as const)('closeAtPhase %s (%s): what came before is done, the closing packet is not', async (phase, _story, before, expectedEvents) => {
+    emulator.setFaults({ closeAtPhase: phase });
+    const c = await connected('gw-1');
+    const start = eventCount();
+    const done: readonly string[] = before;
+    if (done.includes('attach')) expect(await publishOutcome(c, '/devices/dev-1/attach', '{}')).toBe('acked');
+    if (done.includes('publish')) expect(await publishOutcome(c, '/devices/dev-1/events', 'x')).toBe('acked');
+    const topic = phase === 'publish' ? '/devices/dev-1/events' : `/devices/dev-1/${phase}`;
+    expect(await publishOutcome(c, topic, '{}')).toBe('closed');
+    expect(eventCount() - start).toBe(expectedEvents);
+    expect(emulator.connections().find((x) => x.deviceId === 'gw-1')).toBeUndefined();
+  });
+
+  it('refuseConnect answers every CONNECT with the given code until cleared', async () => {
+    emulator.setFaults({ refuseConnect: 3 });
+    expect(await connackCode(emulator, fleet, 'dev-1')).toBe(3);
+    emulator.setFaults({ refuseConnect: 5 });
+    expect(await connackCode(emulator, fleet, 'dev-2')).toBe(5);
+    emulator.clearFaults();
+    expect(await connackCode(emulator, fleet, 'dev-1')).toBe(0);
+  });
+
+  it('kick closes a client as a takeover would, without counting a takeover', async () => {
+    const c = await connected('dev-2');
+    expect(emulator.kick('nobody')).toBe(false);
+    expect(emulator.kick('dev-2')).toBe(true);
+    await closed(c);
+    expect(emulator.takeovers).toBe(0);
+    expect(emulator.registry.getDevice(fleet.registryId, 'dev-2').lastErrorStatus?.code).toBe(6);
+    const byClientId = await connected('dev-2');
+    expect(emulator.kick(fleet.clientId('dev-2'))).toBe(true);
+    await closed(byClientId);
+  });
+});
+
+describe('validation', () => {
+  it.each([
+    [{ withholdPuback: ['/devices/#/x'] }, /withholdPuback/],
+    [{ dropPublish: ['a+b'] }, /dropPublish/],
+    [{ closeAfterPackets: 0 }, /closeAfterPackets/],
+    [{ closeAtPhase: 'teardown' as never }, /closeAtPhase/],
+    [{ refuseConnect: 6 as never }, /refuseConnect/],
+    [{ latencyMs: -1 }, /latencyMs/],
+  ])('refuses %j', (faults, message) => {
+    expect(() => emulator.setFaults(faults)).toThrow(message);
+  });
+
+  it('clears an optional fault given as undefined, and keeps the others', () => {
+    emulator.setFaults({ latencyMs: 5, closeAtPhase: 'attach' });
+    emulator.setFaults({ closeAtPhase: undefined, latencyMs: undefined });
+    expect(emulator.faults.closeAtPhase).toBeUndefined();
+    expect(emulator.faults.latencyMs).toBe(5);
+    emulator.clearFaults();
+    expect(emulator.faults).toEqual({ latencyMs: 0, withholdPuback: [], dropPublish: [] });
+  });
+
+  it('matches topic filters as MQTT does', () => {
+    expect(topicMatches('/devices/+/events/#', '/devices/d-1/events')).toBe(true);
+    expect(topicMatches('/devices/+/events/#', '/devices/d-1/events/a/b')).toBe(true);
+    expect(topicMatches('/devices/+/events', '/devices/d-1/events/a')).toBe(false);
+    expect(topicMatches('/devices/+/state', '/devices/d-1/events')).toBe(false);
+    expect(topicMatches('#', '/devices/d-1/state')).toBe(true);
+  });
+});
