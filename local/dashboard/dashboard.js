@@ -1,0 +1,227 @@
+// The local stack's dashboard: renders each snapshot the stack pushes on /api/stream (server-sent events).
+// Every value from the stack goes into the page as text (textContent), never as markup: payloads come from devices.
+'use strict';
+
+const $ = (id) => document.getElementById(id);
+const seenReadings = new Set();
+let firstRender = true;
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  if (className) node.className = className;
+  return node;
+}
+
+function row(cells, className) {
+  const tr = el('tr', undefined, className);
+  for (const cell of cells) tr.appendChild(cell instanceof Node ? cell : el('td', cell));
+  return tr;
+}
+
+function fill(sectionId, rows, emptyText) {
+  const tbody = document.querySelector(`#${sectionId} tbody`);
+  const columns = document.querySelectorAll(`#${sectionId} thead th`).length;
+  tbody.replaceChildren();
+  if (rows.length === 0) {
+    const td = el('td', emptyText, 'empty');
+    td.colSpan = columns;
+    tbody.appendChild(row([td]));
+    return;
+  }
+  for (const r of rows) tbody.appendChild(r);
+}
+
+function td(text, className) {
+  return el('td', text, className);
+}
+
+function clock(iso) {
+  if (!iso) return '–';
+  const d = new Date(iso);
+  return d.toLocaleTimeString(undefined, { hour12: false }) + '.' + String(d.getMilliseconds()).padStart(3, '0');
+}
+
+function ago(iso, now) {
+  if (!iso) return 'never';
+  const s = Math.max(0, Math.round((Date.parse(now) - Date.parse(iso)) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return `${Math.floor(s / 3600)} h ago`;
+}
+
+function plural(n, word) {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+function outcomeClass(outcome) {
+  return outcome === 'succeeded' ? 'ok' : outcome === 'partial' ? 'warn' : 'bad';
+}
+
+function statusClass(status) {
+  return status < 300 ? 'ok' : status < 500 ? 'warn' : 'bad';
+}
+
+function renderQueues(q) {
+  $('relay-waiting').textContent = q.relay.waiting;
+  $('relay-inflight').textContent = q.relay.inFlight;
+  $('dlq-depth').textContent = q.deadLetter.waiting + q.deadLetter.inFlight;
+  $('relay-name').textContent = q.relay.name;
+  $('dlq-name').textContent = q.deadLetter.name;
+  renderChart(q.history);
+}
+
+function renderChart(history) {
+  const svg = $('chart');
+  const ns = 'http://www.w3.org/2000/svg';
+  svg.replaceChildren();
+  const width = 600;
+  const height = 150;
+  const pad = 6;
+  const max = Math.max(1, ...history.map((h) => Math.max(h.relay, h.relayInFlight, h.deadLetter)));
+  const grid = document.createElementNS(ns, 'line');
+  for (const [attr, value] of Object.entries({ x1: 0, x2: width, y1: height - pad, y2: height - pad, stroke: '#e5e7eb' })) grid.setAttribute(attr, value);
+  svg.appendChild(grid);
+  const label = document.createElementNS(ns, 'text');
+  label.setAttribute('x', 4);
+  label.setAttribute('y', 14);
+  label.setAttribute('font-size', 11);
+  label.setAttribute('fill', '#6b7280');
+  label.textContent = `max ${max}`;
+  svg.appendChild(label);
+  if (history.length < 2) return;
+  const t0 = history[0].t;
+  const span = Math.max(1, history[history.length - 1].t - t0);
+  const x = (t) => ((t - t0) / span) * width;
+  const y = (v) => height - pad - (v / max) * (height - 2 * pad - 14);
+  for (const [key, color] of [['relay', '#2563eb'], ['relayInFlight', '#b45309'], ['deadLetter', '#b91c1c']]) {
+    const line = document.createElementNS(ns, 'polyline');
+    line.setAttribute('fill', 'none');
+    line.setAttribute('stroke', color);
+    line.setAttribute('stroke-width', '2');
+    line.setAttribute('vector-effect', 'non-scaling-stroke');
+    line.setAttribute('points', history.map((h) => `${x(h.t).toFixed(1)},${y(h[key]).toFixed(1)}`).join(' '));
+    svg.appendChild(line);
+  }
+  $('chart-range').textContent = `last ${Math.round(span / 1000)} s`;
+}
+
+function renderGateways(s) {
+  fill(
+    'gateways',
+    s.gateways.map((g) =>
+      row([
+        td(g.id, 'mono'),
+        td(g.connected ? 'live' : 'idle', g.connected ? 'ok' : 'muted'),
+        td(g.attached.length > 0 ? g.attached.join(', ') : '–', 'mono'),
+        td(g.sessions),
+        td(g.lastSession ? `${ago(g.lastSession.at, s.now)}: ${plural(g.lastSession.records, 'record')}, ${g.lastSession.outcome}, ${g.lastSession.durationMs} ms` : 'none yet',
+          g.lastSession ? outcomeClass(g.lastSession.outcome) : 'muted'),
+      ]),
+    ),
+    'no gateway in the registry',
+  );
+}
+
+function renderDevices(s) {
+  fill(
+    'devices',
+    s.devices.map((d) =>
+      row([
+        td(d.id, 'mono'),
+        td(d.gateways.join(', ') || '–', 'mono'),
+        td(d.attachedTo.length > 0 ? d.attachedTo.join(', ') : 'no', d.attachedTo.length > 0 ? 'ok' : 'muted'),
+        td(ago(d.lastEventTime, s.now), d.lastEventTime ? '' : 'muted'),
+        td(`v${d.bridgeConfigVersion} / ${d.storeConfigVersion === undefined ? 'not polled yet' : `v${d.storeConfigVersion}`}`,
+          d.storeConfigVersion === undefined ? 'muted' : ''),
+      ]),
+    ),
+    'no device in the registry',
+  );
+}
+
+function renderReadings(s) {
+  $('readings-total').textContent = `${s.readings.total} received`;
+  fill(
+    'readings',
+    s.readings.recent.map((r) => {
+      const fresh = !firstRender && !seenReadings.has(r.id);
+      seenReadings.add(r.id);
+      const tr = row(
+        [td(clock(r.time), 'mono'), td(r.deviceId, 'mono'), td(r.subFolder || '–', 'mono'), td(r.gatewayId || 'direct', 'mono'), td(r.bytes), td(r.preview, 'mono payload')],
+        fresh ? 'fresh' : '',
+      );
+      tr.dataset.readingId = r.id;
+      return tr;
+    }),
+    'nothing yet: post a reading (see the terminal for a curl line)',
+  );
+}
+
+function renderErrors(s) {
+  $('errors-total').textContent = `${s.errors.total} sent`;
+  fill(
+    'errors',
+    s.errors.recent.map((e) =>
+      row([td(clock(e.time), 'mono'), td(e.gatewayId, 'mono'), td(e.errorType, 'bad mono'), td(e.deviceId, 'mono'), td(e.delivered ? e.description : `${e.description} (not subscribed)`)]),
+    ),
+    'no error sent to a gateway',
+  );
+}
+
+function renderBatches(s) {
+  fill(
+    'batches',
+    s.batches.map((b) =>
+      row([
+        td(clock(b.at), 'mono'),
+        td(b.groups.join(', ') || '–', 'mono'),
+        td(b.records),
+        td(b.outcome === 'succeeded' ? 'all deleted' : `${b.deleted} deleted, ${b.retried} back (${b.outcome})`, outcomeClass(b.outcome)),
+        td(b.durationMs),
+      ]),
+    ),
+    'no batch yet',
+  );
+}
+
+function renderHttp(s) {
+  const sim = s.simulator;
+  $('simulator').textContent = sim ? `simulator: ${sim.devices} devices, ${sim.sent} posts, ${sim.accepted} accepted, ${sim.refused} refused` : '';
+  fill(
+    'http',
+    s.http.map((h) => row([td(clock(h.at), 'mono'), td(`${h.method} ${h.path}`, 'mono'), td(h.status, statusClass(h.status)), td(h.durationMs)])),
+    'no request yet',
+  );
+}
+
+function render(s) {
+  renderQueues(s.queues);
+  renderGateways(s);
+  renderDevices(s);
+  renderReadings(s);
+  renderErrors(s);
+  renderBatches(s);
+  renderHttp(s);
+  $('uptime').textContent = `up ${ago(s.startedAt, s.now).replace(' ago', '')}`;
+  firstRender = false;
+}
+
+function connect() {
+  const stream = new EventSource('/api/stream');
+  stream.addEventListener('open', () => {
+    $('link').textContent = 'live';
+    $('link').className = 'live';
+  });
+  stream.addEventListener('error', () => {
+    $('link').textContent = 'reconnecting…';
+    $('link').className = '';
+  });
+  stream.addEventListener('state', (e) => render(JSON.parse(e.data)));
+}
+
+$('poll').addEventListener('click', () => {
+  fetch('/api/poll', { method: 'POST' }).catch(() => undefined);
+});
+
+connect();
