@@ -25,7 +25,11 @@ if ('help' in parsed) {
   try {
     stack = await startStack({ ...parsed.options, ...(parsed.quiet ? {} : { log: (line) => process.stdout.write(`${time()} ${line}\n`) }) });
   } catch (e) {
-    process.stderr.write(`npm start: ${(e as Error).message}\n`);
+    const hint =
+      (e as NodeJS.ErrnoException).code === 'EADDRINUSE'
+        ? ' (is another `npm start` running? `npm start -- --free-ports` picks free ports)'
+        : '';
+    process.stderr.write(`npm start: ${(e as Error).message}${hint}\n`);
     process.exitCode = 1;
   }
   if (stack !== undefined) {
