@@ -2,8 +2,9 @@
  * Lambda handler of the ingest routes (API Gateway HTTP API, payload format 2.0). Thin by design: the event becomes
  * an `IngestRequest`, `lib/ingest` does the work, the `IngestResponse` becomes the result.
  *
- * One log line per request, with the outcome and the device; never a header or a body, which carry device JWTs,
- * device keys and payloads.
+ * One log line per request, with the outcome, the device and the config version put into the answer (a second,
+ * WARN line when the config could not be looked up); never a header or a body, which carry device JWTs, device
+ * keys and payloads.
  *
  * @example
  * // serverless.yml: handler: handlers/ingest.handler
@@ -73,7 +74,11 @@ function logOutcome(logger: Logger, event: APIGatewayProxyEventV2, response: Ing
     deviceId: response.log.deviceId,
     queued: response.log.queued,
     ...(response.log.error !== undefined ? { error: describe(response.log.error) } : {}),
+    ...(response.log.configVersion !== undefined ? { configVersion: response.log.configVersion } : {}),
   };
+  if (response.log.configError !== undefined) {
+    logger.warn('config not put into the answer', { requestId: fields.requestId, deviceId: fields.deviceId, error: describe(response.log.configError) });
+  }
   // A non-RelayError is a defect whatever the status it was answered with.
   const defect = response.log.error !== undefined && !isRelayError(response.log.error);
   if (response.statusCode >= 500 || defect) logger.error('ingest failed', fields);

@@ -1,7 +1,12 @@
 /**
- * Lambda handler of the relay queue (SQS, ReportBatchItemFailures). Thin by design: settings, keys, logger and
- * metrics are wired here once per container; lib/sqs/relay-sqs-batch.ts turns the event into gateway sessions
- * and the outcomes into `{ batchItemFailures }`.
+ * Lambda handler of the relay queue (SQS, ReportBatchItemFailures). Thin by design: settings, keys, the config
+ * store, logger and metrics are wired here once per container; lib/sqs/relay-sqs-batch.ts turns the event into
+ * gateway sessions and the outcomes into `{ batchItemFailures }`.
+ *
+ * The config store is the table named by `CONFIG_TABLE` (lib/config-store/store-from-env.ts): configs polled by
+ * `config-poll` jobs are written there, and the devices relayed for are noted there for the scheduled poller.
+ * Without `CONFIG_TABLE` the relay still serves poll jobs, but only counts the configs (metric ConfigsNotStored),
+ * and says so in the log once per container.
  *
  * Logs carry gateway IDs, device IDs, counts and codes; never a JWT, a key or a payload.
  *
@@ -13,11 +18,12 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadRelaySettings, relaySettings, type Env } from '../lib/config.js';
+import { configStoreFromEnv } from '../lib/config-store/store-from-env.js';
 import { isRelayError } from '../lib/errors.js';
 import { signGatewayJwt } from '../lib/jwt.js';
 import type { KeySource } from '../lib/keys/key-source.js';
 import { keySourceFromEnv } from '../lib/keys/key-source-from-env.js';
-import type { ConfigSink } from '../lib/relay/config-poll.js';
+import type { RelayConfigStore } from '../lib/relay/relay-batch.js';
 import { sqsQueueActions, type QueueActions } from '../lib/sqs/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../lib/sqs/relay-sqs-batch.js';
 
@@ -28,7 +34,8 @@ export interface RelayHandlerOptions {
   env?: Env;
   keySource?: KeySource;
   queueActions?: QueueActions;
-  configSink?: ConfigSink;
+  /** Defaults to the table named by `CONFIG_TABLE`, or none when it is unset. */
+  configStore?: RelayConfigStore;
   logger?: Logger;
   metrics?: Metrics;
 }
@@ -74,8 +81,15 @@ function buildDeps(env: Env, options: RelayHandlerOptions, logger: Logger, metri
     metrics,
     env,
   };
-  if (options.configSink !== undefined) deps.configSink = options.configSink;
+  const configStore = options.configStore ?? configStoreOf(env, logger);
+  if (configStore !== undefined) deps.configStore = configStore;
   return deps;
+}
+
+function configStoreOf(env: Env, logger: Logger): RelayConfigStore | undefined {
+  if ((env.CONFIG_TABLE?.trim() ?? '') !== '') return configStoreFromEnv(env);
+  logger.warn('CONFIG_TABLE is not set: polled configs are counted but not stored, and relayed devices are not noted for polling');
+  return undefined;
 }
 
 export const handler: RelayHandler = createRelayHandler();

@@ -40,10 +40,12 @@ export type RelayErrorCode =
   | 'ERR_SUBSCRIBE_REJECTED'
   | 'ERR_SUBACK_TIMEOUT'
   | 'ERR_DEVICE_CONFIG_TIMEOUT'
+  | 'ERR_ATTACH_LIMIT'
   // a defect of the relay itself (an exception that is not a RelayError)
   | 'ERR_INTERNAL'
   // storage
   | 'ERR_STORE_CONFLICT'
+  | 'ERR_STORE_UNAVAILABLE'
   // device authentication at the HTTP ingest
   | 'ERR_AUTH_MISSING'
   | 'ERR_AUTH_INVALID'

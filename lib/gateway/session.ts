@@ -336,11 +336,15 @@ export class GatewaySession {
    * (the latest version right after the subscription, then each new one, iotcore-protocol.md §2). QoS 0 by
    * default: a QoS 1 subscription would acknowledge the config on the device's behalf, and set its
    * `deviceAckTime`, before the device has seen it.
+   *
+   * The gateway's own ID is accepted without an attach: the gateway is a device of the registry in its own right
+   * and may always subscribe to its own topics (ClearBlade's gateway sample subscribes to
+   * `/devices/{gateway}/config` beside its devices' config topics).
    */
   async subscribeConfig(deviceId: string, onMessage: (payload: Buffer) => void, qos: 0 | 1 = 0): Promise<void> {
     this.assertWorking('subscribe');
     const device = this.devices.get(deviceId);
-    if (device === undefined || device.status !== 'attached') {
+    if (deviceId !== this.options.gatewayId && (device === undefined || device.status !== 'attached')) {
       const failure = device?.failure ?? { code: 'ERR_DEVICE_NOT_FOUND' as const, reason: `${deviceId} is not attached in this session` };
       throw new RelayError(failure.code, failure.reason);
     }

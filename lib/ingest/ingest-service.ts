@@ -15,6 +15,7 @@
  * const ingest = new IngestService({ registry, gatewayIds: ['gw-1'], authenticator, queue });
  * const answer = await ingest.handle({ method: 'POST', path: '/devices/pump-0042/state', headers, body, requestId });
  */
+import { parseHeldConfigVersion } from '../config-store/config-delivery.js';
 import { RelayError } from '../errors.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import type { RegistryPath } from '../iotcore/topics.js';
@@ -49,7 +50,10 @@ export interface AcceptedAnswer {
   messageIds: string[];
   /** Batch only: what became of each reading. */
   readings?: ReadingOutcome[];
-  /** Present when a config source is wired in and knows the device (see `IngestServiceOptions.latestConfig`). */
+  /**
+   * The device's newest config, when it sent `X-Config-Version` naming another version than the newest one stored
+   * (see `IngestServiceOptions.latestConfig`).
+   */
   config?: AnswerConfig;
 }
 
@@ -67,7 +71,16 @@ export interface IngestResponse {
   headers: Record<string, string>;
   body: AnswerBody;
   /** For the log line only; never sent. */
-  log: { deviceId?: string; route?: IngestRoute['kind']; queued: number; error?: unknown };
+  log: {
+    deviceId?: string;
+    route?: IngestRoute['kind'];
+    queued: number;
+    error?: unknown;
+    /** The config version put into the answer. */
+    configVersion?: string;
+    /** Why the config lookup failed; the answer went without a config. */
+    configError?: unknown;
+  };
 }
 
 export interface IngestServiceOptions {
@@ -79,11 +92,12 @@ export interface IngestServiceOptions {
   };
   queue: RelayQueue;
   /**
-   * Where a later version looks up the device's newest config to hand back with the answer, so a device that
-   * wakes only to post a reading also learns its config. Not wired by `ingestServiceFromEnv` yet. A failure here
-   * never fails the ingest: the answer goes without the config.
+   * The device's newest config when it differs from the version the device holds, so a device that wakes only to
+   * post a reading also learns its config. Asked only when the request says which version the device holds
+   * (`X-Config-Version: <n>`, 0 when it holds none); `ingestServiceFromEnv` wires it to the config store when
+   * `CONFIG_TABLE` is set. A failure here never fails the ingest: the answer goes without the config.
    */
-  latestConfig?: (deviceId: string) => Promise<AnswerConfig | undefined>;
+  latestConfig?: (deviceId: string, heldVersion: number) => Promise<AnswerConfig | undefined>;
 }
 
 /** API Gateway (HTTP API) takes 10 MB and Lambda 6 MB per request; a larger body cannot have come through them. */
@@ -118,7 +132,7 @@ export class IngestService {
       const [outcome] = await this.options.queue.send([this.record(device, reading, request.requestId)]);
       if (outcome === undefined) throw new RelayError('ERR_QUEUE_UNAVAILABLE', 'the queue reported no outcome');
       if (!outcome.queued) throw outcome.error;
-      return this.answer(202, await this.accepted(route.deviceId, { messageIds: [outcome.messageId] }), { ...log, queued: 1 });
+      return this.accepted(request, route.deviceId, { messageIds: [outcome.messageId] }, { ...log, queued: 1 });
     } catch (e) {
       return this.failure(e, log);
     }
@@ -156,7 +170,7 @@ export class IngestService {
       const envelope = errorEnvelope(400, 'INVALID_ARGUMENT', 'no reading of the batch is valid; see readings');
       return this.answer(400, { ...envelope, messageIds, readings }, log);
     }
-    return this.answer(202, await this.accepted(device.deviceId, { messageIds, readings }), log);
+    return this.accepted(request, device.deviceId, { messageIds, readings }, log);
   }
 
   private record(device: AuthenticatedDevice, reading: Reading, requestId: string, index?: number): QueueRecord {
@@ -177,13 +191,17 @@ export class IngestService {
     };
   }
 
-  private async accepted(deviceId: string, answer: AcceptedAnswer): Promise<AcceptedAnswer> {
-    if (this.options.latestConfig === undefined) return answer;
+  /** The 202 answer, with the device's newest config when it said which version it holds and holds another. */
+  private async accepted(request: IngestRequest, deviceId: string, answer: AcceptedAnswer, log: IngestResponse['log']): Promise<IngestResponse> {
+    const held = parseHeldConfigVersion(request.headers['x-config-version']);
+    if (this.options.latestConfig === undefined || held === undefined) return this.answer(202, answer, log);
     try {
-      const config = await this.options.latestConfig(deviceId);
-      return config === undefined ? answer : { ...answer, config };
-    } catch {
-      return answer;
+      const config = await this.options.latestConfig(deviceId, held);
+      if (config === undefined) return this.answer(202, answer, log);
+      return this.answer(202, { ...answer, config }, { ...log, configVersion: config.version });
+    } catch (e) {
+      // The readings are queued; the config can wait for the next request.
+      return this.answer(202, answer, { ...log, configError: e });
     }
   }
 

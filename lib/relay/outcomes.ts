@@ -59,6 +59,7 @@ export const DISPOSITIONS: Readonly<Record<RelayErrorCode, DispositionRule>> = {
   ERR_INTERNAL: backoff('a defect in the relay; records wait rather than spin'),
   ERR_QUEUE_THROTTLED: backoff('the queue throttled a call'),
   ERR_QUEUE_UNAVAILABLE: backoff('the queue could not be reached'),
+  ERR_STORE_UNAVAILABLE: backoff('the config table could not be read or written'),
   // The device cannot be relayed through this gateway as things stand: unknown, not bound, bad or expired token.
   ERR_ATTACH_REJECTED: input('the bridge refused to attach the device (GATEWAY_ATTACHMENT_ERROR)'),
   ERR_INVALID_TOPIC: input('the bridge called the topic invalid (GATEWAY_INVALID_MQTT_TOPIC)'),
@@ -72,6 +73,7 @@ export const DISPOSITIONS: Readonly<Record<RelayErrorCode, DispositionRule>> = {
   ERR_SUBACK_TIMEOUT: retry('a subscription was not acknowledged in time'),
   ERR_DEVICE_CONFIG_TIMEOUT: retry('a device\'s config did not arrive in time after subscribing'),
   ERR_STORE_CONFLICT: retry('a conditional write lost a race'),
+  ERR_ATTACH_LIMIT: retry('serving the poll job too would attach more devices than a gateway may hold at once; its next batch serves it'),
 };
 
 export function dispositionOf(code: RelayErrorCode): Disposition {
@@ -94,6 +96,12 @@ export interface RecordOutcome {
    * shares that record's fate (see lib/relay/README.md, "State coalescing").
    */
   coalescedInto?: string;
+  /**
+   * For a `retry`: seconds until SQS shows the record again, instead of the queue's visibility timeout. 0 hands it
+   * to the next batch at once; on a FIFO queue a record waiting out its visibility timeout holds up its whole
+   * message group, that is, its gateway.
+   */
+  returnAfterSeconds?: number;
   /**
    * How a dead-letter outcome was carried out: `sent` to the dead-letter queue by the relay, or left to the
    * queue's own `redrive` policy (no dead-letter queue URL configured, or the send failed).

@@ -5,7 +5,8 @@
  * | outcome         | what happens here                                                                       |
  * |-----------------|-----------------------------------------------------------------------------------------|
  * | `confirmed`     | left out of batchItemFailures: SQS deletes the record                                   |
- * | `retry`         | listed in batchItemFailures: back after the queue's visibility timeout                  |
+ * | `retry`         | listed in batchItemFailures: back after the queue's visibility timeout, or after its    |
+ * |                 | own `returnAfterSeconds` (ChangeMessageVisibility)                                      |
  * | `retry-backoff` | listed, after ChangeMessageVisibility to the backoff for its receive count              |
  * | `dead-letter`   | SendMessage to RELAY_DEAD_LETTER_QUEUE_URL with the reason as attributes, then left out; |
  * |                 | without that URL (or if the send fails) listed with visibility 0, so the queue's own     |
@@ -25,9 +26,8 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import type { RelaySettings } from '../config.js';
 import { isRelayError } from '../errors.js';
 import type { SessionLog } from '../gateway/session.js';
-import type { ConfigSink } from '../relay/config-poll.js';
 import { backoffSeconds, logSafeReason, type RecordOutcome } from '../relay/outcomes.js';
-import { relayBatch, type RelayBatchResult, type SessionSummary } from '../relay/relay-batch.js';
+import { relayBatch, type RelayBatchResult, type RelayConfigStore, type SessionSummary } from '../relay/relay-batch.js';
 import type { QueueActions, VisibilityChange } from './queue-actions.js';
 import { inboundRecord, queueUrlFromArn } from './sqs-records.js';
 
@@ -37,7 +37,8 @@ export interface RelaySqsDeps {
   queueActions: QueueActions;
   logger: Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
   metrics?: Pick<Metrics, 'addMetric' | 'singleMetric'>;
-  configSink?: ConfigSink;
+  /** Where polled configs go and relayed devices are noted; without it configs are only counted. */
+  configStore?: RelayConfigStore;
   env?: Readonly<Record<string, string | undefined>>;
   random?: () => number;
 }
@@ -71,7 +72,8 @@ export async function relaySqsBatch(
       gatewayJwt: deps.gatewayJwt,
       deadline,
       log: sessionLog(deps.logger),
-      ...(deps.configSink === undefined ? {} : { configSink: deps.configSink }),
+      ...(deps.configStore === undefined ? {} : { configStore: deps.configStore }),
+      ...(deps.metrics === undefined ? {} : { metrics: deps.metrics }),
     });
   } catch (e) {
     // relayBatch gives every record an outcome by itself; reaching this is a defect. Nothing is lost: all go back.
@@ -131,6 +133,8 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
       // Back at once: the redrive policy counts receives, so the record reaches the dead-letter queue after
       // maxReceiveCount quick rounds instead of that many visibility timeouts holding up its FIFO group.
       seconds = 0;
+    } else if (o.outcome === 'retry' && o.returnAfterSeconds !== undefined) {
+      seconds = o.returnAfterSeconds;
     }
     if (seconds === undefined) continue;
     const url = deps.settings.sourceQueueUrl ?? queueUrlFromArn(record.eventSourceARN ?? '', env);

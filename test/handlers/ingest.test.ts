@@ -8,9 +8,11 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import { createIngestHandler, type IngestHandler } from '../../handlers/ingest.js';
 import { deriveDeviceKey, masterKeyFromText } from '../../lib/auth/index.js';
 import { gatewayFor } from '../../lib/gateway-pool.js';
+import { ConfigStore } from '../../lib/config-store/index.js';
 import { deviceDeduplicationId, ingestServiceFromEnv } from '../../lib/ingest/index.js';
 import { parseQueueMessage, type TelemetryMessage } from '../../lib/queue/message.js';
 import { httpApiEvent, httpApiPost, httpApiPostJson } from '../helpers/apigw-events.js';
+import { startLocalDynamoDb, type LocalDynamoDb } from '../helpers/local-dynamodb.js';
 import { closedPort, startLocalSqs, startSqsStandIn, THROTTLED, type LocalSqs, type SqsStandIn, type StandInCall } from '../helpers/local-sqs.js';
 import { deviceJwt, ecDevice, keyDocument, nowSeconds, PROJECT, rsaDevice } from '../lib/auth/device-credentials.js';
 
@@ -364,6 +366,77 @@ describe('queue failures', () => {
     const outcomes = answer.body['readings'] as { index: number; status: string }[];
     expect(outcomes.map((r) => r.status)).toEqual([...Array(10).fill('QUEUED'), ...Array(5).fill('NOT_QUEUED')]);
     expect(answer.body['messageIds']).toHaveLength(10);
+  });
+});
+
+describe('the newest config in the answer', () => {
+  let db: LocalDynamoDb;
+  let store: ConfigStore;
+  let withConfig: IngestHandler;
+  const v1 = '{"rate":60}';
+  const v2 = '{"rate":5}';
+
+  beforeAll(async () => {
+    db = await startLocalDynamoDb();
+    store = new ConfigStore({ tableName: db.tableName, client: db.client });
+    await store.putConfig('pump-0042', Buffer.from(v1), new Date());
+    await store.putConfig('pump-0042', Buffer.from(v2), new Date());
+    withConfig = createIngestHandler({
+      service: ingestServiceFromEnv({ ...env, CONFIG_TABLE: db.tableName }, { sqsClient: sqs.client, dynamoDbClient: db.client }),
+      logger: silent,
+    });
+  });
+  afterAll(() => db.stop());
+
+  const post = async (version: string | undefined, path = '/devices/pump-0042/events', device = 'pump-0042'): Promise<Answer> =>
+    call(httpApiPost(path, 'x', { ...keyAuth(device), ...(version === undefined ? {} : { 'x-config-version': version }) }), withConfig);
+
+  it('carries the stored config, in getConfig\'s shape, to a device that holds another version', async () => {
+    for (const held of ['0', '1', '7']) {
+      const answer = await post(held);
+      expect(answer.status, held).toBe(202);
+      expect(answer.body['config'], held).toEqual({ version: '2', binaryData: b64(v2) });
+    }
+  });
+
+  it('carries no config to a device that holds the newest, names no version, or names none readable', async () => {
+    for (const held of ['2', undefined, 'latest', '-1']) {
+      const answer = await post(held);
+      expect(answer.status, String(held)).toBe(202);
+      expect(answer.body, String(held)).not.toHaveProperty('config');
+    }
+    // Nothing stored for this device yet.
+    expect((await post('0', '/devices/valve-0007/events', 'valve-0007')).body).not.toHaveProperty('config');
+  });
+
+  it('carries it in a batch answer too', async () => {
+    const answer = await call(
+      httpApiPostJson('/devices/pump-0042/batch', { readings: [{ payload: 'a' }] }, { ...keyAuth('pump-0042'), 'x-config-version': '1' }),
+      withConfig,
+    );
+    expect(answer.status).toBe(202);
+    expect(answer.body['config']).toEqual({ version: '2', binaryData: b64(v2) });
+    expect(answer.body['readings']).toHaveLength(1);
+  });
+
+  it('answers without the config when the table cannot be read: the readings are queued all the same', async () => {
+    const written: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    const broken = createIngestHandler({
+      service: ingestServiceFromEnv({ ...env, CONFIG_TABLE: 'no-such-table' }, { sqsClient: sqs.client, dynamoDbClient: db.client }),
+      logger: new Logger({ logLevel: 'WARN' }),
+    });
+    const answer = await call(httpApiPost('/devices/pump-0042/events', 'x', { ...keyAuth('pump-0042'), 'x-config-version': '1' }), broken);
+    vi.restoreAllMocks();
+
+    expect(answer.status).toBe(202);
+    expect(answer.body).toEqual({ messageIds: [expect.any(String)] });
+    expect(await sqs.receiveAll()).toHaveLength(1);
+    const line = JSON.parse(written.join('').trim().split('\n')[0]!) as Record<string, unknown>;
+    expect(line).toMatchObject({ level: 'WARN', message: 'config not put into the answer', deviceId: 'pump-0042' });
   });
 });
 

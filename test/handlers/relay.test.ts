@@ -10,16 +10,19 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startEmulator, type Emulator } from '../../emulator/index.js';
 import type { RelayHandler } from '../../handlers/relay.js';
+import { ConfigStore } from '../../lib/config-store/index.js';
 import type { RelayErrorCode } from '../../lib/errors.js';
 import { failed, type OutcomeKind, type RecordOutcome } from '../../lib/relay/outcomes.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
+import { startLocalDynamoDb, type LocalDynamoDb } from '../helpers/local-dynamodb.js';
 import { startSqsStandIn, type SqsStandIn } from '../helpers/local-sqs.js';
 import { expectOutcomeInvariant } from '../helpers/outcome-invariant.js';
-import { eventBody, GW, lambdaContext, makeRelayFleet, METERS, PUMPS, sqsEvent, sqsRecord, stateBody, UNBOUND, VALVES } from '../helpers/relay-fixtures.js';
+import { eventBody, GW, lambdaContext, makeRelayFleet, METERS, pollBody, PUMPS, sqsEvent, sqsRecord, stateBody, UNBOUND, valveConfig, VALVES } from '../helpers/relay-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
 let sqs: SqsStandIn;
+let db: LocalDynamoDb;
 let dir: string;
 let handler: RelayHandler;
 let relayEnv: Record<string, string>;
@@ -28,7 +31,7 @@ const output: string[] = [];
 const DLQ = (endpoint: string): string => `${endpoint}/123456789012/relay-dlq.fifo`;
 
 beforeAll(async () => {
-  fleet = await makeRelayFleet();
+  [fleet, db] = await Promise.all([makeRelayFleet(), startLocalDynamoDb()]);
   emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false });
   sqs = await startSqsStandIn((call) => {
     if (call.action === 'SendMessage') {
@@ -54,6 +57,8 @@ beforeAll(async () => {
     RELAY_PUBACK_TIMEOUT_MS: '500',
     RELAY_DEADLINE_MARGIN_MS: '1000',
     AWS_ENDPOINT_URL_SQS: sqs.endpoint,
+    // For the handlers of these tests that are given CONFIG_TABLE; the exported one runs without it.
+    AWS_ENDPOINT_URL_DYNAMODB: db.endpoint,
     AWS_REGION: 'us-east-1',
     AWS_ACCESS_KEY_ID: 'local',
     AWS_SECRET_ACCESS_KEY: 'local',
@@ -82,6 +87,7 @@ afterAll(async () => {
   vi.unstubAllEnvs();
   await emulator.close();
   await sqs.stop();
+  await db.stop();
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -178,6 +184,39 @@ describe('relay handler', () => {
     expectOutcomeInvariant({ records, outcomes: loggedOutcomes(), emulator, registryId: fleet.registryId });
     const failure = logLines().find((l) => l.message === 'record not confirmed');
     expect(failure).toMatchObject({ outcome: 'retry', code: 'ERR_DEADLINE' });
+  });
+});
+
+describe('relay handler and the config store', () => {
+  it('stores polled configs in CONFIG_TABLE and notes the devices it relayed for', async () => {
+    const { createRelayHandler } = await import('../../handlers/relay.js');
+    const relay = createRelayHandler({ env: { ...relayEnv, CONFIG_TABLE: db.tableName } });
+    const store = new ConfigStore({ tableName: db.tableName, client: db.client });
+    const since = new Date(Date.now() - 1000);
+    const records = [sqsRecord(pollBody([VALVES[1]!, UNBOUND]), { groupId: GW.assoc }), sqsRecord(eventBody(PUMPS[5]!), { groupId: GW.assoc })];
+
+    const response = await relay(sqsEvent(records), lambdaContext(10_000));
+
+    // The unbound device is reported, not a reason to retry the job.
+    expect(response).toEqual({ batchItemFailures: [] });
+    expect((await store.getConfig(VALVES[1]!))?.bytes.toString()).toBe(valveConfig(VALVES[1]!));
+    expect(await store.recentlyRelayed(since)).toEqual([PUMPS[5]]);
+    const lines = logLines();
+    expect(lines.find((l) => l.message === 'config missing')).toMatchObject({ deviceId: UNBOUND, reason: 'attach-rejected', level: 'WARN' });
+    expect(lines.find((l) => l.message === 'config poll')).toMatchObject({ gatewayId: GW.assoc, devices: 3, missing: 1 });
+    const counts = Object.assign({}, ...lines.filter((l) => '_aws' in l));
+    expect(counts).toMatchObject({ DevicesPolled: 3, ConfigsMissing: 1, ConfigsNotStored: 0 });
+    expect(counts.ConfigPollDuration).toBeTypeOf('number');
+  });
+
+  it('without CONFIG_TABLE, says configs are not stored and counts them', async () => {
+    const { createRelayHandler } = await import('../../handlers/relay.js');
+    const relay = createRelayHandler({ env: relayEnv });
+    const response = await relay(sqsEvent([sqsRecord(pollBody([VALVES[2]!]), { groupId: GW.assoc })]), lambdaContext(10_000));
+    expect(response).toEqual({ batchItemFailures: [] });
+    const lines = logLines();
+    expect(lines.find((l) => String(l.message).startsWith('CONFIG_TABLE is not set'))).toMatchObject({ level: 'WARN' });
+    expect(Object.assign({}, ...lines.filter((l) => '_aws' in l))).toMatchObject({ ConfigsNotStored: 2, DevicesPolled: 2 });
   });
 });
 

@@ -27,7 +27,10 @@ export interface InvariantInput {
   outcomes: readonly RecordOutcome[];
   emulator: Emulator;
   registryId: string;
-  /** Configs the relay handed to its sink, by device; a confirmed poll job needs one for each of its devices. */
+  /**
+   * Devices the relay's config polls accounted for (a config received, or the device reported missing), by device;
+   * a confirmed poll job needs an entry for each of its devices.
+   */
   configsDelivered?: ReadonlyMap<string, unknown>;
 }
 
@@ -66,7 +69,7 @@ export function expectOutcomeInvariant(input: InvariantInput): void {
     if (o.outcome !== 'confirmed') continue;
     const m = parsed.get(r.messageId)!;
     if (m.type === 'config-poll') {
-      for (const d of m.deviceIds) expect(input.configsDelivered?.has(d), `confirmed poll without a config for ${d}`).toBe(true);
+      for (const d of m.deviceIds) expect(input.configsDelivered?.has(d), `confirmed poll that did not account for ${d}`).toBe(true);
       continue;
     }
     if (m.type === 'event') {

@@ -1,12 +1,15 @@
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../../emulator/index.js';
+import { ConfigStore } from '../../../lib/config-store/index.js';
 import { RelayError } from '../../../lib/errors.js';
+import type { SessionLog } from '../../../lib/gateway/session.js';
 import { parseQueueMessage } from '../../../lib/queue/message.js';
-import type { DeviceConfigDelivery } from '../../../lib/relay/config-poll.js';
 import { logSafeReason } from '../../../lib/relay/outcomes.js';
-import { relayBatch, type RelayBatchDeps } from '../../../lib/relay/relay-batch.js';
+import { relayBatch, type RelayBatchDeps, type RelayBatchResult, type RelayConfigStore } from '../../../lib/relay/relay-batch.js';
 import type { InboundRecord } from '../../../lib/relay/route-records.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
+import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
 import { expectOutcomeInvariant } from '../../helpers/outcome-invariant.js';
 import {
   eventBody,
@@ -27,19 +30,35 @@ import {
 
 let fleet: Fleet;
 let emulator: Emulator;
+let db: LocalDynamoDb;
+let store: ConfigStore;
 
 beforeAll(async () => {
-  fleet = await makeRelayFleet();
+  [fleet, db] = await Promise.all([makeRelayFleet(), startLocalDynamoDb()]);
   emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false });
+  store = new ConfigStore({ tableName: db.tableName, client: db.client });
 });
 afterEach(() => emulator.clearFaults());
-afterAll(() => emulator.close());
+afterAll(async () => {
+  await Promise.all([emulator.close(), db.stop()]);
+});
+
+/** Every device the batch's config polls accounted for, with its outcome. */
+const polledDevices = (result: RelayBatchResult): Map<string, unknown> =>
+  new Map(result.sessions.flatMap((s) => s.configPoll?.outcomes ?? []).map((o) => [o.deviceId, o]));
 
 /** Relays a batch and checks the outcome invariant. */
-async function relay(records: InboundRecord[], overrides: Partial<RelayBatchDeps> = {}, configs?: Map<string, Buffer>) {
+async function relay(records: InboundRecord[], overrides: Partial<RelayBatchDeps> = {}) {
   const result = await relayBatch(records, relayDeps(emulator, fleet, overrides));
-  expectOutcomeInvariant({ records, outcomes: result.outcomes, emulator, registryId: fleet.registryId, configsDelivered: configs });
+  expectOutcomeInvariant({ records, outcomes: result.outcomes, emulator, registryId: fleet.registryId, configsDelivered: polledDevices(result) });
   return result;
+}
+
+/** A log that keeps every line. */
+function recordingLog(): SessionLog & { lines: { message: string; extra: Record<string, unknown> }[] } {
+  const lines: { message: string; extra: Record<string, unknown> }[] = [];
+  const keep = (message: string, extra: Record<string, unknown> = {}) => void lines.push({ message, extra });
+  return { lines, debug: keep, info: keep, warn: keep };
 }
 
 function parseError(body: string): string {
@@ -138,39 +157,107 @@ describe('relayBatch', () => {
 });
 
 describe('config-poll records', () => {
-  it('are served in the session: each device\'s current config goes to the sink, and the job is confirmed', async () => {
-    const configs = new Map<string, Buffer>();
-    const sink = (d: DeviceConfigDelivery): void => {
-      configs.set(d.deviceId, d.payload);
-    };
+  it('are served in the session beside telemetry: each config is stored, the devices relayed for are noted, the job is confirmed', async () => {
     const poll = inbound(pollBody([VALVES[0]!, VALVES[1]!]), { groupId: GW.assoc });
     const telemetry = inbound(eventBody(VALVES[0]!), { groupId: GW.assoc });
-    const result = await relay([poll, telemetry], { configSink: sink }, configs);
+    const before = new Date(Date.now() - 1000);
+    const takeovers = emulator.takeovers;
+
+    const result = await relay([poll, telemetry], { configStore: store });
+
     expect(result.outcomes.map((o) => o.outcome)).toEqual(['confirmed', 'confirmed']);
-    expect(configs.get(VALVES[0]!)?.toString()).toBe(valveConfig(VALVES[0]!));
-    expect(configs.get(VALVES[1]!)?.toString()).toBe(valveConfig(VALVES[1]!));
+    expect((await store.getConfig(VALVES[0]!))?.bytes.toString()).toBe(valveConfig(VALVES[0]!));
+    expect((await store.getConfig(VALVES[1]!))?.bytes.toString()).toBe(valveConfig(VALVES[1]!));
+    // One session, one connection: the poll did not open a second one beside the telemetry's.
+    expect(result.sessions).toHaveLength(1);
+    expect(emulator.takeovers).toBe(takeovers);
+    // Only the device whose telemetry was relayed is noted for the poller.
+    const recent = await store.recentlyRelayed(before);
+    expect(recent).toContain(VALVES[0]);
+    expect(recent).not.toContain(VALVES[1]);
   });
 
-  it('fail with the device\'s own reason when one device cannot be served', async () => {
+  it('are confirmed when a device cannot be attached, which is reported, not retried', async () => {
+    const metrics = new Metrics({ namespace: 'RelayBatchTest', serviceName: 'relay-batch-test' });
+    const log = recordingLog();
     const poll = inbound(pollBody([VALVES[2]!, UNBOUND]), { groupId: GW.assoc });
-    const result = await relay([poll], { configSink: () => {} });
-    expect(result.outcomes[0]).toMatchObject({ outcome: 'dead-letter', code: 'ERR_ATTACH_REJECTED' });
+    const result = await relay([poll], { configStore: store, metrics, log });
+    expect(result.outcomes[0]).toMatchObject({ outcome: 'confirmed' });
+    expect(polledDevices(result).get(UNBOUND)).toMatchObject({ status: 'missing', reason: 'attach-rejected', code: 'ERR_ATTACH_REJECTED' });
+    expect(polledDevices(result).get(VALVES[2]!)).toMatchObject({ status: 'changed', version: 1 });
+    expect(log.lines.find((l) => l.message === 'config missing')?.extra).toMatchObject({ deviceId: UNBOUND, reason: 'attach-rejected' });
+    expect(metrics.serializeMetrics()).toMatchObject({ ConfigsMissing: 1, DevicesPolled: 3 });
   });
 
-  it('prefer a retry when one device failed for a passing reason', async () => {
+  it('are confirmed when an attach times out: the next schedule polls the device again', async () => {
     emulator.setFaults({ dropPublish: [`/devices/${VALVES[3]}/attach`] });
-    const poll = inbound(pollBody([VALVES[3]!, UNBOUND]), { groupId: GW.assoc });
-    const result = await relay([poll], { configSink: () => {}, settings: relaySettings(emulator, fleet, { attachTimeoutMs: 300 }) });
-    expect(result.outcomes[0]).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_ATTACH_TIMEOUT' });
+    const poll = inbound(pollBody([VALVES[3]!, VALVES[4]!]), { groupId: GW.assoc });
+    const result = await relay([poll], { configStore: store, settings: relaySettings(emulator, fleet, { attachTimeoutMs: 300 }) });
+    expect(result.outcomes[0]).toMatchObject({ outcome: 'confirmed' });
+    expect(polledDevices(result).get(VALVES[3]!)).toMatchObject({ status: 'missing', reason: 'attach-failed', code: 'ERR_ATTACH_TIMEOUT' });
+    expect(await store.getConfig(VALVES[4]!)).toBeDefined();
   });
 
-  it('fail back when the sink refuses the config', async () => {
+  it('fail back with the store\'s code when a config arrived but could not be stored', async () => {
+    const conflicted: RelayConfigStore = {
+      putConfig: () => Promise.reject(new RelayError('ERR_STORE_CONFLICT', 'a newer config was stored meanwhile')),
+      noteRelayed: () => Promise.resolve(),
+    };
     const poll = inbound(pollBody([VALVES[4]!]), { groupId: GW.assoc });
-    const result = await relay([poll], {
-      configSink: () => {
-        throw new RelayError('ERR_STORE_CONFLICT', 'a newer config was stored meanwhile');
-      },
-    });
+    const result = await relay([poll], { configStore: conflicted });
     expect(result.outcomes[0]).toMatchObject({ outcome: 'retry', code: 'ERR_STORE_CONFLICT' });
+
+    const noTable = new ConfigStore({ tableName: 'no-such-table', client: db.client });
+    const again = await relay([inbound(pollBody([VALVES[4]!]), { groupId: GW.assoc })], { configStore: noTable });
+    expect(again.outcomes[0]).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_STORE_UNAVAILABLE' });
+  });
+
+  it('fail back with the session\'s code when the session fails before the poll can run', async () => {
+    emulator.setFaults({ closeAtPhase: 'subscribe' });
+    const poll = inbound(pollBody([VALVES[5]!]), { groupId: GW.assoc });
+    const result = await relay([poll], { configStore: store });
+    expect(result.outcomes[0]).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+    expect(result.sessions[0]!.configPoll).toBeUndefined();
+  });
+
+  it('fail back when the connection is lost while configs could still arrive', async () => {
+    // CONNECT, the errors subscription and the attach are handled; then the bridge drops the connection.
+    emulator.setFaults({ closeAfterPackets: 3 });
+    const poll = inbound(pollBody([VALVES[6]!]), { groupId: GW.assoc });
+    const result = await relay([poll], { configStore: store });
+    expect(result.outcomes[0]).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+  });
+
+  it('are only counted when there is no config store', async () => {
+    const metrics = new Metrics({ namespace: 'RelayBatchTest', serviceName: 'relay-batch-test' });
+    const poll = inbound(pollBody([VALVES[7]!]), { groupId: GW.assoc });
+    const result = await relay([poll], { metrics });
+    expect(result.outcomes[0]).toMatchObject({ outcome: 'confirmed' });
+    expect(polledDevices(result).get(VALVES[7]!)).toEqual({ deviceId: VALVES[7], status: 'received' });
+    expect(await store.getConfig(VALVES[7]!)).toBeUndefined();
+    expect(metrics.serializeMetrics()).toMatchObject({ ConfigsNotStored: 2, DevicesPolled: 2 });
+  });
+});
+
+describe('noting the devices relayed for', () => {
+  it('never fails the batch: a failed write is logged and counted, and the records stay confirmed', async () => {
+    const metrics = new Metrics({ namespace: 'RelayBatchTest', serviceName: 'relay-batch-test' });
+    const log = recordingLog();
+    const broken: RelayConfigStore = { putConfig: () => Promise.reject(new Error('unused')), noteRelayed: () => Promise.reject(new Error('ProvisionedThroughputExceededException')) };
+    const records = [inbound(eventBody(PUMPS[7]!), { groupId: GW.assoc }), inbound(stateBody(PUMPS[8]!), { groupId: GW.assoc })];
+    const result = await relay(records, { configStore: broken, metrics, log });
+    expect(result.outcomes.map((o) => o.outcome)).toEqual(['confirmed', 'confirmed']);
+    expect(log.lines.find((l) => l.message.startsWith('devices relayed for were not noted'))?.extra).toMatchObject({ devices: 2 });
+    expect(metrics.serializeMetrics()).toMatchObject({ NoteRelayedFailures: 1 });
+  });
+
+  it('gives up at the deadline instead of holding the invocation', async () => {
+    const log = recordingLog();
+    const hanging: RelayConfigStore = { putConfig: () => new Promise(() => {}), noteRelayed: () => new Promise(() => {}) };
+    const started = Date.now();
+    const result = await relay([inbound(eventBody(PUMPS[9]!), { groupId: GW.assoc })], { configStore: hanging, log, deadline: Date.now() + 1500 });
+    expect(result.outcomes[0]!.outcome).toBe('confirmed');
+    expect(Date.now() - started).toBeLessThan(2500);
+    expect(log.lines.find((l) => l.message.startsWith('devices relayed for were not noted'))?.extra).toMatchObject({ code: 'ERR_DEADLINE' });
   });
 });
