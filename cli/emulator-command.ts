@@ -24,7 +24,7 @@ const USAGE = `usage: iotcore-relay emulator [options]
   --admin-port <p|none>               admin REST API port (default 0: a free one; none: no admin API)
   --latency-ms <n>                    delay before every packet the bridge sends
 
-Behaviour where ClearBlade's is unconfirmed (see emulator/README.md):
+Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --auth-failure-code <4|5>           CONNACK code for bad credentials (default 4, as ClearBlade documents)
   --duplicate-client-id <takeover|refuse>
                                       a second connection with a live client ID closes the first (default)

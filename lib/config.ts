@@ -1,6 +1,6 @@
 /**
  * The relay's settings, read from the handler's environment once per container (DESIGN.md, runtime
- * configuration; the relay's own knobs are listed in lib/relay/README.md). Every wrong value is an ERR_CONFIG that
+ * configuration; the relay's own knobs are listed in docs/relay.md). Every wrong value is an ERR_CONFIG that
  * names the variable, so a misconfigured stack fails on its first invocation with a message an operator can act on.
  *
  * @example

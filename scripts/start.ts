@@ -1,6 +1,6 @@
 /**
  * `npm start`: the whole relay on 127.0.0.1 (local/stack.ts), until Ctrl-C. `npm start -- --help` lists the
- * options; local/README.md describes what runs.
+ * options; docs/local-stack.md describes what runs.
  *
  * Ctrl-C closes every server, timer and socket and lets the process end by itself. A second Ctrl-C (a little
  * later: npm and the TypeScript loader may pass the first one on once more) stops at once.

@@ -1,5 +1,5 @@
 /**
- * HTTP ingestion from devices onto the relay's FIFO queue. See README.md in this folder for the routes, the
+ * HTTP ingestion from devices onto the relay's FIFO queue. See docs/ingest.md for the routes, the
  * answers and the queue contract for other producers.
  *
  * | variable | meaning |
@@ -7,7 +7,7 @@
  * | `IOTCORE_PROJECT`, `IOTCORE_LOCATION`, `IOTCORE_REGISTRY` | the registry the bridge-compatible routes serve |
  * | `IOTCORE_GATEWAY_IDS` | the gateways; a device's records go to message group `gatewayFor(deviceId)` |
  * | `RELAY_QUEUE_URL` | the FIFO queue (the SDK honours `AWS_ENDPOINT_URL_SQS`) |
- * | `CONFIG_TABLE` | optional: the config table; answers then carry a newer config (see README.md, "Answers") |
+ * | `CONFIG_TABLE` | optional: the config table; answers then carry a newer config (see docs/ingest.md, "Answers") |
  * | device authentication | see `lib/auth/index.ts` |
  *
  * @example

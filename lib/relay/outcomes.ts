@@ -20,7 +20,7 @@ export type OutcomeKind = 'confirmed' | Disposition;
 
 export interface DispositionRule {
   disposition: Disposition;
-  /** Why, in a sentence; lib/relay/README.md carries the same table. */
+  /** Why, in a sentence; docs/relay.md carries the same table. */
   why: string;
 }
 
@@ -93,7 +93,7 @@ export interface RecordOutcome {
   deviceId?: string;
   /**
    * For a state record coalesced into a newer one of the same device: the newer record's message ID. The record
-   * shares that record's fate (see lib/relay/README.md, "State coalescing").
+   * shares that record's fate (see docs/relay.md, "State coalescing").
    */
   coalescedInto?: string;
   /**
