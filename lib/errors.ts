@@ -72,3 +72,20 @@ export class RelayError extends Error {
 export function isRelayError(e: unknown): e is RelayError {
   return e instanceof RelayError;
 }
+
+/**
+ * A short, safe rendering of a value taken from input, for an error message: strings and numbers quoted and cut to
+ * 40 characters, anything else named by its kind. Input may be hostile (a 100,000-level nested array would make
+ * JSON.stringify throw a RangeError), and an error message is no place to echo kilobytes back.
+ *
+ * @example
+ * `v must be 1 (got ${describeInput(o.v)})` // 'v must be 1 (got "2")', '(got an array)', '(got nothing)'
+ */
+export function describeInput(value: unknown): string {
+  if (value === undefined) return 'nothing';
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
+  const text = JSON.stringify(typeof value === 'string' && value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  return text ?? typeof value;
+}

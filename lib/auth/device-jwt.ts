@@ -14,7 +14,7 @@
  * const claims = await verifyDeviceJwt(token, { project: 'demo-project', deviceId: 'pump-0042', keys });
  */
 import { compactVerify, decodeJwt, decodeProtectedHeader, errors as joseErrors } from 'jose';
-import { RelayError } from '../errors.js';
+import { describeInput, RelayError } from '../errors.js';
 import { isDeviceId } from '../iotcore/device-id.js';
 import { JWT_CLOCK_SKEW_SECONDS, MAX_JWT_LIFETIME_SECONDS } from '../iotcore/limits.js';
 import { assertDeviceToken } from '../queue/message.js';
@@ -95,12 +95,12 @@ function headerAlgorithm(token: string): DeviceJwtAlgorithm {
   }
   const alg = header['alg'];
   if (typeof alg !== 'string' || !(DEVICE_JWT_ALGORITHMS as readonly string[]).includes(alg)) {
-    throw invalid(`the token's alg must be RS256 or ES256 (got ${JSON.stringify(alg) ?? 'none'})`);
+    throw invalid(`the token's alg must be RS256 or ES256 (got ${describeInput(alg)})`);
   }
   // Both header fields are mandatory on the bridge; typ compares case-insensitively (RFC 7519 §5.1).
   const typ = header['typ'];
   if (typeof typ !== 'string' || typ.toUpperCase() !== 'JWT') {
-    throw invalid(`the token's header must carry typ "JWT" (got ${JSON.stringify(typ) ?? 'none'})`);
+    throw invalid(`the token's header must carry typ "JWT" (got ${describeInput(typ)})`);
   }
   return alg as DeviceJwtAlgorithm;
 }
@@ -116,7 +116,7 @@ function checkClaims(payload: Uint8Array, options: VerifyDeviceJwtOptions): Devi
   const { aud, iat, exp } = claims as Record<string, unknown>;
 
   if (typeof aud !== 'string') throw claim('aud must be the project ID, as a single string');
-  if (aud !== options.project) throw claim(`aud must be the project ID ${options.project} (got ${JSON.stringify(aud)})`);
+  if (aud !== options.project) throw claim(`aud must be the project ID ${options.project} (got ${describeInput(aud)})`);
   if (!isSeconds(iat)) throw claim('iat must be a NumericDate (seconds since the epoch)');
   if (!isSeconds(exp)) throw claim('exp must be a NumericDate (seconds since the epoch)');
 

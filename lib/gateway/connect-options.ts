@@ -123,6 +123,9 @@ export function classifyConnectError(err: unknown, where: string): RelayError {
   }
   if (typeof e?.code === 'string') {
     if (TLS_CODE.test(e.code)) return new RelayError('ERR_TLS', `TLS with ${where} failed: ${e.code}`, { cause: err });
+    // OpenSSL reports a handshake refused for its protocol version (a server offering only TLS 1.1, say) as EPROTO
+    // with the alert in the message: a TLS failure to back off from, not a lost connection to retry at once.
+    if (e.code === 'EPROTO') return new RelayError('ERR_TLS', `TLS with ${where} failed: ${message.slice(0, 200)}`, { cause: err });
     if (NETWORK_CODE.has(e.code)) return new RelayError('ERR_CONNECT_REFUSED', `cannot reach ${where}: ${e.code}`, { cause: err });
     return new RelayError('ERR_CONNECTION_LOST', `the connection to ${where} failed before CONNACK: ${e.code}`, { cause: err });
   }

@@ -7,7 +7,7 @@
  * const msg = parseQueueMessage('{"v":1,"deviceId":"pump-0042","payload":"hi"}');
  * // { v: 1, type: 'event', deviceId: 'pump-0042', payload: <Buffer 68 69>, ... }
  */
-import { RelayError } from '../errors.js';
+import { describeInput, RelayError } from '../errors.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import { MAX_ATTACHED_PER_GATEWAY, MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../iotcore/limits.js';
 import { assertSubfolder } from '../iotcore/topics.js';
@@ -91,15 +91,19 @@ export function parseQueueMessage(body: string): QueueMessage {
   }
   const o = doc as Record<string, unknown>;
   if (o.v !== 1) {
-    throw new RelayError('ERR_UNSUPPORTED_VERSION', `v must be 1 (got ${JSON.stringify(o.v) ?? 'nothing'})`, { field: 'v' });
+    throw new RelayError('ERR_UNSUPPORTED_VERSION', `v must be 1 (got ${describeInput(o.v)})`, { field: 'v' });
   }
   const unknown = Object.keys(o).filter((k) => !KNOWN_FIELDS.has(k));
-  if (unknown.length > 0) throw invalid(unknown[0]!, 'is not a field of queue contract v1');
+  if (unknown.length > 0) {
+    // The name comes from the producer: keep an empty or overlong one readable in the dead-letter reason.
+    const name = unknown[0]!;
+    throw invalid(name === '' ? '(the empty name)' : name.slice(0, 64), 'is not a field of queue contract v1');
+  }
 
   const type = o.type ?? 'event';
   if (type === 'config-poll') return parseConfigPoll(o);
   if (type !== 'event' && type !== 'state') {
-    throw new RelayError('ERR_UNKNOWN_TYPE', `type must be "event", "state" or "config-poll" (got ${JSON.stringify(type)})`, { field: 'type' });
+    throw new RelayError('ERR_UNKNOWN_TYPE', `type must be "event", "state" or "config-poll" (got ${describeInput(type)})`, { field: 'type' });
   }
   // deviceIds is a known field of the contract, but only of config-poll jobs; on a record it would be silently lost.
   if (o.deviceIds !== undefined) throw invalid('deviceIds', 'is only for config-poll jobs');
