@@ -44,6 +44,12 @@ export interface RelaySettings {
   sourceQueueUrl: string | undefined;
   backoffBaseSeconds: number;
   backoffMaxSeconds: number;
+  /**
+   * When a `retry` record comes back. On a FIFO queue a failed-back record holds up its whole message group (its
+   * gateway) while it is invisible, and the queue's visibility timeout is six times the function's: a dropped
+   * connection would otherwise stall a gateway for minutes.
+   */
+  retrySeconds: number;
 }
 
 /** SQS refuses a visibility timeout above 12 hours. */
@@ -165,6 +171,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     sourceQueueUrl: url(env, 'RELAY_QUEUE_URL'),
     backoffBaseSeconds,
     backoffMaxSeconds,
+    retrySeconds: integer(env, 'RELAY_RETRY_SECONDS', 5, 0, MAX_VISIBILITY_SECONDS),
   };
 }
 

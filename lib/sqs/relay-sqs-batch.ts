@@ -5,8 +5,8 @@
  * | outcome         | what happens here                                                                       |
  * |-----------------|-----------------------------------------------------------------------------------------|
  * | `confirmed`     | left out of batchItemFailures: SQS deletes the record                                   |
- * | `retry`         | listed in batchItemFailures: back after the queue's visibility timeout, or after its    |
- * |                 | own `returnAfterSeconds` (ChangeMessageVisibility)                                      |
+ * | `retry`         | listed in batchItemFailures, after ChangeMessageVisibility to its `returnAfterSeconds`  |
+ * |                 | or RELAY_RETRY_SECONDS (not the queue's long visibility timeout, which holds its group) |
  * | `retry-backoff` | listed, after ChangeMessageVisibility to the backoff for its receive count              |
  * | `dead-letter`   | SendMessage to RELAY_DEAD_LETTER_QUEUE_URL with the reason as attributes, then left out; |
  * |                 | without that URL (or if the send fails) listed with visibility 0, so the queue's own     |
@@ -133,8 +133,8 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
       // Back at once: the redrive policy counts receives, so the record reaches the dead-letter queue after
       // maxReceiveCount quick rounds instead of that many visibility timeouts holding up its FIFO group.
       seconds = 0;
-    } else if (o.outcome === 'retry' && o.returnAfterSeconds !== undefined) {
-      seconds = o.returnAfterSeconds;
+    } else if (o.outcome === 'retry') {
+      seconds = o.returnAfterSeconds ?? deps.settings.retrySeconds;
     }
     if (seconds === undefined) continue;
     const url = deps.settings.sourceQueueUrl ?? queueUrlFromArn(record.eventSourceARN ?? '', env);

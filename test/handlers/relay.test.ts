@@ -161,7 +161,7 @@ describe('relay handler', () => {
     expect(output.join('')).not.toContain(token.split('.')[2]!);
   });
 
-  it('fails every record back on a lost connection, leaving the visibility timeout alone', async () => {
+  it('fails every record back on a lost connection, to come back after RELAY_RETRY_SECONDS, not the queue timeout', async () => {
     emulator.setFaults({ closeAtPhase: 'publish' });
     const records = [sqsRecord(eventBody(PUMPS[1]!), { groupId: GW.assoc, receiveCount: 2 }), sqsRecord(eventBody('west-01'), { groupId: GW.west })];
     const response = await handler(sqsEvent(records), lambdaContext(15_000));
@@ -170,8 +170,11 @@ describe('relay handler', () => {
     expectOutcomeInvariant({ records, outcomes: loggedOutcomes(), emulator, registryId: fleet.registryId });
     expect(lines.filter((l) => l.message === 'record not confirmed').map((l) => l.code)).toEqual(['ERR_CONNECTION_LOST', 'ERR_CONNECTION_LOST']);
     expect(lines.filter((l) => l.message === 'gateway session ended early').map((l) => l.failureCode)).toEqual(['ERR_CONNECTION_LOST', 'ERR_CONNECTION_LOST']);
-    // A plain retry: no visibility change.
-    expect(sqs.calls).toEqual([]);
+    // A plain retry comes back soon: the queue's own visibility timeout would hold each gateway's group for minutes.
+    const visibility = sqs.calls.filter((c) => c.action === 'ChangeMessageVisibilityBatch');
+    expect(visibility).toHaveLength(1);
+    const entries = (visibility[0]!.input as { Entries: { ReceiptHandle: string; VisibilityTimeout: number }[] }).Entries;
+    expect(entries.map((e) => [e.ReceiptHandle, e.VisibilityTimeout]).sort()).toEqual(records.map((r) => [r.receiptHandle, 5]).sort());
   });
 
   it('returns before the Lambda deadline when the bridge is too slow', async () => {

@@ -102,6 +102,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     sourceQueueUrl: undefined,
     backoffBaseSeconds: 30,
     backoffMaxSeconds: 900,
+    retrySeconds: 5,
     ...overrides,
   };
 }

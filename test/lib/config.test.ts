@@ -60,6 +60,7 @@ describe('loadRelaySettings', () => {
       RELAY_QUEUE_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay.fifo',
       RELAY_BACKOFF_BASE_SECONDS: '10',
       RELAY_BACKOFF_MAX_SECONDS: '600',
+      RELAY_RETRY_SECONDS: '0',
     });
     expect(s).toMatchObject({
       mqttHost: '127.0.0.1',
@@ -77,6 +78,7 @@ describe('loadRelaySettings', () => {
       sourceQueueUrl: 'https://sqs.us-east-1.amazonaws.com/123456789012/relay.fifo',
       backoffBaseSeconds: 10,
       backoffMaxSeconds: 600,
+      retrySeconds: 0,
     });
     expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
   });
@@ -96,6 +98,7 @@ describe('loadRelaySettings', () => {
     [{ GATEWAY_KEY_SECRET: undefined }, 'GATEWAY_KEY_SECRET'],
     [{ IOTCORE_JWT_LIFETIME_MINUTES: '1441' }, 'IOTCORE_JWT_LIFETIME_MINUTES'],
     [{ RELAY_PUBLISH_WINDOW: '0' }, 'RELAY_PUBLISH_WINDOW'],
+    [{ RELAY_RETRY_SECONDS: '-1' }, 'RELAY_RETRY_SECONDS'],
     [{ RELAY_PUBLISH_WINDOW: 'lots' }, 'RELAY_PUBLISH_WINDOW'],
     [{ RELAY_DEAD_LETTER_QUEUE_URL: 'relay-dlq' }, 'RELAY_DEAD_LETTER_QUEUE_URL'],
     [{ RELAY_BACKOFF_BASE_SECONDS: '100', RELAY_BACKOFF_MAX_SECONDS: '50' }, 'RELAY_BACKOFF_MAX_SECONDS'],

@@ -101,13 +101,18 @@ describe('relaySqsBatch', () => {
     const refusedSend = sends.find((s) => s.MessageDeduplicationId === refused.messageId)!;
     expect((refusedSend.MessageAttributes as Record<string, { StringValue: string }>)['relay.deviceId']!.StringValue).toBe(UNBOUND);
 
-    // Receive 3 of a backoff record: 30 s * 2^2, the top of the jitter range (random() = 1).
+    // Receive 3 of a backoff record: 30 s * 2^2, the top of the jitter range (random() = 1). The plain retry comes
+    // back after RELAY_RETRY_SECONDS.
     const visibility = sqs.calls.filter((c) => c.action === 'ChangeMessageVisibilityBatch');
     expect(visibility).toHaveLength(1);
-    expect(visibility[0]!.input).toEqual({
-      QueueUrl: `${sqs.endpoint}/123456789012/relay.fifo`,
-      Entries: [{ Id: '0', ReceiptHandle: keyless.receiptHandle, VisibilityTimeout: 120 }],
-    });
+    const input = visibility[0]!.input as { QueueUrl: string; Entries: { ReceiptHandle: string; VisibilityTimeout: number }[] };
+    expect(input.QueueUrl).toBe(`${sqs.endpoint}/123456789012/relay.fifo`);
+    expect(new Map(input.Entries.map((e) => [e.ReceiptHandle, e.VisibilityTimeout]))).toEqual(
+      new Map([
+        [keyless.receiptHandle, 120],
+        [unacked.receiptHandle, 5],
+      ]),
+    );
   });
 
   it('without a dead-letter queue URL, fails dead-letters back with visibility 0 for the redrive policy', async () => {
