@@ -1,96 +1,86 @@
 /**
- * How many bridge round trips one relay batch costs. A batch of 10 records from 10 devices goes through
- * `relayBatch()` (JWT signing, TLS, CONNECT, errors subscription, attaches, publishes, detaches, DISCONNECT)
- * against the emulator with 25 ms added before every packet the bridge sends. Wall time / 25 ms is the number of
- * sequential waits on the bridge; pipelined attaches and publishes keep it near one per phase.
+ * Round trips: how many bridge round trips one batch costs the relay, against the sample-style baseline
+ * (baseline-sample-client.ts), both measured in the same child process, run for run alternately, on two kinds of
+ * network:
  *
- *   npx tsx bench/round-trips.ts [runs]
+ * - `emulator latency`: the emulator delays every packet it sends by the round trip (its `latencyMs`). Only MQTT
+ *   exchanges pay; TCP and TLS handshakes are free, as on a link whose latency sits in the bridge itself.
+ * - `delay proxy`: the emulator answers at once, and delay-proxy.ts between client and emulator delays every chunk
+ *   by half the round trip each way, so TCP and TLS handshakes pay too, as across a real network.
+ *
+ * Wall time divided by the injected round trip is the number of sequential waits on the bridge; the rest is
+ * processing time (JWT signing, TLS crypto, both sides' code), which the same ratio turns into a fraction of a
+ * round trip.
+ *
+ * @example
+ * const result = await measureRoundTrips(context);
  */
-import { randomUUID } from 'node:crypto';
 import { startEmulator } from '../emulator/index.js';
-import type { RegistryDocument } from '../emulator/registry.js';
-import { signGatewayJwt } from '../lib/jwt.js';
-import { generateGatewayKeyPair } from '../lib/keys/key-pair.js';
-import { importSigningKey } from '../lib/keys/signing-key.js';
-import { relayBatch } from '../lib/relay/relay-batch.js';
-import type { InboundRecord } from '../lib/relay/route-records.js';
+import { endpointOf, gatewayAccess, type BenchContext } from './bench-context.js';
+import type { QueuedShape, RoundTripShapeResult } from './child-jobs.js';
+import { runClientChild } from './child-process.js';
+import { startDelayProxy } from './delay-proxy.js';
+import type { BridgeEndpoint } from './mqtt-gateway-client.js';
 
-const LATENCY_MS = 25;
-const DEVICES = 10;
-const runs = Math.max(1, Number(process.argv[2] ?? 7) || 7);
+export type NetworkPath = 'emulator latency' | 'delay proxy';
 
-const project = 'bench-project';
-const location = 'us-central1';
-const registry = 'bench-registry';
-const gatewayId = 'gw-bench';
-const devices = Array.from({ length: DEVICES }, (_, i) => `sensor-${String(i + 1).padStart(2, '0')}`);
-
-const pair = await generateGatewayKeyPair('ES256');
-const document: RegistryDocument = {
-  project,
-  location,
-  registries: [
-    {
-      id: registry,
-      devices: [
-        {
-          id: gatewayId,
-          credentials: [{ publicKey: { format: 'ES256_PEM', key: pair.publicKeyPem } }],
-          gatewayConfig: { gatewayType: 'GATEWAY', gatewayAuthMethod: 'ASSOCIATION_ONLY' },
-        },
-        ...devices.map((id) => ({ id })),
-      ],
-      bindings: devices.map((deviceId) => ({ gatewayId, deviceId })),
-    },
-  ],
-};
-
-const emulator = await startEmulator({ registry: document, adminPort: null, latencyMs: LATENCY_MS, stateRateLimit: false });
-const signingKey = await importSigningKey(pair.privateKeyPem, { origin: 'bench key' });
-
-const batch = (): InboundRecord[] =>
-  devices.map((deviceId, i) => ({
-    messageId: randomUUID(),
-    groupId: gatewayId,
-    receiveCount: 1,
-    body: JSON.stringify(i % 2 === 0 ? { v: 1, deviceId, payload: `{"t":${20 + i}}` } : { v: 1, deviceId, type: 'state', payload: `{"on":true}` }),
-  }));
-
-const rows: { run: number; wallMs: number; roundTrips: number; confirmed: number }[] = [];
-try {
-  for (let run = 1; run <= runs; run++) {
-    const records = batch();
-    const started = performance.now();
-    const { outcomes } = await relayBatch(records, {
-      settings: {
-        registry: { project, location, registry },
-        gatewayIds: [gatewayId],
-        mqttHost: emulator.host,
-        mqttPort: emulator.port,
-        extraCaPem: emulator.ca,
-        connectTimeoutMs: 5000,
-        attachTimeoutMs: 5000,
-        pubackTimeoutMs: 5000,
-        configTimeoutMs: 5000,
-        closeTimeoutMs: 2000,
-        publishWindow: 32,
-      },
-      gatewayJwt: async () => signGatewayJwt({ ...signingKey, project, lifetimeSeconds: 3600 }),
-      deadline: Date.now() + 30_000,
-    });
-    const wallMs = performance.now() - started;
-    rows.push({ run, wallMs, roundTrips: wallMs / LATENCY_MS, confirmed: outcomes.filter((o) => o.outcome === 'confirmed').length });
-    // State is limited to one update per second per device on the real bridge; the emulator limit is off, but
-    // spacing the runs keeps the numbers comparable with a live one.
-    await new Promise((r) => setTimeout(r, 50));
-  }
-} finally {
-  await emulator.close();
+export interface RoundTripRow extends RoundTripShapeResult {
+  path: NetworkPath;
 }
 
-const sorted = rows.map((r) => r.wallMs).sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)]!;
-console.log(`relay batch: ${DEVICES} records from ${DEVICES} devices, one gateway, emulator latency ${LATENCY_MS} ms per bridge packet`);
-console.log('run  wall ms  wall / 25 ms  confirmed');
-for (const r of rows) console.log(`${String(r.run).padStart(3)}  ${r.wallMs.toFixed(1).padStart(7)}  ${r.roundTrips.toFixed(2).padStart(12)}  ${String(r.confirmed).padStart(9)}`);
-console.log(`median ${median.toFixed(1)} ms = ${(median / LATENCY_MS).toFixed(2)} x ${LATENCY_MS} ms (first run includes module warm-up)`);
+export interface RoundTripResults {
+  roundTripMs: number;
+  runs: number;
+  publishWindow: number;
+  rows: RoundTripRow[];
+  /** Shapes drawn as the chart's lines (the others are in the table only). */
+  chartShapes: QueuedShape[];
+}
+
+export const ROUND_TRIP_MS = 25;
+/** The relay's default window (RELAY_PUBLISH_WINDOW). */
+export const PUBLISH_WINDOW = 32;
+
+/** Batches of 1 and 10 records over 1 and 10 devices (FIFO), and a big standard-queue batch. */
+export function roundTripShapes(quick: boolean): { shapes: QueuedShape[]; chart: QueuedShape[] } {
+  const one: QueuedShape = { records: 1, devices: 1, queue: 'fifo' };
+  const tenOne: QueuedShape = { records: 10, devices: 1, queue: 'fifo' };
+  const tenTen: QueuedShape = { records: 10, devices: 10, queue: 'fifo' };
+  const big: QueuedShape = quick ? { records: 40, devices: 4, queue: 'standard' } : { records: 1000, devices: 100, queue: 'standard' };
+  return { shapes: [one, tenOne, tenTen, big], chart: [one, tenTen, big] };
+}
+
+export async function measureRoundTrips(context: BenchContext): Promise<RoundTripResults> {
+  const runs = context.quick ? 1 : 5;
+  const { shapes, chart } = roundTripShapes(context.quick);
+  const rows: RoundTripRow[] = [];
+
+  const measure = async (path: NetworkPath, endpoint: BridgeEndpoint): Promise<void> => {
+    context.progress(`round trips, ${path}: ${shapes.map((s) => `${s.records}/${s.devices}`).join(', ')} records/devices, ${runs} run(s) each`);
+    // The 1000-record baseline alone is some 1,200 round trips per run.
+    const answer = await runClientChild(
+      context.bundles.clientChild,
+      context.workDir,
+      { kind: 'round-trips', ...gatewayAccess(context, endpoint), shapes, runs, publishWindow: PUBLISH_WINDOW },
+      { timeoutMs: 30 * 60_000 },
+    );
+    for (const shape of answer.shapes) rows.push({ path, ...shape });
+  };
+
+  const slow = await startEmulator({ registry: context.fleet.document, adminPort: null, latencyMs: ROUND_TRIP_MS, stateRateLimit: false });
+  try {
+    await measure('emulator latency', endpointOf(slow));
+  } finally {
+    await slow.close();
+  }
+
+  const fast = await startEmulator({ registry: context.fleet.document, adminPort: null, latencyMs: 0, stateRateLimit: false });
+  const proxy = await startDelayProxy({ target: { host: fast.host, port: fast.port }, roundTripMs: ROUND_TRIP_MS });
+  try {
+    await measure('delay proxy', { ...endpointOf(fast), host: proxy.host, port: proxy.port });
+  } finally {
+    await proxy.close();
+    await fast.close();
+  }
+  return { roundTripMs: ROUND_TRIP_MS, runs, publishWindow: PUBLISH_WINDOW, rows, chartShapes: chart };
+}

@@ -1,0 +1,290 @@
+/**
+ * The benchmark's results as markdown: the machine and the run first, then the targets (met or not, with the
+ * figures they are judged on), then one section per scenario. Every figure is a median of the run's repetitions;
+ * every comparison is a ratio of medians measured side by side in the same run.
+ *
+ * @example
+ * process.stdout.write(renderResults(results));
+ */
+import type { ColdStartResults } from './cold-start.js';
+import type { HttpResults } from './http-path.js';
+import type { RoundTripResults, RoundTripRow } from './round-trips.js';
+import { median, ratio } from './statistics.js';
+import type { ThroughputResults } from './throughput.js';
+
+export interface BenchMeta {
+  date: string;
+  cpuModel: string;
+  cores: number;
+  node: string;
+  platform: string;
+  mode: 'full' | 'quick';
+  /** 1-minute load average when the run started: how busy the shared machine was. */
+  loadAverage: number;
+  durationMs?: number;
+}
+
+export interface BenchResults {
+  meta: BenchMeta;
+  roundTrips?: RoundTripResults;
+  throughput?: ThroughputResults;
+  coldStart?: ColdStartResults;
+  http?: HttpResults;
+  /** What went wrong: a scenario that could not run, a run whose deliveries did not add up. */
+  problems: string[];
+}
+
+export interface TargetCheck {
+  claim: string;
+  target: string;
+  measured: string;
+  met: boolean | undefined;
+}
+
+const ms = (v: number): string => (!Number.isFinite(v) ? '–' : v < 100 ? v.toFixed(1) : v.toFixed(0));
+const x = (v: number): string => (!Number.isFinite(v) ? '–' : v.toFixed(2));
+const mb = (kb: number): string => (!Number.isFinite(kb) ? '–' : (kb / 1024).toFixed(1));
+const kib = (bytes: number): string => `${(bytes / 1024).toFixed(0)} KiB`;
+const int = (v: number): string => (!Number.isFinite(v) ? '–' : Math.round(v).toLocaleString('en-US'));
+const verdict = (met: boolean | undefined): string => (met === undefined ? 'not measured' : met ? 'met' : '**missed**');
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]): string => `| ${cells.join(' | ')} |`;
+  return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
+}
+
+export function batchLabel(row: Pick<RoundTripRow['shape'], 'records' | 'devices' | 'queue'>): string {
+  return `${row.records} record${row.records === 1 ? '' : 's'} / ${row.devices} device${row.devices === 1 ? '' : 's'} (${row.queue === 'fifo' ? 'FIFO' : 'standard queue'})`;
+}
+
+function findRow(rt: RoundTripResults | undefined, path: RoundTripRow['path'], records: number, devices: number): RoundTripRow | undefined {
+  return rt?.rows.find((r) => r.path === path && r.shape.records === records && r.shape.devices === devices);
+}
+
+/** The claims the benchmark exists to check, judged on this run's medians. */
+export function targetChecks(results: BenchResults): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const rt = results.roundTrips;
+  const rtMs = rt?.roundTripMs ?? 25;
+  for (const [path, trips] of [
+    ['emulator latency', 5],
+    ['delay proxy', 7],
+  ] as const) {
+    const row = findRow(rt, path, 10, 10);
+    const relay = row === undefined ? Number.NaN : median(row.relayMs);
+    const baseline = row === undefined ? Number.NaN : median(row.baselineMs);
+    const limit = trips * rtMs + 30;
+    checks.push({
+      claim: `10 records from 10 devices, ${path}`,
+      target: `≤ ${trips} round trips + 30 ms (${limit} ms)`,
+      measured: `${ms(relay)} ms (${x(relay / rtMs)} round trips)`,
+      met: row === undefined ? undefined : relay <= limit,
+    });
+    checks.push({
+      claim: `10 records from 10 devices, ${path}, against the baseline`,
+      target: '≤ 1/5 of the baseline (ratio ≤ 0.20)',
+      measured: `${ms(relay)} / ${ms(baseline)} ms = ${x(ratio(relay, baseline))}`,
+      met: row === undefined ? undefined : relay <= baseline / 5,
+    });
+  }
+  const tp = results.throughput;
+  for (const warm of [false, true]) {
+    const relay = tp === undefined ? Number.NaN : median((warm ? tp.relayWarm : tp.relay).map(rate));
+    const plain = tp === undefined ? Number.NaN : median((warm ? tp.plainWarm : tp.plain).map(rate));
+    const r = ratio(relay, plain);
+    checks.push({
+      claim: `session throughput${tp === undefined ? '' : `, ${int(tp.shape.records)} records`}, relay / plain mqtt.js loop, ${warm ? 'warm process' : 'fresh process'}`,
+      target: '≥ 0.80',
+      measured: `${int(relay)} / ${int(plain)} msg/s = ${x(r)}`,
+      met: tp === undefined ? undefined : r >= 0.8,
+    });
+  }
+  const cs = results.coldStart;
+  const relayImport = cs === undefined ? Number.NaN : median(cs.imports.find((i) => i.target === 'relay')?.importMs ?? []);
+  const mqttImport = cs === undefined ? Number.NaN : median(cs.imports.find((i) => i.target === cs.mqttAlone.name)?.importMs ?? []);
+  checks.push({
+    claim: 'relay bundle import, against mqtt alone (bundled the same way)',
+    target: '< 2×',
+    measured: `${ms(relayImport)} / ${ms(mqttImport)} ms = ${x(ratio(relayImport, mqttImport))}×`,
+    met: cs === undefined ? undefined : relayImport < 2 * mqttImport,
+  });
+  return checks;
+}
+
+const rate = (s: { wallMs: number; delivered: number }): number => (s.delivered / s.wallMs) * 1000;
+
+function roundTripSection(rt: RoundTripResults): string {
+  const rows = rt.rows.map((r) => {
+    const relay = median(r.relayMs);
+    const baseline = median(r.baselineMs);
+    return [r.path, batchLabel(r.shape), ms(relay), x(relay / rt.roundTripMs), ms(baseline), x(baseline / rt.roundTripMs), x(ratio(relay, baseline))];
+  });
+  const spreads = rt.rows.filter((r) => r.shape.devices >= 10 && r.shape.records <= 10);
+  const spreadLines = spreads.map((r) => `${r.path}: ${ms(median(r.relayAttachSpreadMs))} ms`);
+  return [
+    '## Round trips',
+    '',
+    `Injected round trip: ${rt.roundTripMs} ms. Median wall time of ${rt.runs} run${rt.runs === 1 ? '' : 's'}, the relay and the baseline taking turns in one process; ` +
+      `"RT" is wall time / ${rt.roundTripMs} ms. The relay runs \`relayBatch()\` (publish window ${rt.publishWindow}); the baseline does what the public ` +
+      'gateway samples do without their sleeps: every attach, publish and detach awaited in turn (bench/baseline-sample-client.ts). ' +
+      '`emulator latency`: the emulator delays each packet it sends (handshakes are free); `delay proxy`: a TCP proxy delays every chunk ' +
+      'by half the round trip each way (TCP and TLS handshakes pay too).',
+    '',
+    table(['network', 'batch', 'relay ms', 'relay RT', 'baseline ms', 'baseline RT', 'relay / baseline'], rows),
+    '',
+    `Spread of the attach PUBACKs within one burst of 10 attaches (relay, median): ${spreadLines.join('; ')}. ` +
+      'Acknowledgements of one burst leave the bridge together; a spread near 40 ms means they are held back by Nagle\'s algorithm on the ' +
+      "bridge's socket meeting the client's delayed ACK.",
+  ].join('\n');
+}
+
+function throughputSection(tp: ThroughputResults): string {
+  const row = (label: string, sessions: ThroughputResults['relay']): string[] => [label, int(median(sessions.map(rate))), ms(median(sessions.map((s) => s.wallMs)))];
+  const r = (a: ThroughputResults['relay'], b: ThroughputResults['relay']): string => x(ratio(median(a.map(rate)), median(b.map(rate))));
+  return [
+    '## Session throughput',
+    '',
+    `${int(tp.shape.records)} records from ${tp.shape.devices} devices in one gateway session, no injected latency, window ${tp.publishWindow}; ` +
+      `each session in its own process, relay and plain loop taking turns; median of ${tp.runs}. The plain loop is mqtt.js alone doing the same ` +
+      'protocol steps with the same messages (bench/plain-mqtt-loop.ts). Wall time covers JWT signing, connection, attaches, publishes, detaches and ' +
+      `disconnect. "Fresh": the session is the first thing its process does (a cold container); "warm": it follows an untimed ${int(tp.warmUpRecords)}-record ` +
+      'session in the same process (a warm container).',
+    '',
+    table(
+      ['client', 'messages/s', 'wall ms'],
+      [
+        row('relay (`relayBatch()`), fresh process', tp.relay),
+        row('plain mqtt.js loop, fresh process', tp.plain),
+        row('relay (`relayBatch()`), warm process', tp.relayWarm),
+        row('plain mqtt.js loop, warm process', tp.plainWarm),
+      ],
+    ),
+    '',
+    `Relay / plain mqtt.js: **${r(tp.relay, tp.plain)}** in a fresh process, **${r(tp.relayWarm, tp.plainWarm)}** in a warm one.`,
+    '',
+    '## Memory',
+    '',
+    `Peak resident set size (\`process.resourceUsage().maxRSS\`) of the fresh processes above, median of ${tp.runs}; "before" is the RSS once the code is loaded and the batch built.`,
+    '',
+    table(
+      ['process', 'peak RSS MB', 'RSS before the session MB'],
+      [
+        ['`node -e 0`', mb(median(tp.bareNodeMaxRssKb)), '–'],
+        [`relay, ${int(tp.shape.records)}-record session`, mb(median(tp.relay.map((s) => s.maxRssKb))), mb(median(tp.relay.map((s) => s.rssBeforeKb)))],
+        [`plain mqtt.js loop, ${int(tp.shape.records)} messages`, mb(median(tp.plain.map((s) => s.maxRssKb))), mb(median(tp.plain.map((s) => s.rssBeforeKb)))],
+      ],
+    ),
+  ].join('\n');
+}
+
+function coldStartSection(cs: ColdStartResults): string {
+  const bare = median(cs.imports.find((i) => i.target === 'node -e 0')?.processMs ?? []);
+  const mqttImport = median(cs.imports.find((i) => i.target === cs.mqttAlone.name)?.importMs ?? []);
+  const sizes = [...cs.bundles, cs.mqttAlone].map((b) => [b.name, kib(b.bytes), kib(b.gzipBytes)]);
+  const imports = cs.imports.map((i) => {
+    const imp = median(i.importMs);
+    const proc = median(i.processMs);
+    return [i.target, i.importMs.length === 0 ? '–' : ms(imp), ms(proc), i.target === 'node -e 0' ? '–' : ms(proc - bare), i.importMs.length === 0 ? '–' : `${x(ratio(imp, mqttImport))}×`];
+  });
+  const inv = cs.invocation;
+  const first = median(inv.firstMs);
+  const warm = median(inv.warmMs);
+  return [
+    '## Cold start',
+    '',
+    'Bundles as `npm run package` builds them (esbuild, minified, ES module, options from serverless.yml `custom.esbuild`); source maps not counted.',
+    '',
+    table(['bundle', 'size', 'gzipped'], sizes),
+    '',
+    `Import in a fresh Node process with the functions' NODE_OPTIONS (\`${cs.nodeOptions || 'none'}\`), median of ${cs.runs}; the targets take turns. ` +
+      '"import" is timed inside the process around `import()`; "process" is spawn to exit.',
+    '',
+    table(['module', 'import ms', 'process ms', 'process − `node -e 0` ms', 'import vs mqtt alone'], imports),
+    '',
+    `The relay in a fresh process: its bundle imported, then ${1 + inv.warmPerProcess} SQS batches of ${inv.records} records from ${inv.records} devices, ` +
+      `with the relay's environment from serverless.yml and local stand-ins for ${inv.localServices.join(' and ')} (real SDK clients), the emulator without latency. ` +
+      `Median of ${inv.firstMs.length} process${inv.firstMs.length === 1 ? '' : 'es'}.`,
+    '',
+    table(
+      ['step', 'ms'],
+      [
+        ['import of the relay bundle', ms(median(inv.importMs))],
+        ['first invocation (settings, key from Secrets Manager, TLS trust store, session)', ms(first)],
+        ['warm invocation', ms(warm)],
+        ['first − warm', ms(first - warm)],
+      ],
+    ),
+    '',
+    `GetSecretValue calls per process: ${[...new Set(inv.secretCalls)].join(', ')} (the key is cached across invocations).`,
+  ].join('\n');
+}
+
+function httpSection(h: HttpResults): string {
+  const rows = h.runs.map((r, i) => [
+    String(i + 1),
+    int(r.sent),
+    int(r.accepted),
+    int(r.requestsPerSecond),
+    ms(r.p50Ms),
+    ms(r.p99Ms),
+    int(r.atBridge),
+    int(r.deadLettered),
+    int(r.duplicates),
+    ms(r.drainMs),
+    r.accountedFor ? 'yes' : '**NO**',
+  ]);
+  const med = (f: (r: HttpResults['runs'][number]) => number): number => median(h.runs.map(f));
+  rows.push([
+    '**median**',
+    int(med((r) => r.sent)),
+    int(med((r) => r.accepted)),
+    `**${int(med((r) => r.requestsPerSecond))}**`,
+    `**${ms(med((r) => r.p50Ms))}**`,
+    `**${ms(med((r) => r.p99Ms))}**`,
+    int(med((r) => r.atBridge)),
+    int(med((r) => r.deadLettered)),
+    int(med((r) => r.duplicates)),
+    ms(med((r) => r.drainMs)),
+    h.runs.every((r) => r.accountedFor) ? 'yes' : '**NO**',
+  ]);
+  const statuses = [...new Set(h.runs.flatMap((r) => Object.keys(r.statuses)))].sort();
+  return [
+    '## HTTP path',
+    '',
+    `\`POST /devices/{device}/events\` on the local stack (\`npm start\`'s stack: real handlers, local SQS, the relay's event source, the emulator), ` +
+      `${h.runs.length} run${h.runs.length === 1 ? '' : 's'} of ${h.durationMs} ms from a closed-loop generator in its own process (Node's fetch, ` +
+      `${h.concurrency} concurrent requests, devices ${h.devices.join(', ')}). After each run the relay drains the queue; every accepted reading must be ` +
+      'at the bridge or in the dead-letter queue.',
+    '',
+    table(['run', 'requests', 'accepted (202)', 'req/s', 'p50 ms', 'p99 ms', 'at the bridge', 'dead-lettered', 'duplicates', 'drain ms', 'all accounted for'], rows),
+    '',
+    `Response codes seen: ${statuses.map((s) => `${s} × ${int(h.runs.reduce((n, r) => n + (r.statuses[s] ?? 0), 0))}`).join(', ')}.`,
+  ].join('\n');
+}
+
+export function renderResults(results: BenchResults, notes: readonly string[] = []): string {
+  const m = results.meta;
+  const checks = targetChecks(results);
+  const parts = [
+    '# iotcore-relay benchmark',
+    '',
+    `${m.date} · ${m.cpuModel}, ${m.cores} cores · Node ${m.node} (${m.platform}) · ${m.mode === 'quick' ? '**quick mode** (tiny sizes, one run each: proves the benchmark runs, measures nothing)' : 'full run'} · ` +
+      `load average at start ${m.loadAverage.toFixed(2)}${m.durationMs === undefined ? '' : ` · took ${Math.round(m.durationMs / 1000)} s`}`,
+    '',
+    'Generated by `npm run bench` (bench/run.ts). Medians of repeated runs; comparisons are ratios of medians taken side by side in this run.',
+    '',
+    '## Targets',
+    '',
+    table(
+      ['claim', 'target', 'measured', ''],
+      checks.map((c) => [c.claim, c.target, c.measured, verdict(c.met)]),
+    ),
+  ];
+  if (notes.length > 0) parts.push('', ...notes.map((n) => `- ${n}`));
+  if (results.roundTrips) parts.push('', roundTripSection(results.roundTrips));
+  if (results.throughput) parts.push('', throughputSection(results.throughput));
+  if (results.coldStart) parts.push('', coldStartSection(results.coldStart));
+  if (results.http) parts.push('', httpSection(results.http));
+  if (results.problems.length > 0) parts.push('', '## Problems', '', ...results.problems.map((p) => `- ${p}`));
+  return `${parts.join('\n')}\n`;
+}

@@ -1,0 +1,128 @@
+/**
+ * `npm run bench -- --quick` end to end: every scenario runs once at tiny sizes (real sockets, real TLS, the delay
+ * proxy, child processes, esbuild bundles, the local stack) and the results come out as a markdown table and a
+ * chart. Nothing here judges speed: the quick mode measures nothing worth comparing, it proves the benchmark works.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+interface BenchRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runQuickBench(outDir: string): Promise<BenchRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick', '--out', outDir], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The rows of the markdown table that follows `header` (a line starting with it), without the separator. */
+function tableAfter(markdown: string, header: string): string[][] {
+  const lines = markdown.split('\n');
+  const start = lines.findIndex((l) => l.startsWith(header));
+  if (start < 0) return [];
+  const rows: string[][] = [];
+  for (const line of lines.slice(start + 2)) {
+    if (!line.startsWith('|')) break;
+    rows.push(line.slice(1, -1).split('|').map((c) => c.trim()));
+  }
+  return rows;
+}
+
+describe('npm run bench -- --quick', () => {
+  let outDir: string;
+  let run: BenchRun;
+
+  beforeAll(async () => {
+    outDir = await mkdtemp(join(tmpdir(), 'iotcore-bench-smoke-'));
+    run = await runQuickBench(outDir);
+  }, 120_000);
+
+  afterAll(async () => {
+    await rm(outDir, { recursive: true, force: true });
+  });
+
+  it('runs every scenario without a problem', () => {
+    // On failure, the benchmark's own progress lines say which scenario broke and why.
+    expect(run.stderr).not.toMatch(/FAILED/);
+    expect(run.code).toBe(0);
+    expect(run.stdout).not.toContain('## Problems');
+    for (const section of ['## Targets', '## Round trips', '## Session throughput', '## Memory', '## Cold start', '## HTTP path']) {
+      expect(run.stdout).toContain(section);
+    }
+  });
+
+  it('prints the machine, the Node version and the mode', () => {
+    expect(run.stdout).toMatch(/^# iotcore-relay benchmark\n\n\d{4}-\d\d-\d\dT[^·]+· .+, \d+ cores · Node v\d+/);
+    expect(run.stdout).toContain('**quick mode**');
+  });
+
+  it('measures every batch shape on both network paths, relay and baseline side by side', () => {
+    const rows = tableAfter(run.stdout, '| network | batch |');
+    const paths = rows.map((r) => r[0]);
+    expect(paths.filter((p) => p === 'emulator latency')).toHaveLength(4);
+    expect(paths.filter((p) => p === 'delay proxy')).toHaveLength(4);
+    for (const row of rows) {
+      // relay ms, relay RT, baseline ms, baseline RT, ratio: all numbers.
+      for (const cell of row.slice(2)) expect(Number(cell)).toBeGreaterThan(0);
+    }
+  });
+
+  it('judges every target on a figure of this run', () => {
+    const targets = tableAfter(run.stdout, '| claim | target |');
+    expect(targets.length).toBeGreaterThanOrEqual(7);
+    for (const [claim, , , verdict] of targets) {
+      expect(verdict, claim).toMatch(/^(met|\*\*missed\*\*)$/);
+    }
+  });
+
+  it('accounts for every reading the ingest accepted', () => {
+    const runs = tableAfter(run.stdout, '| run | requests | accepted (202) |');
+    expect(runs.length).toBeGreaterThanOrEqual(2);
+    for (const row of runs) {
+      const accepted = Number(row[2]?.replace(/,/g, ''));
+      const atBridge = Number(row[6]?.replace(/,/g, ''));
+      const deadLettered = Number(row[7]?.replace(/,/g, ''));
+      expect(accepted).toBeGreaterThan(0);
+      expect(atBridge + deadLettered).toBe(accepted);
+      expect(row[10]).toBe('yes');
+    }
+  });
+
+  it('writes the same table to results.md, and the chart as SVG', async () => {
+    const markdown = await readFile(join(outDir, 'results.md'), 'utf8');
+    const svg = await readFile(join(outDir, 'round-trips.svg'), 'utf8');
+
+    expect(markdown).toBe(run.stdout);
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg.trimEnd().endsWith('</svg>')).toBe(true);
+    const lines = [...svg.matchAll(/<polyline data-client="(relay|baseline)" data-path="([^"]+)" points="([^"]+)"/g)];
+    expect(lines.map((m) => `${m[1]} / ${m[2]}`).sort()).toEqual([
+      'baseline / delay proxy',
+      'baseline / emulator latency',
+      'relay / delay proxy',
+      'relay / emulator latency',
+    ]);
+    for (const m of lines) {
+      const points = m[3]!.split(' ').map((p) => p.split(',').map(Number));
+      expect(points.length).toBe(3);
+      for (const [x, y] of points) {
+        expect(Number.isFinite(x) && Number.isFinite(y)).toBe(true);
+      }
+    }
+  });
+});
