@@ -427,10 +427,15 @@ export class GatewaySession {
         client.end(true, () => resolve());
         return;
       }
-      client.end(false, () => {
+      const done = (): void => {
         clearTimeout(force);
         resolve();
-      });
+      };
+      // DISCONNECT has no answer (MQTT 3.1.1 §3.14) and the detach acknowledgements were the final barrier, so the
+      // session is over once DISCONNECT and our FIN are flushed ('finish'). mqtt.js calls back only on 'close',
+      // after the bridge's FIN: one more round trip for nothing.
+      client.stream?.once('finish', done);
+      client.end(false, done);
     });
   }
 
