@@ -8,15 +8,10 @@
  * const store = new ConfigStore({ tableName: db.tableName, client: db.client });
  * afterAll(() => db.stop());
  */
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createRequire } from 'node:module';
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { configTableDefinition } from '../../lib/config-store/table.js';
-
-type DynaliteFactory = (options: { createTableMs?: number; deleteTableMs?: number; updateTableMs?: number }) => Server;
-// dynalite is CommonJS without type declarations.
-const dynalite = createRequire(import.meta.url)('dynalite') as DynaliteFactory;
+import { startDynamoDbServer } from '../../local/dynamodb-server.js';
+import { LOCAL_CREDENTIALS } from '../../local/sqs-server.js';
 
 export interface LocalDynamoDb {
   /** `http://127.0.0.1:<port>` */
@@ -37,57 +32,24 @@ export interface LocalDynamoDbOptions {
   tableName?: string;
 }
 
-const REGION = 'us-east-1';
-const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
-
+/** The local stack's own server (local/dynamodb-server.ts), with the table shape the config store defines. */
 export async function startLocalDynamoDb(options: LocalDynamoDbOptions = {}): Promise<LocalDynamoDb> {
-  // Tables become ACTIVE at once instead of after dynalite's default 500 ms.
-  const server = dynalite({ createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const { port } = server.address() as AddressInfo;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const client = new DynamoDBClient({ endpoint, region: REGION, credentials: CREDENTIALS });
   const tableName = options.tableName ?? 'config';
-
-  const createConfigTable = async (name: string): Promise<void> => {
-    await client.send(new CreateTableCommand(configTableDefinition(name)));
-  };
-
-  try {
-    await createConfigTable(tableName);
-  } catch (e) {
-    client.destroy();
-    await closeServer(server);
-    throw e;
-  }
-
+  const server = await startDynamoDbServer({ tables: [{ logicalId: 'ConfigTable', input: configTableDefinition(tableName), ignored: [] }] });
   return {
-    endpoint,
+    endpoint: server.endpoint,
     tableName,
-    client,
+    client: server.client,
     env: {
-      AWS_ENDPOINT_URL_DYNAMODB: endpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      AWS_ENDPOINT_URL_DYNAMODB: server.endpoint,
+      AWS_REGION: server.region,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       CONFIG_TABLE: tableName,
     },
-    createConfigTable,
-    stop: async () => {
-      client.destroy();
-      await closeServer(server);
+    createConfigTable: async (name) => {
+      await server.client.send(new CreateTableCommand(configTableDefinition(name)));
     },
+    stop: () => server.close(),
   };
-}
-
-function closeServer(server: Server): Promise<void> {
-  // Idle keep-alive sockets from the SDK would otherwise hold close() open.
-  server.closeAllConnections?.();
-  return new Promise((resolve, reject) => server.close((e) => (e ? reject(e) : resolve())));
 }
