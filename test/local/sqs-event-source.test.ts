@@ -32,7 +32,9 @@ beforeAll(async () => {
     queues: [
       fifoQueue('Dlq', 'dlq', 60),
       fifoQueue('Groups', 'groups', 10, { targetLogicalId: 'Dlq', maxReceiveCount: 5 }),
-      fifoQueue('Partial', 'partial', 1, { targetLogicalId: 'Dlq', maxReceiveCount: 5 }),
+      // 3 s: long enough that a success is deleted before it reappears even on a loaded machine, short enough
+      // for the failed-back record to come back within the test.
+      fifoQueue('Partial', 'partial', 3, { targetLogicalId: 'Dlq', maxReceiveCount: 5 }),
       fifoQueue('Redrive', 'redrive', 1, { targetLogicalId: 'Dlq', maxReceiveCount: 2 }),
       fifoQueue('Whole', 'whole', 1, { targetLogicalId: 'Dlq', maxReceiveCount: 5 }),
       fifoQueue('Backoff', 'backoff', 30, { targetLogicalId: 'Dlq', maxReceiveCount: 5 }),
