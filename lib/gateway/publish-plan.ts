@@ -55,9 +55,18 @@ export function planPublishes(requests: readonly PublishRequest[]): PlannedPubli
     }
   }
   const plan: PlannedPublish[] = [];
+  // A device's events without subfolder all go to one topic: built once per device, not once per record.
+  const plainEventTopics = new Map<string, string>();
   for (const r of requests) {
     if (r.kind === 'event') {
-      plan.push({ keys: [r.key], deviceId: r.deviceId, kind: 'event', topic: eventsTopic(r.deviceId, r.subfolder), payload: r.payload });
+      let topic: string | undefined;
+      if (r.subfolder === undefined) {
+        topic = plainEventTopics.get(r.deviceId);
+        if (topic === undefined) plainEventTopics.set(r.deviceId, (topic = eventsTopic(r.deviceId)));
+      } else {
+        topic = eventsTopic(r.deviceId, r.subfolder);
+      }
+      plan.push({ keys: [r.key], deviceId: r.deviceId, kind: 'event', topic, payload: r.payload });
     } else if (newestState.get(r.deviceId) === r) {
       // Newest first, then the others from newer to older.
       plan.push({ keys: [r.key, ...olderStates.get(r.deviceId)!], deviceId: r.deviceId, kind: 'state', topic: stateTopic(r.deviceId), payload: r.payload });

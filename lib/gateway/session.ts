@@ -122,27 +122,87 @@ type FlightEnd =
   | { kind: 'timeout' }
   | { kind: 'stopped'; code: RelayErrorCode; reason: string };
 
+/**
+ * The flights a session is waiting on, and the one timer that ends those whose time is up. A session has thousands
+ * of PUBLISHes in flight over its life but only a window of them at once, all with the same timeout: one timer armed
+ * for the earliest expiry costs nothing per packet, where a timer per packet was armed and cleared for each one.
+ */
+class FlightClock {
+  readonly pending = new Set<Flight>();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
+
+  track(flight: Flight): void {
+    this.pending.add(flight);
+    if (flight.expiresAt < this.timerAt) this.arm(flight.expiresAt);
+  }
+
+  untrack(flight: Flight): void {
+    this.pending.delete(flight);
+    // Nothing left to time: a timer left armed would keep the process alive after the session.
+    if (this.pending.size === 0) this.disarm();
+  }
+
+  disarm(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    // A copy: ending a flight may start others (the publish window refills).
+    for (const f of [...this.pending]) if (f.expiresAt <= now) f.settle({ kind: 'timeout' });
+    let next = Infinity;
+    for (const f of this.pending) next = Math.min(next, f.expiresAt);
+    if (next !== Infinity && next < this.timerAt) this.arm(next);
+  }
+}
+
 /** One QoS 1 packet (PUBLISH or SUBSCRIBE) waiting for its acknowledgement. */
 class Flight {
   packetId: number | undefined;
   readonly sentAt = Date.now();
+  readonly expiresAt: number;
   /** Set by the acknowledgement, even when it comes after the flight stopped waiting (a late PUBACK still counts). */
   ackedAt: number | undefined;
   end: FlightEnd | undefined;
-  readonly done: Promise<FlightEnd>;
-  private resolveDone!: (end: FlightEnd) => void;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: FlightClock;
+  /** Called once, synchronously, when the flight ends; record PUBLISHes use it instead of a Promise each. */
+  private readonly onEnd: ((end: FlightEnd) => void) | undefined;
+  private promise: Promise<FlightEnd> | undefined;
+  private resolveDone: ((end: FlightEnd) => void) | undefined;
 
-  constructor(timeoutMs: number) {
-    this.done = new Promise((resolve) => (this.resolveDone = resolve));
-    this.timer = setTimeout(() => this.settle({ kind: 'timeout' }), Math.max(0, timeoutMs));
+  constructor(clock: FlightClock, timeoutMs: number, onEnd?: (end: FlightEnd) => void) {
+    this.clock = clock;
+    this.onEnd = onEnd;
+    this.expiresAt = this.sentAt + Math.max(0, timeoutMs);
+    clock.track(this);
+  }
+
+  /** Resolves with the flight's end; made only for the callers that wait on one flight (attach, detach, SUBSCRIBE). */
+  get done(): Promise<FlightEnd> {
+    if (this.promise === undefined) {
+      const end = this.end;
+      this.promise = end !== undefined ? Promise.resolve(end) : new Promise((resolve) => (this.resolveDone = resolve));
+    }
+    return this.promise;
   }
 
   settle(end: FlightEnd): void {
     if (this.end !== undefined) return;
     this.end = end;
-    clearTimeout(this.timer);
-    this.resolveDone(end);
+    this.clock.untrack(this);
+    this.onEnd?.(end);
+    this.resolveDone?.(end);
   }
 }
 
@@ -158,13 +218,18 @@ interface DeviceEntry {
   barrier: boolean;
 }
 
+/** One planned PUBLISH. It is its own `SentPacket` for error correlation, so sending it allocates nothing more. */
 interface Unit {
-  id: number;
+  readonly kind: 'publish';
+  /** Index in `units`. */
+  readonly unit: number;
   keys: string[];
   deviceId: string;
   topic: string;
   payload: Buffer;
   flight: Flight | undefined;
+  /** Handed to mqtt.js: the errors topic may name it by topic from then on. */
+  sent: boolean;
   /** Set when an errors-topic message named this unit, or its device failed. Overrides a PUBACK. */
   failure: { code: RelayErrorCode; reason: string } | undefined;
 }
@@ -189,13 +254,21 @@ export class GatewaySession {
   private lost = false;
   private lastSocketError: string | undefined;
   private connectMs: number | undefined;
-  private readonly pending = new Set<Flight>();
+  private readonly clock = new FlightClock();
   private readonly devices = new Map<string, DeviceEntry>();
   private readonly units: Unit[] = [];
   private readonly byPacketId = new Map<number, SentPacket>();
-  private readonly byTopic = new Map<string, SentPacket[]>();
-  /** Payload buffer -> flight, until mqtt.js tells which packet ID it gave that PUBLISH. */
-  private readonly awaitingPacketId = new Map<Buffer, { flight: Flight; packet: SentPacket }>();
+  /** Attaches, detaches and SUBSCRIBEs sent, in order; record PUBLISHes are the units marked `sent`. */
+  private readonly otherPackets: SentPacket[] = [];
+  /**
+   * The PUBLISH being handed to mqtt.js, which emits `packetsend` for it synchronously once connected. Three fields
+   * rather than an object, so that the common case allocates nothing.
+   */
+  private sendingFlight: Flight | undefined;
+  private sendingPacket: SentPacket | undefined;
+  private sendingPayload: Buffer | undefined;
+  /** PUBLISHes mqtt.js queued instead of writing at once, in order, until it tells which packet ID it gave them. */
+  private readonly queuedSends: { flight: Flight; packet: SentPacket; payload: Buffer }[] = [];
   private subscribing: { flight: Flight; packet: SentPacket } | undefined;
   /** The flight of every SUBSCRIBE, for errors-topic messages that name one. */
   private readonly subscribeFlights = new Map<SentPacket, Flight>();
@@ -324,7 +397,7 @@ export class GatewaySession {
     this.enter('publishing');
     const units: Unit[] = [];
     for (const p of planPublishes(requests)) {
-      const unit: Unit = { id: this.units.length, keys: p.keys, deviceId: p.deviceId, topic: p.topic, payload: p.payload, flight: undefined, failure: undefined };
+      const unit: Unit = { kind: 'publish', unit: this.units.length, keys: p.keys, deviceId: p.deviceId, topic: p.topic, payload: p.payload, flight: undefined, sent: false, failure: undefined };
       this.units.push(unit);
       units.push(unit);
     }
@@ -488,9 +561,7 @@ export class GatewaySession {
 
   private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
     const client = this.client!;
-    const flight = new Flight(Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
-    this.pending.add(flight);
-    void flight.done.then(() => this.pending.delete(flight));
+    const flight = new Flight(this.clock, Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
     this.subscribing = { flight, packet };
     this.subscribeFlights.set(packet, flight);
     client.subscribe(topic, { qos }, (err, granted) => {
@@ -522,27 +593,27 @@ export class GatewaySession {
   }
 
   /** Sends one QoS 1 PUBLISH; the flight ends with its PUBACK, an error naming it, the timeout, or a stop. */
-  private sendQos1(topic: string, payload: Buffer, timeoutMs: number, packet: SentPacket): Flight {
+  private sendQos1(topic: string, payload: Buffer, timeoutMs: number, packet: SentPacket, onEnd?: (end: FlightEnd) => void): Flight {
     const client = this.client!;
-    const flight = new Flight(timeoutMs);
+    const flight = new Flight(this.clock, timeoutMs, onEnd);
     if (this.stopped !== undefined && packet.kind !== 'detach') {
       flight.settle({ kind: 'stopped', code: this.stopped.code, reason: this.stopped.reason });
       return flight;
     }
-    this.pending.add(flight);
-    void flight.done.then(() => this.pending.delete(flight));
-    // A view of the same bytes, so that this PUBLISH can be recognised by identity when mqtt.js emits it.
-    const body = payload.subarray(0);
-    this.awaitingPacketId.set(body, { flight, packet });
-    const list = this.byTopic.get(topic) ?? [];
-    list.push(packet);
-    this.byTopic.set(topic, list);
-    client.publish(topic, body, { qos: 1 }, (err) => {
+    if (packet.kind === 'publish') this.units[packet.unit]!.sent = true;
+    else this.otherPackets.push(packet);
+    this.sendingFlight = flight;
+    this.sendingPacket = packet;
+    this.sendingPayload = payload;
+    client.publish(topic, payload, { qos: 1 }, (err) => {
       // An error here only means mqtt.js dropped the packet while closing; the stop reason already settled it.
       if (err !== null && err !== undefined) return;
       flight.ackedAt ??= Date.now();
       flight.settle({ kind: 'acked' });
     });
+    // Not written yet (mqtt.js queues while it replays its store or has no packet ID free): matched when it is.
+    if (this.sendingFlight === flight) this.queuedSends.push({ flight, packet, payload });
+    this.sendingFlight = this.sendingPacket = this.sendingPayload = undefined;
     return flight;
   }
 
@@ -563,32 +634,52 @@ export class GatewaySession {
           if (unit.failure !== undefined) continue;
           inFlight++;
           this.maxInFlight = Math.max(this.maxInFlight, inFlight);
-          unit.flight = this.sendQos1(unit.topic, unit.payload, this.options.pubackTimeoutMs, { kind: 'publish', deviceId: unit.deviceId, topic: unit.topic, unit: unit.id });
-          void unit.flight.done.then(() => {
-            inFlight--;
-            fill();
-          });
+          unit.flight = this.sendQos1(unit.topic, unit.payload, this.options.pubackTimeoutMs, unit, onEnd);
         }
         if (inFlight === 0 && next >= units.length) resolve();
       };
-      fill();
+      // One callback for every record of the call. A flight that ends while `fill` runs (the session stopped) only
+      // frees its place; the loop goes on from there.
+      let filling = false;
+      const onEnd = (): void => {
+        inFlight--;
+        if (filling) return;
+        filling = true;
+        try {
+          fill();
+        } finally {
+          filling = false;
+        }
+      };
+      filling = true;
+      try {
+        fill();
+      } finally {
+        filling = false;
+      }
     });
   }
 
   private onPacketSend(packet: Packet): void {
     if (packet.cmd === 'publish' && packet.qos === 1 && Buffer.isBuffer(packet.payload)) {
-      const waiting = this.awaitingPacketId.get(packet.payload);
-      if (waiting === undefined || packet.messageId === undefined) return;
-      this.awaitingPacketId.delete(packet.payload);
+      if (packet.messageId === undefined) return;
+      if (this.sendingFlight !== undefined && this.sendingPayload === packet.payload) {
+        this.sendingFlight.packetId = packet.messageId;
+        this.byPacketId.set(packet.messageId, this.sendingPacket!);
+        this.sendingFlight = undefined;
+        return;
+      }
+      // Recognised by the identity of its payload buffer, the first queued one first (mqtt.js keeps their order).
+      const i = this.queuedSends.findIndex((q) => q.payload === packet.payload);
+      if (i < 0) return;
+      const waiting = this.queuedSends.splice(i, 1)[0]!;
       waiting.flight.packetId = packet.messageId;
       this.byPacketId.set(packet.messageId, waiting.packet);
     } else if (packet.cmd === 'subscribe' && this.subscribing !== undefined && packet.messageId !== undefined) {
       // mqtt.js writes a SUBSCRIBE synchronously inside subscribe() once connected.
       this.subscribing.flight.packetId = packet.messageId;
       this.byPacketId.set(packet.messageId, this.subscribing.packet);
-      const list = this.byTopic.get(this.subscribing.packet.topic) ?? [];
-      list.push(this.subscribing.packet);
-      this.byTopic.set(this.subscribing.packet.topic, list);
+      this.otherPackets.push(this.subscribing.packet);
     }
   }
 
@@ -617,7 +708,7 @@ export class GatewaySession {
     this.gatewayErrors.push(error);
     const code = GATEWAY_ERROR_CODES[error.errorType];
     const reason = gatewayErrorReason(error);
-    const match = correlateGatewayError(error, { byPacketId: this.byPacketId, byTopic: this.byTopic, devices: new Set(this.devices.keys()) });
+    const match = correlateGatewayError(error, { byPacketId: this.byPacketId, byTopic: this.packetsOnTopic(error.topic), devices: new Set(this.devices.keys()) });
     this.log.info('gateway error', {
       gatewayId: this.options.gatewayId,
       errorType: error.rawErrorType,
@@ -650,6 +741,20 @@ export class GatewaySession {
         this.uncorrelated++;
         return;
     }
+  }
+
+  /**
+   * What this session sent to `topic`, in sending order, as the correlation's topic index. Built only when an error
+   * arrives (rare), instead of a list entry kept per PUBLISH for the whole session.
+   */
+  private packetsOnTopic(topic: string | undefined): Map<string, SentPacket[]> {
+    const index = new Map<string, SentPacket[]>();
+    if (topic === undefined) return index;
+    const list: SentPacket[] = [];
+    for (const p of this.otherPackets) if (p.topic === topic) list.push(p);
+    for (const u of this.units) if (u.sent && u.topic === topic) list.push(u);
+    if (list.length > 0) index.set(topic, list);
+    return index;
   }
 
   private applyToPacket(packet: SentPacket, code: RelayErrorCode, reason: string): void {
@@ -744,7 +849,7 @@ export class GatewaySession {
   }
 
   private settlePending(why: { code: RelayErrorCode; reason: string }): void {
-    for (const f of [...this.pending]) f.settle({ kind: 'stopped', code: why.code, reason: why.reason });
+    for (const f of [...this.clock.pending]) f.settle({ kind: 'stopped', code: why.code, reason: why.reason });
   }
 
   private noteFailure(e: unknown): void {
@@ -773,9 +878,10 @@ export class GatewaySession {
     for (const unit of this.units) {
       const result = this.unitResult(unit);
       if (result.status === 'confirmed') publishLatenciesMs.push(result.latencyMs);
-      const [newest, ...older] = unit.keys;
-      records.set(newest!, result);
-      for (const key of older) records.set(key, { ...result, coalescedInto: newest! });
+      const keys = unit.keys;
+      const newest = keys[0]!;
+      records.set(newest, result);
+      for (let i = 1; i < keys.length; i++) records.set(keys[i]!, { ...result, coalescedInto: newest });
     }
     const attachments = new Map<string, AttachResult>();
     const attachLatenciesMs: number[] = [];
@@ -801,18 +907,17 @@ export class GatewaySession {
 
   private unitResult(unit: Unit): RecordResult {
     const deviceId = unit.deviceId;
-    const failedWith = (f: { code: RelayErrorCode; reason: string }): RecordResult => ({ status: 'failed', deviceId, code: f.code, reason: f.reason });
-    if (unit.failure !== undefined) return failedWith(unit.failure);
+    if (unit.failure !== undefined) return failedResult(deviceId, unit.failure);
     const flight = unit.flight;
-    if (flight === undefined) return failedWith(this.stopped ?? { code: 'ERR_INTERNAL', reason: 'record never sent' });
+    if (flight === undefined) return failedResult(deviceId, this.stopped ?? { code: 'ERR_INTERNAL', reason: 'record never sent' });
     if (flight.ackedAt === undefined) {
       const end = flight.end;
-      if (end?.kind === 'timeout') return failedWith({ code: 'ERR_PUBACK_TIMEOUT', reason: `no PUBACK within ${this.options.pubackTimeoutMs} ms` });
-      if (end?.kind === 'refused' || end?.kind === 'stopped') return failedWith(end);
-      return failedWith(this.stopped ?? { code: 'ERR_INTERNAL', reason: 'publish left undecided' });
+      if (end?.kind === 'timeout') return failedResult(deviceId, { code: 'ERR_PUBACK_TIMEOUT', reason: `no PUBACK within ${this.options.pubackTimeoutMs} ms` });
+      if (end?.kind === 'refused' || end?.kind === 'stopped') return failedResult(deviceId, end);
+      return failedResult(deviceId, this.stopped ?? { code: 'ERR_INTERNAL', reason: 'publish left undecided' });
     }
     const device = this.devices.get(deviceId);
-    if (device === undefined || !device.barrier) return failedWith(this.barrierFailure(device));
+    if (device === undefined || !device.barrier) return failedResult(deviceId, this.barrierFailure(device));
     return { status: 'confirmed', deviceId, latencyMs: flight.ackedAt - flight.sentAt };
   }
 
@@ -825,6 +930,11 @@ export class GatewaySession {
     if (device?.detach === undefined) return { code: 'ERR_DEADLINE', reason: `no time was left to detach ${id} and close the session cleanly` };
     return { code: 'ERR_PUBACK_TIMEOUT', reason: `the detach of ${id} (the session's final barrier) was not acknowledged in time` };
   }
+}
+
+/** A failed record's result (a module function, not a closure made for every record of the report). */
+function failedResult(deviceId: string, f: { code: RelayErrorCode; reason: string }): RecordResult {
+  return { status: 'failed', deviceId, code: f.code, reason: f.reason };
 }
 
 function withoutUndefined<T extends object>(o: T): Partial<T> {

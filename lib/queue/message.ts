@@ -77,7 +77,8 @@ export function assertDeviceToken(token: unknown, field = 'deviceToken'): assert
 }
 
 export function parseQueueMessage(body: string): QueueMessage {
-  if (Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
+  // A UTF-16 code unit takes at most 3 bytes in UTF-8, so a short body needs no byte count.
+  if (body.length * 3 > MAX_BODY_BYTES && Buffer.byteLength(body, 'utf8') > MAX_BODY_BYTES) {
     throw new RelayError('ERR_INVALID_MESSAGE', `message body is larger than ${MAX_BODY_BYTES} bytes`);
   }
   let doc: unknown;
@@ -93,10 +94,9 @@ export function parseQueueMessage(body: string): QueueMessage {
   if (o.v !== 1) {
     throw new RelayError('ERR_UNSUPPORTED_VERSION', `v must be 1 (got ${describeInput(o.v)})`, { field: 'v' });
   }
-  const unknown = Object.keys(o).filter((k) => !KNOWN_FIELDS.has(k));
-  if (unknown.length > 0) {
+  for (const name in o) {
+    if (KNOWN_FIELDS.has(name) || !Object.hasOwn(o, name)) continue;
     // The name comes from the producer: keep an empty or overlong one readable in the dead-letter reason.
-    const name = unknown[0]!;
     throw invalid(name === '' ? '(the empty name)' : name.slice(0, 64), 'is not a field of queue contract v1');
   }
 
@@ -108,17 +108,17 @@ export function parseQueueMessage(body: string): QueueMessage {
   // deviceIds is a known field of the contract, but only of config-poll jobs; on a record it would be silently lost.
   if (o.deviceIds !== undefined) throw invalid('deviceIds', 'is only for config-poll jobs');
   assertDeviceId(o.deviceId);
-  const msg: TelemetryMessage = { v: 1, type, deviceId: o.deviceId, payload: Buffer.alloc(0) };
   if (o.subfolder !== undefined) {
     if (type === 'state') throw invalid('subfolder', 'is only for events; state has no subfolders');
     assertSubfolder(o.subfolder);
-    msg.subfolder = o.subfolder;
   }
   const encoding = o.encoding ?? 'utf8';
   if (encoding !== 'utf8' && encoding !== 'base64') throw invalid('encoding', 'must be "utf8" or "base64"');
   if (typeof o.payload !== 'string') throw invalid('payload', 'must be a string');
-  msg.payload = encoding === 'base64' ? decodeBase64(o.payload) : Buffer.from(o.payload, 'utf8');
-  assertPayloadSize(type, msg.payload);
+  const payload = encoding === 'base64' ? decodeBase64(o.payload) : Buffer.from(o.payload, 'utf8');
+  assertPayloadSize(type, payload);
+  const msg: TelemetryMessage = { v: 1, type, deviceId: o.deviceId, payload };
+  if (o.subfolder !== undefined) msg.subfolder = o.subfolder;
   if (o.deviceToken !== undefined) {
     assertDeviceToken(o.deviceToken);
     msg.deviceToken = o.deviceToken;

@@ -27,7 +27,7 @@ import type { GatewayErrorType } from '../iotcore/gateway-error.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
 import type { RelaySettings } from '../config.js';
 import { planConfigPolls, runConfigPoll, type ConfigPollOutcome, type ConfigPollResult } from './config-poll.js';
-import { confirmed, dispositionOf, failed, type Disposition, type RecordOutcome } from './outcomes.js';
+import { confirmed, confirmedTelemetry, dispositionOf, failed, type Disposition, type RecordOutcome } from './outcomes.js';
 import { routeRecords, type GatewayWork, type InboundRecord, type PollItem } from './route-records.js';
 
 export type SessionSettings = Pick<
@@ -138,13 +138,13 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
   const started = Date.now();
   const { gatewayId } = work;
   const s = deps.settings;
-  const messageIds = [...work.telemetry.map((t) => t.messageId), ...work.polls.map((p) => p.messageId)];
 
   let jwt: string;
   try {
     jwt = await deps.gatewayJwt(gatewayId);
   } catch (e) {
     const err = asRelayError(e);
+    const messageIds = [...work.telemetry.map((t) => t.messageId), ...work.polls.map((p) => p.messageId)];
     return {
       outcomes: messageIds.map((id) => failed(id, err.code, err.message, { gatewayId })),
       summary: emptySummary(gatewayId, messageIds.length, { code: err.code, reason: err.message, phase: 'connecting' }, started),
@@ -236,12 +236,13 @@ function publishRequest(t: GatewayWork['telemetry'][number]): PublishRequest {
 
 function telemetryOutcome(messageId: string, deviceId: string, report: SessionReport, gatewayId: string): RecordOutcome {
   const r = report.records.get(messageId);
+  if (r?.status === 'confirmed') return confirmedTelemetry(messageId, gatewayId, deviceId, r.coalescedInto);
   const extra = { gatewayId, deviceId, ...(r?.coalescedInto === undefined ? {} : { coalescedInto: r.coalescedInto }) };
   if (r === undefined) {
     const f = report.failure ?? { code: 'ERR_INTERNAL' as const, reason: 'the session never took the record' };
     return failed(messageId, f.code, f.reason, extra);
   }
-  return r.status === 'confirmed' ? confirmed(messageId, extra) : failed(messageId, r.code, r.reason, extra);
+  return failed(messageId, r.code, r.reason, extra);
 }
 
 /** Of several store failures of one job, the one that brings the job back soonest decides its outcome. */
