@@ -108,11 +108,12 @@ interface InFlight {
 const MAX_FIFO_BATCH = 10;
 const RECEIVE_RETRY_MS = 1000;
 /**
- * How long a message may wait between its receipt and its invocation beyond what the visibility timeout leaves
- * for a whole function timeout. Lambda's own poller takes a moment too; without it, a queue whose visibility
- * timeout equals the function timeout (which Lambda allows) could never run a message it had to hold.
+ * How far short of a whole function timeout a message's remaining receipt may be when it is invoked: the moment
+ * between a receive and its dispatch, so that a queue whose visibility timeout equals the function timeout (which
+ * Lambda allows) can still run a freshly received message. It must stay small: a message held for longer (its group
+ * was busy) would otherwise be invoked with a receipt that expires mid-invocation, reappear, and run twice.
  */
-const RECEIPT_GRACE_MS = 1000;
+const RECEIPT_GRACE_MS = 100;
 /** local-aws-sqs shows a message again on a timer; the poll that finds it may come a moment later. */
 const REAPPEAR_GRACE_MS = 1000;
 
