@@ -1,10 +1,11 @@
 import { createPrivateKey } from 'node:crypto';
 import { decodeProtectedHeader, jwtVerify } from 'jose';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RelayError } from '../../lib/errors.js';
+import type { RelayError } from '../../lib/errors.js';
 import { DEFAULT_JWT_LIFETIME_SECONDS, jwtLifetimeFromEnv, signGatewayJwt } from '../../lib/jwt.js';
 import { importSigningKey, type SigningKey } from '../../lib/keys/signing-key.js';
 import { ecPems, rsaPems, type EcPems, type RsaPems } from './keys/pem-factory.js';
+import { thrownRelayError } from '../helpers/relay-error.js';
 
 const project = 'demo-project';
 const now = new Date('2025-06-01T12:00:00.750Z');
@@ -23,16 +24,7 @@ beforeAll(async () => {
   ]);
 });
 
-function configError(fn: () => unknown): RelayError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(RelayError);
-    expect((e as RelayError).code).toBe('ERR_CONFIG');
-    return e as RelayError;
-  }
-  throw new Error('expected ERR_CONFIG');
-}
+const configError = (fn: () => unknown): RelayError => thrownRelayError(fn, 'ERR_CONFIG');
 
 describe('signGatewayJwt', () => {
   it.each(['RS256', 'ES256'] as const)('signs a %s token the public key verifies, with exactly iat, exp and aud', async (alg) => {

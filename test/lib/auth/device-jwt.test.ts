@@ -2,10 +2,11 @@ import { generateKeyPairSync, KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { deviceNamedInJwt, verifyDeviceJwt } from '../../../lib/auth/device-jwt.js';
 import { importDevicePublicKey, type DevicePublicKey } from '../../../lib/auth/device-public-keys.js';
-import { isRelayError, type RelayErrorCode } from '../../../lib/errors.js';
+import type { RelayErrorCode } from '../../../lib/errors.js';
 import { generateGatewayKeyPair } from '../../../lib/keys/key-pair.js';
 import { selfSignedCertificate } from '../../../lib/keys/self-signed-certificate.js';
 import { deviceJwt, ecDevice, nowSeconds, PROJECT, rsaDevice } from './device-credentials.js';
+import { rejectedRelayError } from '../../helpers/relay-error.js';
 
 const pump = ecDevice('pump-0042');
 const other = ecDevice('pump-0043');
@@ -15,13 +16,8 @@ const verify = (token: string, keys = keysOf(pump.publicKeyPem), now?: Date) =>
   verifyDeviceJwt(token, { project: PROJECT, deviceId: 'pump-0042', keys, ...(now ? { now } : {}) });
 
 async function refusal(p: Promise<unknown>): Promise<{ code: RelayErrorCode; message: string }> {
-  try {
-    await p;
-  } catch (e) {
-    if (isRelayError(e)) return { code: e.code, message: e.message };
-    throw e;
-  }
-  throw new Error('expected a refusal');
+  const { code, message } = await rejectedRelayError(p);
+  return { code, message };
 }
 
 describe('verifyDeviceJwt: accepted tokens', () => {

@@ -1,7 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { RelayError } from '../../../lib/errors.js';
+import type { RelayError } from '../../../lib/errors.js';
 import { keyEntryFor } from '../../../lib/keys/key-document.js';
 import { ecPems, expectNoKeyMaterial, type EcPems } from './pem-factory.js';
+import { thrownRelayError } from '../../helpers/relay-error.js';
 
 const origin = 'secret gw-keys';
 let ec: EcPems;
@@ -12,16 +13,10 @@ beforeAll(async () => {
 });
 
 function refusal(document: string, gatewayId = 'gw-1'): RelayError {
-  try {
-    keyEntryFor(document, gatewayId, origin);
-  } catch (e) {
-    expect(e).toBeInstanceOf(RelayError);
-    expect((e as RelayError).code).toBe('ERR_KEY_INVALID');
-    expect((e as RelayError).message).toContain(origin);
-    expectNoKeyMaterial(e, ec.pkcs8, other.pkcs8);
-    return e as RelayError;
-  }
-  throw new Error('expected keyEntryFor to throw');
+  const e = thrownRelayError(() => keyEntryFor(document, gatewayId, origin), 'ERR_KEY_INVALID');
+  expect(e.message).toContain(origin);
+  expectNoKeyMaterial(e, ec.pkcs8, other.pkcs8);
+  return e;
 }
 
 describe('keyEntryFor', () => {

@@ -2,12 +2,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RelayError } from '../../../lib/errors.js';
+import type { RelayError } from '../../../lib/errors.js';
 import { FileKeySource } from '../../../lib/keys/file-key-source.js';
 import { keyCacheSecondsFromEnv, keySourceFromEnv } from '../../../lib/keys/key-source-from-env.js';
 import { SecretsManagerKeySource } from '../../../lib/keys/secrets-manager-key-source.js';
 import { startSecretsManagerEndpoint, type SecretsManagerEndpoint } from '../../helpers/secrets-manager-endpoint.js';
 import { ecPems, type EcPems } from './pem-factory.js';
+import { thrownRelayError } from '../../helpers/relay-error.js';
 
 let sm: SecretsManagerEndpoint;
 let ec: EcPems;
@@ -25,16 +26,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function configError(fn: () => unknown): RelayError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(RelayError);
-    expect((e as RelayError).code).toBe('ERR_CONFIG');
-    return e as RelayError;
-  }
-  throw new Error('expected ERR_CONFIG');
-}
+const configError = (fn: () => unknown): RelayError => thrownRelayError(fn, 'ERR_CONFIG');
 
 describe('keySourceFromEnv', () => {
   it('refuses to guess when neither variable is set (empty counts as unset)', () => {

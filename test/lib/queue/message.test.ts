@@ -4,18 +4,14 @@
  * contract itself.
  */
 import { describe, expect, it } from 'vitest';
-import { RelayError, type RelayErrorCode } from '../../../lib/errors.js';
+import type { RelayErrorCode } from '../../../lib/errors.js';
 import { MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../../../lib/iotcore/limits.js';
 import { encodeConfigPollMessage, encodeTelemetryMessage, parseQueueMessage } from '../../../lib/queue/message.js';
+import { thrownRelayError } from '../../helpers/relay-error.js';
 
 const refusal = (body: string): { code: RelayErrorCode; field: string | undefined } => {
-  try {
-    parseQueueMessage(body);
-  } catch (e) {
-    expect(e).toBeInstanceOf(RelayError);
-    return { code: (e as RelayError).code, field: (e as RelayError).field };
-  }
-  throw new Error(`accepted: ${body.slice(0, 80)}`);
+  const { code, field } = thrownRelayError(() => parseQueueMessage(body));
+  return { code, field };
 };
 const body = (o: Record<string, unknown>): string => JSON.stringify({ v: 1, deviceId: 'pump-0042', payload: 'x', ...o });
 
