@@ -8,7 +8,8 @@
  * for those acknowledgements as the final barrier, disconnects, and reports one result per record.
  *
  * The protocol facts behind the rules (DESIGN.md, "Rules the protocol forces on us"):
- * - the errors topic is subscribed at QoS 0 before the first attach: without it a failed attach gets no PUBACK;
+ * - the errors topic is subscribed at QoS 0 before the first attach: without it a failed attach gets no PUBACK
+ *   (the SUBSCRIBE goes out right behind the CONNECT, which MQTT 3.1.1 allows, and the attaches wait for its SUBACK);
  * - attaches are all in flight together; nothing is published for a device before its attach is acknowledged;
  * - a record is confirmed by its PUBACK only if no errors-topic message names it before its device's detach is
  *   answered (the bridge answers packets of one connection in order, so the answer to the detach comes after any
@@ -25,6 +26,7 @@
  * report.records.get('m-1'); // { status: 'confirmed', ... }
  */
 import { connect, type MqttClient, type Packet } from 'mqtt';
+import { generate as generatePacket } from 'mqtt-packet';
 import { isRelayError, RelayError, type RelayErrorCode } from '../errors.js';
 import { parseGatewayError, type GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { attachTopic, configTopic, detachTopic, errorsTopic, type RegistryPath } from '../iotcore/topics.js';
@@ -343,12 +345,15 @@ export class GatewaySession {
       this.lastSocketError = typeof code === 'string' || typeof code === 'number' ? String(code) : err.message;
     });
     client.on('close', () => this.onClose());
+    const errorsSubscribed = this.subscribeBehindConnect(client, this.errors);
+    // Awaited only after the CONNACK; a failed connection also ends this wait, and must not leave it unhandled.
+    errorsSubscribed.catch(() => undefined);
 
     await this.waitForConnack(client);
     this.connectMs = Date.now() - started;
     this.connected = true;
     this.enter('subscribing');
-    await this.subscribe(this.errors, 0, { kind: 'subscribe', deviceId: this.options.gatewayId, topic: this.errors });
+    await errorsSubscribed;
     this.enter('attaching');
     this.log.debug('gateway session open', { gatewayId: this.options.gatewayId, connectMs: this.connectMs });
   }
@@ -559,26 +564,61 @@ export class GatewaySession {
     });
   }
 
+  /**
+   * Writes the SUBSCRIBE to the errors topic right behind the CONNECT, without waiting for the CONNACK: MQTT 3.1.1
+   * lets a client send further packets at once (§3.1.4), and a server that refuses the CONNECT must not process
+   * what follows it [MQTT-3.1.4-5]. The subscription still comes before every attach, on the wire and in the
+   * bridge's processing, since the attaches wait for its SUBACK (DESIGN.md rule 4); what goes is the round trip
+   * the session spent between CONNACK and SUBACK.
+   *
+   * mqtt.js holds every packet but CONNECT until the CONNACK, so this one is written to the socket directly, with
+   * a packet ID from the client's own provider; its SUBACK, which mqtt.js ignores (it has no subscribe pending
+   * under that ID), is read from `packetreceive`.
+   */
+  private subscribeBehindConnect(client: MqttClient, topic: string): Promise<void> {
+    const packet: SentPacket = { kind: 'subscribe', deviceId: this.options.gatewayId, topic };
+    const messageId = client.messageIdProvider.allocate() ?? 1;
+    // The wait covers the CONNACK too, which has its own, shorter bound.
+    const flight = new Flight(this.clock, Math.min(this.options.connectTimeoutMs + this.options.attachTimeoutMs, this.options.deadline - Date.now()));
+    flight.packetId = messageId;
+    this.byPacketId.set(messageId, packet);
+    this.otherPackets.push(packet);
+    this.subscribeFlights.set(packet, flight);
+    const onPacket = (received: Packet): void => {
+      if (received.cmd !== 'suback' || received.messageId !== messageId) return;
+      client.off('packetreceive', onPacket);
+      this.settleSubscription(flight, topic, received.granted[0] === 128);
+    };
+    client.on('packetreceive', onPacket);
+    client.stream.write(generatePacket({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos: 0 }] }));
+    return this.subscriptionSettled(flight, topic);
+  }
+
   private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
     const client = this.client!;
     const flight = new Flight(this.clock, Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
     this.subscribing = { flight, packet };
     this.subscribeFlights.set(packet, flight);
-    client.subscribe(topic, { qos }, (err, granted) => {
-      if (err === null || err === undefined) {
-        // QoS 128 is the SUBACK failure code of MQTT 3.1.1 (§3.9.3); mqtt.js reports it as an error too.
-        if (granted?.[0]?.qos === 128) flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${topic}` });
-        else {
-          flight.ackedAt = Date.now();
-          flight.settle({ kind: 'acked' });
-        }
-        return;
-      }
-      const rc = (err as { code?: unknown }).code;
-      if (rc === 128) flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${topic} (SUBACK 0x80)` });
-      // Otherwise the client is shutting down; the session's own stop reason settles the flight.
+    client.subscribe(topic, { qos }, (_err, _granted, suback) => {
+      // The SUBACK itself decides: 0x80 is its failure code in MQTT 3.1.1 (§3.9.3). mqtt.js turns a refusal into an
+      // error without the code, but passes the packet along. No SUBACK means the client is shutting down, and the
+      // session's own stop reason settles the flight.
+      if (suback?.cmd === 'suback') this.settleSubscription(flight, topic, suback.granted[0] === 128);
     });
     this.subscribing = undefined;
+    return this.subscriptionSettled(flight, topic);
+  }
+
+  private settleSubscription(flight: Flight, topic: string, refused: boolean): void {
+    if (refused) {
+      flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${topic} (SUBACK 0x80)` });
+      return;
+    }
+    flight.ackedAt = Date.now();
+    flight.settle({ kind: 'acked' });
+  }
+
+  private subscriptionSettled(flight: Flight, topic: string): Promise<void> {
     return flight.done.then((end) => {
       switch (end.kind) {
         case 'acked':

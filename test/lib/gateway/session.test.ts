@@ -3,6 +3,7 @@ import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import { GatewaySession } from '../../../lib/gateway/session.js';
 import { eventsTopic } from '../../../lib/iotcore/topics.js';
 import { eventually, type Fleet } from '../../helpers/emulator-fixtures.js';
+import { startInterceptingProxy } from '../../reliability/mqtt-intercepting-proxy.js';
 import { expectOutcomeInvariant, sessionOutcomes } from '../../helpers/outcome-invariant.js';
 import {
   eventBody,
@@ -115,6 +116,47 @@ describe('happy path', () => {
   });
 });
 
+describe('opening', () => {
+  it('sends the errors SUBSCRIBE right behind the CONNECT, before any answer from the bridge', async () => {
+    // Every packet of the bridge is held back, so whatever the client sends, it sends without having seen a CONNACK.
+    const seen: string[] = [];
+    const proxy = await startInterceptingProxy(emulator, {
+      hooks: {
+        fromClient: (p) => seen.push(p.cmd === 'subscribe' ? `subscribe ${p.subscriptions.map((s) => `${s.topic}@${s.qos}`).join(',')}` : p.cmd),
+        fromBridge: () => 'withhold',
+      },
+    });
+    try {
+      const session = new GatewaySession({ ...(await sessionOptions(emulator, fleet, GW.assoc)), host: proxy.host, port: proxy.port, extraCaPem: proxy.ca, connectTimeoutMs: 800 });
+      const report = await session.run(async (s) => {
+        await s.attach([{ deviceId: PUMPS[0]! }]);
+      });
+      expect(seen.slice(0, 2)).toEqual(['connect', `subscribe /devices/${GW.assoc}/errors@0`]);
+      // Nothing else goes out before the CONNACK and the SUBACK: no attach.
+      expect(seen.filter((cmd) => cmd === 'publish')).toEqual([]);
+      expect(report.failure).toMatchObject({ code: 'ERR_CONNECT_TIMEOUT', phase: 'connecting' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('fails the session with ERR_SUBSCRIBE_REJECTED when the bridge refuses the errors subscription', async () => {
+    // A device that is not a gateway may connect, but the bridge refuses it a gateway's errors topic (SUBACK 0x80).
+    const records = [record(eventBody(PUMPS[0]!))];
+    const run = await runSession(emulator, fleet, METERS[0]!, records);
+    expect(run.report.failure).toMatchObject({ code: 'ERR_SUBSCRIBE_REJECTED', phase: 'subscribing' });
+    expect(run.report.phases).not.toContain('attaching');
+    expect(run.outcomes.map((o) => o.code)).toEqual(['ERR_SUBSCRIBE_REJECTED']);
+  });
+
+  it('reports a refused CONNECT as such, with the SUBSCRIBE behind it left unprocessed', async () => {
+    emulator.setFaults({ refuseConnect: 5 });
+    const run = await runSession(emulator, fleet, GW.assoc, [record(eventBody(PUMPS[0]!))]);
+    expect(run.report.failure).toMatchObject({ code: 'ERR_CONNECT_REFUSED_AUTH', phase: 'connecting' });
+    expect(run.report.phases).toEqual(['connecting', 'closed']);
+  });
+});
+
 describe('attach', () => {
   it('sends a device token in the attach payload to a DEVICE_AUTH_TOKEN_ONLY gateway', async () => {
     const token = await fleet.jwt(METERS[0]!);
@@ -167,6 +209,31 @@ describe('config subscription', () => {
     });
     expect(report.failure).toBeUndefined();
     expect(received[0]?.toString()).toBe(`{"meter":"${METERS[0]}","rate":60}`);
+  });
+
+  it('reports a config subscription the bridge refuses (SUBACK 0x80) as ERR_SUBSCRIBE_REJECTED, not as a timeout', async () => {
+    // The bridge grants the errors topic (the first SUBACK) and refuses the config subscription behind it.
+    let subacks = 0;
+    const proxy = await startInterceptingProxy(emulator, {
+      hooks: {
+        fromBridge: (p, link) => {
+          if (p.cmd !== 'suback' || ++subacks === 1) return 'forward';
+          link.toClient({ ...p, granted: [128] });
+          return 'withhold';
+        },
+      },
+    });
+    try {
+      const session = new GatewaySession({ ...(await sessionOptions(emulator, fleet, GW.assoc)), host: proxy.host, port: proxy.port, extraCaPem: proxy.ca });
+      const report = await session.run(async (s) => {
+        await s.attach([{ deviceId: VALVES[0]! }]);
+        await expect(s.subscribeConfig(VALVES[0]!, () => {})).rejects.toMatchObject({ code: 'ERR_SUBSCRIBE_REJECTED' });
+      });
+      expect(subacks).toBe(2);
+      expect(report.failure).toBeUndefined();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('will not subscribe for a device that is not attached', async () => {
