@@ -3,12 +3,21 @@
  * store, logger and metrics are wired here once per container; lib/sqs/relay-sqs-batch.ts turns the event into
  * gateway sessions and the outcomes into `{ batchItemFailures }`.
  *
- * The config store is the table named by `CONFIG_TABLE` (lib/config-store/store-from-env.ts): configs polled by
+ * The config store is the table named by `CONFIG_TABLE` (lib/config-store/lazy-store-from-env.ts): configs polled by
  * `config-poll` jobs are written there, and the devices relayed for are noted there for the scheduled poller.
  * Without `CONFIG_TABLE` the relay still serves poll jobs, but only counts the configs (metric ConfigsNotStored),
  * and says so in the log once per container.
  *
  * Logs carry gateway IDs, device IDs, counts and codes; never a JWT, a key or a payload.
+ *
+ * Cold start: importing this module must evaluate nothing of the AWS SDK. Evaluating it at import made that import
+ * about a third longer (bench/cold-start.ts measures the relay against a build that does). Each client is loaded
+ * by the first call that needs it: Secrets Manager (with Powertools Parameters) when the first invocation signs its
+ * first JWT, DynamoDB when a session's results are written to the config table, SQS only when a record must be
+ * dead-lettered or backed off. The cost moves into the first invocation rather than vanishing, but a container
+ * that never needs a client never pays for it. The SDK's code is still in the bundle, lazily wrapped, so Node
+ * still reads and parses it at import. test/deploy/relay-bundle-lazy-sdk.test.ts fails if a static import of the
+ * SDK creeps back in; keep SDK imports on this module's graph type-only.
  *
  * @example
  * // serverless.yml: handler: handlers/relay.handler
@@ -18,7 +27,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadRelaySettings, relaySettings, type Env } from '../lib/config.js';
-import { configStoreFromEnv } from '../lib/config-store/store-from-env.js';
+import { lazyConfigStoreFromEnv } from '../lib/config-store/lazy-store-from-env.js';
 import { isRelayError } from '../lib/errors.js';
 import { signGatewayJwt } from '../lib/jwt.js';
 import type { KeySource } from '../lib/keys/key-source.js';
@@ -87,7 +96,7 @@ function buildDeps(env: Env, options: RelayHandlerOptions, logger: Logger, metri
 }
 
 function configStoreOf(env: Env, logger: Logger): RelayConfigStore | undefined {
-  if ((env.CONFIG_TABLE?.trim() ?? '') !== '') return configStoreFromEnv(env);
+  if ((env.CONFIG_TABLE?.trim() ?? '') !== '') return lazyConfigStoreFromEnv(env);
   logger.warn('CONFIG_TABLE is not set: polled configs are counted but not stored, and relayed devices are not noted for polling');
   return undefined;
 }

@@ -7,22 +7,18 @@
  * | `CONFIG_RETENTION_DAYS` | days an item outlives the last poll or relay that touched it (default 30) |
  * | `AWS_ENDPOINT_URL_DYNAMODB` | read by the SDK; points the store at a local server |
  *
+ * This store loads the DynamoDB client with this module, for the handlers that use the table on every request.
+ * The relay, which must keep the AWS SDK out of its import, uses `lazyConfigStoreFromEnv` (lazy-store-from-env.ts).
+ *
  * @example
  * const store = sharedConfigStore(); // one per process, built on first use
  */
-import { RelayError } from '../errors.js';
 import { ConfigStore } from './config-store.js';
+import { configStoreOptionsFromEnv } from './store-options-from-env.js';
 
+/** Throws RelayError ERR_CONFIG when `CONFIG_TABLE` is unset or `CONFIG_RETENTION_DAYS` is not a positive number. */
 export function configStoreFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigStore {
-  const tableName = env.CONFIG_TABLE?.trim() ?? '';
-  if (tableName === '') throw new RelayError('ERR_CONFIG', 'CONFIG_TABLE must name the config table');
-  const days = env.CONFIG_RETENTION_DAYS?.trim();
-  if (days === undefined || days === '') return new ConfigStore({ tableName });
-  const retentionDays = Number(days);
-  if (!Number.isFinite(retentionDays) || retentionDays <= 0) {
-    throw new RelayError('ERR_CONFIG', `CONFIG_RETENTION_DAYS must be a positive number (got ${JSON.stringify(days)})`);
-  }
-  return new ConfigStore({ tableName, retentionDays });
+  return new ConfigStore(configStoreOptionsFromEnv(env));
 }
 
 let shared: ConfigStore | undefined;

@@ -8,6 +8,9 @@
  * invocations, so even a handler that calls this on every invocation keeps its cache and makes no extra
  * GetSecretValue call.
  *
+ * Importing this module evaluates nothing of the AWS SDK (the relay's cold start depends on it): the secret source
+ * loads Powertools and its Secrets Manager client at its first `signingKey()`. Keep SDK imports here type-only.
+ *
  * @example
  * const keys = keySourceFromEnv(process.env);
  * const { key, alg } = await keys.signingKey(gatewayId);

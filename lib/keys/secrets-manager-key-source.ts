@@ -7,11 +7,16 @@
  *
  * Keep one instance per container (module scope): the cache lives in the instance.
  *
+ * Powertools and the Secrets Manager client it brings are loaded by the first `signingKey()`, not when this module
+ * is imported: the relay's handler reaches this module, and its cold start must not evaluate the AWS SDK before the
+ * handler even runs (handlers/relay.ts). The first invocation pays for the client instead; it fetches the secret
+ * anyway.
+ *
  * @example
  * const source = new SecretsManagerKeySource({ secretId: 'iotcore/gateway-keys', cacheSeconds: 300 });
  * const { key, alg } = await source.signingKey('gw-1');
  */
-import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { RelayError } from '../errors.js';
 import { keyEntryFor } from './key-document.js';
@@ -32,7 +37,9 @@ export interface SecretsManagerKeySourceOptions {
 export class SecretsManagerKeySource implements KeySource {
   readonly secretId: string;
   readonly cacheSeconds: number;
-  readonly #provider: SecretsProvider;
+  readonly #client: SecretsManagerClient | undefined;
+  /** Built once, by the first call; Powertools' cache of the secret string lives in it. */
+  #provider: Promise<SecretsProvider> | undefined;
 
   constructor(options: SecretsManagerKeySourceOptions) {
     const cacheSeconds = options.cacheSeconds ?? DEFAULT_KEY_CACHE_SECONDS;
@@ -43,7 +50,7 @@ export class SecretsManagerKeySource implements KeySource {
     if (options.secretId.trim() === '') throw new RelayError('ERR_CONFIG', 'the key secret ID is empty');
     this.secretId = options.secretId;
     this.cacheSeconds = cacheSeconds;
-    this.#provider = new SecretsProvider(options.client ? { awsSdkV3Client: options.client } : {});
+    this.#client = options.client;
   }
 
   async signingKey(gatewayId: string): Promise<SigningKey> {
@@ -53,9 +60,11 @@ export class SecretsManagerKeySource implements KeySource {
   }
 
   async #secretText(): Promise<string> {
+    // Outside the try: a module that fails to load is a packaging defect, not an unreachable Secrets Manager.
+    const provider = await this.#secretsProvider();
     let value: string | Uint8Array | undefined;
     try {
-      value = await this.#provider.get(this.secretId, { maxAge: this.cacheSeconds });
+      value = await provider.get(this.secretId, { maxAge: this.cacheSeconds });
     } catch (e) {
       throw unavailable(this.secretId, e);
     }
@@ -66,6 +75,20 @@ export class SecretsManagerKeySource implements KeySource {
       'ERR_KEY_UNAVAILABLE',
       `secret ${this.secretId} has no value (neither SecretString nor SecretBinary)`,
     );
+  }
+
+  /**
+   * Concurrent first calls share one load and so one provider (one cache). A load that failed is not kept: the next
+   * call tries again rather than failing for the rest of the container's life.
+   */
+  #secretsProvider(): Promise<SecretsProvider> {
+    this.#provider ??= import('@aws-lambda-powertools/parameters/secrets')
+      .then(({ SecretsProvider }) => new SecretsProvider(this.#client ? { awsSdkV3Client: this.#client } : {}))
+      .catch((e: unknown) => {
+        this.#provider = undefined;
+        throw e;
+      });
+    return this.#provider;
   }
 }
 

@@ -155,6 +155,18 @@ describe('SecretsManagerKeySource: cache', () => {
     expect(sm.calls(secretId)).toBe(1);
   });
 
+  it('gives concurrent first calls one cache: no call after them fetches again within the TTL', async () => {
+    const secretId = freshSecret(ec.pkcs8);
+    const source = new SecretsManagerKeySource({ secretId, client: sm.client() });
+    // The first calls of a cold container come together, one per gateway session, while the client still loads.
+    const first = await Promise.all(Array.from({ length: 4 }, () => source.signingKey('gw-1')));
+    expect(first.every((k) => k.alg === 'ES256')).toBe(true);
+    const fetched = sm.calls(secretId);
+    expect(fetched).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 5; i++) await source.signingKey('gw-1');
+    expect(sm.calls(secretId)).toBe(fetched);
+  });
+
   it('fetches on every call with a TTL of 0', async () => {
     const secretId = freshSecret(ec.pkcs8);
     const source = new SecretsManagerKeySource({ secretId, cacheSeconds: 0, client: sm.client() });

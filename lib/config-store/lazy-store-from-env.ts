@@ -1,0 +1,44 @@
+/**
+ * A config store, from the environment, that loads the DynamoDB client at its first write rather than at import.
+ *
+ * The relay's handler uses it: its import must not evaluate the AWS SDK (handlers/relay.ts), and it writes to the
+ * table only once a session is over (configs it polled, devices it relayed for). The first invocation pays for the
+ * DynamoDB client instead of every cold start, before the handler even runs. The HTTP handlers read or
+ * write the table on every request; they build the eager `ConfigStore` (store-from-env.ts).
+ *
+ * Keep the imports of `./config-store.js` and of the AWS SDK here type-only: a value import would evaluate the SDK
+ * with this module.
+ *
+ * @example
+ * const store = lazyConfigStoreFromEnv(process.env); // throws ERR_CONFIG now if CONFIG_TABLE is unset
+ * await store.noteRelayed(['pump-0042'], new Date()); // the DynamoDB client is loaded here, once
+ */
+import type { ConfigStore } from './config-store.js';
+import { configStoreOptionsFromEnv } from './store-options-from-env.js';
+
+/** The writer side of `ConfigStore`, which is all the relay uses. */
+export type LazyConfigStore = Pick<ConfigStore, 'tableName' | 'putConfig' | 'noteRelayed'>;
+
+/**
+ * Checks the settings now, with the same errors as `configStoreFromEnv` (RelayError ERR_CONFIG), and builds the
+ * `ConfigStore` at the first call: every later call uses that one store, so one client and its connections.
+ */
+export function lazyConfigStoreFromEnv(env: NodeJS.ProcessEnv): LazyConfigStore {
+  const options = configStoreOptionsFromEnv(env);
+  let store: Promise<ConfigStore> | undefined;
+  const loaded = (): Promise<ConfigStore> => {
+    store ??= import('./config-store.js')
+      .then(({ ConfigStore }) => new ConfigStore(options))
+      .catch((e: unknown) => {
+        // Not kept: a later call tries again instead of failing for the rest of the container's life.
+        store = undefined;
+        throw e;
+      });
+    return store;
+  };
+  return {
+    tableName: options.tableName,
+    putConfig: async (deviceId, bytes, receivedAt, putOptions) => (await loaded()).putConfig(deviceId, bytes, receivedAt, putOptions),
+    noteRelayed: async (deviceIds, at) => (await loaded()).noteRelayed(deviceIds, at),
+  };
+}
