@@ -11,9 +11,9 @@
  * const built = await buildHandlerBundles(projectRoot(), outDir);
  * built.find((b) => b.name === 'relay')!.bytes;
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { build, type BuildOptions } from 'esbuild';
 import { loadServerlessTemplate, type ServerlessTemplate } from '../local/serverless-template.js';
@@ -69,6 +69,8 @@ export interface BuiltBundle {
   /** Its size, and gzipped (about what the zip stores). Source maps not counted. */
   bytes: number;
   gzipBytes: number;
+  /** The modules it loads on demand (`<bundle>.chunks/`), read only when first imported; source maps not counted. */
+  chunks?: { files: number; bytes: number; gzipBytes: number };
 }
 
 async function sizeOf(file: string): Promise<{ bytes: number; gzipBytes: number }> {
@@ -76,7 +78,11 @@ async function sizeOf(file: string): Promise<{ bytes: number; gzipBytes: number 
   return { bytes: content.byteLength, gzipBytes: gzipSync(content, { level: 9 }).byteLength };
 }
 
-/** Every function of serverless.yml, as `<outDir>/<function>.mjs`, one after the other (two cores, shared). */
+/**
+ * Every function of serverless.yml, as `<outDir>/<function>.mjs` plus the chunks it loads on demand in
+ * `<outDir>/<handler>.chunks/`, built into a folder as packaging builds them; one after the other (two cores, shared).
+ * Each function gets a folder of its own, so no two builds' chunks mix.
+ */
 export async function buildHandlerBundles(root: string, outDir: string): Promise<BuiltBundle[]> {
   const template = loadTemplate(root);
   const options = packagingOptions(root, template);
@@ -85,11 +91,25 @@ export async function buildHandlerBundles(root: string, outDir: string): Promise
     const handler = template.function(name).handler;
     if (typeof handler !== 'string') throw new Error(`serverless.yml: functions.${name}.handler is not a string`);
     const source = `${handler.slice(0, handler.lastIndexOf('.'))}.ts`;
-    const file = join(outDir, `${name}.mjs`);
-    await build({ ...options, absWorkingDir: root, entryPoints: [join(root, source)], outfile: file, logLevel: 'error' });
-    built.push({ name, file, ...(await sizeOf(file)) });
+    const folder = join(outDir, name);
+    await build({ ...options, absWorkingDir: root, entryPoints: [join(root, source)], outdir: folder, outExtension: { '.js': '.mjs' }, logLevel: 'error' });
+    const file = join(folder, `${basename(source, '.ts')}.mjs`);
+    built.push({ name, file, ...(await sizeOf(file)), chunks: await chunkSizes(file) });
   }
   return built;
+}
+
+/** The chunks next to a bundle (`<bundle>.chunks/*.mjs`), all together; zero when it has none. */
+async function chunkSizes(file: string): Promise<{ files: number; bytes: number; gzipBytes: number }> {
+  const folder = file.replace(/\.mjs$/, '.chunks');
+  const names = (await readdir(folder).catch(() => [] as string[])).filter((n) => n.endsWith('.mjs'));
+  const total = { files: names.length, bytes: 0, gzipBytes: 0 };
+  for (const n of names) {
+    const size = await sizeOf(join(folder, n));
+    total.bytes += size.bytes;
+    total.gzipBytes += size.gzipBytes;
+  }
+  return total;
 }
 
 /** `mqtt` and nothing else, with the packaging options: what importing the MQTT client alone costs. */

@@ -13,6 +13,7 @@
 'use strict';
 
 const path = require('node:path');
+const handlerChunks = require('./handler-chunks-plugin.cjs');
 
 module.exports = (serverless) => {
   const commands = serverless?.processedInput?.commands ?? [];
@@ -36,6 +37,8 @@ module.exports = (serverless) => {
     banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
     // Everything is bundled, the AWS SDK included: docs/deploy.md has the measurements behind that choice.
     external: [],
+    // What a handler loads with import() (the relay's AWS SDK clients) goes to <handler>.chunks/, read only when needed.
+    plugins: [handlerChunks()],
     exclude: [],
     // Two bundles at a time: the build machines have two cores.
     concurrency: 2,

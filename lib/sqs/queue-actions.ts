@@ -38,9 +38,9 @@ export interface QueueActions {
 const VISIBILITY_BATCH = 10;
 
 export function sqsQueueActions(clientFactory?: () => SQSClient): QueueActions {
-  let client: Promise<{ client: SQSClient; sdk: typeof import('@aws-sdk/client-sqs') }> | undefined;
+  let client: Promise<{ client: SQSClient; sdk: typeof import('./sqs-sdk.js') }> | undefined;
   const load = (): NonNullable<typeof client> => {
-    client ??= import('@aws-sdk/client-sqs').then((sdk) => ({ sdk, client: clientFactory?.() ?? new sdk.SQSClient({}) }));
+    client ??= import('./sqs-sdk.js').then((sdk) => ({ sdk, client: clientFactory?.() ?? new sdk.SQSClient({}) }));
     return client;
   };
   return {

@@ -95,12 +95,15 @@ let sqs: SqsStandIn;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'relay-lazy-sdk-'));
   bundle = join(dir, 'relay.mjs');
+  const packaging = packagingOptions(PROJECT_ROOT, loadTemplate(PROJECT_ROOT));
+  // Into a folder, as packaging builds it: the handler's own plugins split what it loads with import() into chunks.
   const building = build({
-    ...packagingOptions(PROJECT_ROOT, loadTemplate(PROJECT_ROOT)),
+    ...packaging,
     absWorkingDir: PROJECT_ROOT,
     entryPoints: [join(PROJECT_ROOT, 'handlers/relay.ts')],
-    outfile: bundle,
-    plugins: [markSdkEvaluation(marked)],
+    outdir: dir,
+    outExtension: { '.js': '.mjs' },
+    plugins: [...(packaging.plugins ?? []), markSdkEvaluation(marked)],
     logLevel: 'error',
   });
   [fleet, secrets, db, sqs] = await Promise.all([
