@@ -9,6 +9,7 @@
  */
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { clientId, type RegistryPath } from '../lib/iotcore/topics.js';
 
 /** Where the bridge (or the proxy in front of it) listens, and the CA its certificate chains to. */
@@ -25,7 +26,25 @@ export interface GatewayConnectParams {
   jwt: string;
   /** Turn Nagle's algorithm off on the socket (the relay does; a sample leaves the default). */
   noDelay?: boolean;
+  /**
+   * What the client trusts: the endpoint's CA alone (default; what the samples do, with a roots file of their own),
+   * or the system roots plus that CA, built once per process, which is what the relay trusts with IOTCORE_CA_FILE
+   * set and what any client of the real bridge pays for (Node's default roots). Parsing the ~150 system roots costs
+   * about 20 ms, once per process.
+   */
+  trust?: 'endpoint-ca' | 'system-roots-and-endpoint-ca';
   timeoutMs?: number;
+}
+
+const contexts = new Map<string, SecureContext>();
+
+function systemRootsAnd(caPem: string): SecureContext {
+  let context = contexts.get(caPem);
+  if (context === undefined) {
+    context = createSecureContext({ ca: [...rootCertificates, caPem] });
+    contexts.set(caPem, context);
+  }
+  return context;
 }
 
 export function connectGateway(p: GatewayConnectParams): Promise<MqttClient> {
@@ -33,7 +52,7 @@ export function connectGateway(p: GatewayConnectParams): Promise<MqttClient> {
     protocol: 'mqtts',
     host: p.endpoint.host,
     port: p.endpoint.port,
-    ca: [p.endpoint.caPem],
+    ...(p.trust === 'system-roots-and-endpoint-ca' ? { secureContext: systemRootsAnd(p.endpoint.caPem) } : { ca: [p.endpoint.caPem] }),
     rejectUnauthorized: true,
     protocolVersion: 4,
     clientId: clientId(p.registry, p.gatewayId),

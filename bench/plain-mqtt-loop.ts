@@ -6,8 +6,9 @@
  *   connect -> subscribe to the errors topic -> attach every device (all in flight)
  *   -> publish at QoS 1 with at most `window` unacknowledged -> detach every device (all in flight) -> disconnect
  *
- * Nagle's algorithm is off, as on the relay's socket: the comparison is about what each client does per message,
- * not about a socket option.
+ * Nagle's algorithm is off, as on the relay's socket, and the client trusts the system roots plus the emulator's CA,
+ * as the relay does: the comparison is about what each client does per message, not about a socket option or a
+ * certificate store.
  *
  * @example
  * const { acknowledged } = await runPlainLoop({ endpoint, registry, gatewayId: 'gw-bench', jwt, messages, window: 32 });
@@ -35,7 +36,8 @@ export interface PlainLoopResult {
 export async function runPlainLoop(job: PlainLoopJob): Promise<PlainLoopResult> {
   const ackMs = job.ackTimeoutMs ?? 5000;
   const devices = [...new Set(job.messages.map((m) => m.deviceId))];
-  const client = await connectGateway({ endpoint: job.endpoint, registry: job.registry, gatewayId: job.gatewayId, jwt: job.jwt, noDelay: true });
+  // Trusting what the relay trusts, so that both pay for the same certificate store once per process.
+  const client = await connectGateway({ endpoint: job.endpoint, registry: job.registry, gatewayId: job.gatewayId, jwt: job.jwt, noDelay: true, trust: 'system-roots-and-endpoint-ca' });
   const errors = errorsTopic(job.gatewayId);
   let gatewayErrors = 0;
   client.on('message', (topic) => {

@@ -147,7 +147,8 @@ function throughputSection(tp: ThroughputResults): string {
     '',
     `${int(tp.shape.records)} records from ${tp.shape.devices} devices in one gateway session, no injected latency, window ${tp.publishWindow}; ` +
       `each session in its own process, relay and plain loop taking turns; median of ${tp.runs}. The plain loop is mqtt.js alone doing the same ` +
-      'protocol steps with the same messages (bench/plain-mqtt-loop.ts). Wall time covers JWT signing, connection, attaches, publishes, detaches and ' +
+      'protocol steps with the same messages (bench/plain-mqtt-loop.ts), trusting the same certificates (the system roots plus the emulator\'s CA, ' +
+      'about 20 ms to build once per process). Wall time covers JWT signing, connection, attaches, publishes, detaches and ' +
       `disconnect. "Fresh": the session is the first thing its process does (a cold container); "warm": it follows an untimed ${int(tp.warmUpRecords)}-record ` +
       'session in the same process (a warm container).',
     '',

@@ -34,6 +34,22 @@ describe('gatewayConnectOptions', () => {
     expect(o.secureContext).toBeUndefined();
   });
 
+  it("silences mqtt.js's per-packet debug logger unless DEBUG asks for it", () => {
+    const saved = process.env.DEBUG;
+    try {
+      delete process.env.DEBUG;
+      const quiet = gatewayConnectOptions(params).log;
+      expect(typeof quiet).toBe('function');
+      expect(quiet!('anything')).toBeUndefined();
+      process.env.DEBUG = 'mqttjs*';
+      // mqtt.js then uses its own `debug` logger, which prints what DEBUG selects.
+      expect(gatewayConnectOptions(params).log).toBeUndefined();
+    } finally {
+      if (saved === undefined) delete process.env.DEBUG;
+      else process.env.DEBUG = saved;
+    }
+  });
+
   it('adds an extra CA to the system roots instead of replacing them', () => {
     const extra = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
     const ca = trustedRoots(extra)!;
