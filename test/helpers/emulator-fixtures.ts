@@ -271,6 +271,8 @@ export function publishOutcome(
       client.off('close', onClose);
       resolve(outcome);
     }
+    // Tests await many outcomes on one client at once, each with its own close listener, removed when it settles.
+    client.setMaxListeners(Math.max(client.getMaxListeners(), client.listenerCount('close') + 2));
     client.once('close', onClose);
     client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false }, (err) => {
       if (err === undefined || err === null) finish('acked');
