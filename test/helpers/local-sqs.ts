@@ -1,7 +1,8 @@
 /**
- * An SQS-compatible server (local-aws-sqs) in this process, on 127.0.0.1 and a free port, with the relay's FIFO
- * queue and its dead-letter queue created the way serverless.yml declares them (content-based deduplication,
- * deduplication and throughput per message group, redrive after 5 receives). Tests either pass `client` to the code
+ * The local stack's SQS server (local/sqs-server.ts) on 127.0.0.1 and a free port, with the relay's FIFO queue and
+ * its dead-letter queue as serverless.yml declares them: every attribute (deduplication and throughput per message
+ * group, visibility timeout, retention, the redrive policy and its receive count) is read from the template the way
+ * `npm start` reads it, so a test runs against the queues that are deployed. Tests either pass `client` to the code
  * under test or apply `env` so the SDK's default client finds the server (`AWS_ENDPOINT_URL_SQS`).
  *
  * Also a stand-in SQS endpoint that answers every call as a test decides (`startSqsStandIn`), for what the local
@@ -15,8 +16,11 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
 import { DeleteMessageCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { createRequestHandler } from 'local-aws-sqs';
+import { loadServerlessTemplate } from '../../local/serverless-template.js';
+import { LOCAL_CREDENTIALS, startSqsServer } from '../../local/sqs-server.js';
+import { queueSpec, type QueueSpec } from '../../local/template-resources.js';
 
 export interface ReceivedMessage {
   messageId: string;
@@ -31,6 +35,10 @@ export interface LocalSqs {
   endpoint: string;
   queueUrl: string;
   deadLetterQueueUrl: string;
+  /** Receives of a relay queue message before SQS moves it to the dead-letter queue (serverless.yml's, unless overridden). */
+  maxReceiveCount: number;
+  /** The relay queue's visibility timeout (serverless.yml's, unless overridden). */
+  visibilityTimeoutSeconds: number;
   /** A client on the local server with throwaway credentials, and no retries (a failure shows at once). */
   client: SQSClient;
   /** For code that builds its own client. */
@@ -48,52 +56,27 @@ export interface LocalSqs {
 export interface LocalSqsOptions {
   /** Default `relay.fifo`; the dead-letter queue is `<name without .fifo>-dlq.fifo`. */
   queueName?: string;
-  /** Default 30. */
+  /** Default: the relay queue's VisibilityTimeout in serverless.yml. */
   visibilityTimeoutSeconds?: number;
-  /** Receives before a message moves to the dead-letter queue; default 5, as deployed. */
+  /** Receives before a message moves to the dead-letter queue; default: the relay queue's RedrivePolicy in serverless.yml. */
   maxReceiveCount?: number;
 }
 
 const REGION = 'us-east-1';
 const ACCOUNT = '123456789012';
-const CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+const TEMPLATE_PATH = fileURLToPath(new URL('../../serverless.yml', import.meta.url));
+/** The stage `npm start` runs by default (and its `params`), so tests get the local stack's queues. */
+const TEMPLATE_STAGE = 'local';
+const RELAY_QUEUE = 'RelayQueue';
 
 export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<LocalSqs> {
-  const queueName = options.queueName ?? 'relay.fifo';
-  const dlqName = `${queueName.replace(/\.fifo$/, '')}-dlq.fifo`;
-  const { service, requestHandler } = createRequestHandler({
-    port: 0,
-    hostname: '127.0.0.1',
-    region: REGION,
-    accountId: ACCOUNT,
-    // A queue deleted by one test can be recreated by the next at once.
-    emulateQueueCreationLifecycle: false,
-    queues: [
-      { QueueName: dlqName, Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'true' } },
-      {
-        QueueName: queueName,
-        Attributes: {
-          FifoQueue: 'true',
-          ContentBasedDeduplication: 'true',
-          DeduplicationScope: 'messageGroup',
-          FifoThroughputLimit: 'perMessageGroupId',
-          VisibilityTimeout: options.visibilityTimeoutSeconds ?? 30,
-          RedrivePolicy: JSON.stringify({
-            deadLetterTargetArn: `arn:aws:sqs:${REGION}:${ACCOUNT}:${dlqName}`,
-            maxReceiveCount: options.maxReceiveCount ?? 5,
-          }),
-        },
-      },
-    ],
-  });
-  const server = createServer((req, res) => void requestHandler(req, res));
-  const port = await listen(server);
-  // The server builds queue URLs from the port it was given; it is known only now.
-  service.PORT = port;
-  const endpoint = `http://127.0.0.1:${port}`;
-  const queueUrl = `${endpoint}/${ACCOUNT}/${queueName}`;
-  const deadLetterQueueUrl = `${endpoint}/${ACCOUNT}/${dlqName}`;
-  const client = new SQSClient({ endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 });
+  const { relay, deadLetter } = relayQueueSpecs(options);
+  const server = await startSqsServer({ queues: [deadLetter, relay], region: REGION });
+  const queueUrl = server.queue(relay.logicalId).url;
+  const deadLetterQueueUrl = server.queue(deadLetter.logicalId).url;
+  const { endpoint } = server;
+  // The server's own client retries; a test wants the first failure, not a slow retried one.
+  const client = new SQSClient({ endpoint, region: server.region, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
 
   const receiveAll = async (url = queueUrl): Promise<ReceivedMessage[]> => {
     const received: ReceivedMessage[] = [];
@@ -122,12 +105,14 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     endpoint,
     queueUrl,
     deadLetterQueueUrl,
+    maxReceiveCount: relay.redrive.maxReceiveCount,
+    visibilityTimeoutSeconds: relay.visibilityTimeoutSeconds,
     client,
     env: {
       AWS_ENDPOINT_URL_SQS: endpoint,
-      AWS_REGION: REGION,
-      AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+      AWS_REGION: server.region,
+      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
       RELAY_QUEUE_URL: queueUrl,
     },
     receiveAll,
@@ -137,9 +122,33 @@ export async function startLocalSqs(options: LocalSqsOptions = {}): Promise<Loca
     },
     stop: async () => {
       client.destroy();
-      await close(server);
+      await server.close();
     },
   };
+}
+
+type RedrivenQueueSpec = QueueSpec & { redrive: NonNullable<QueueSpec['redrive']> };
+
+/**
+ * The relay queue and its dead-letter target as the local stack builds them from serverless.yml, renamed to the
+ * short names tests use and with the overrides applied. The dead-letter queue is whichever queue the template's
+ * RedrivePolicy names, so only the relay queue's logical ID is known here.
+ */
+function relayQueueSpecs(options: LocalSqsOptions): { relay: RedrivenQueueSpec; deadLetter: QueueSpec } {
+  const template = loadServerlessTemplate(TEMPLATE_PATH, { stage: TEMPLATE_STAGE, region: REGION });
+  const declared = queueSpec(template, RELAY_QUEUE);
+  if (declared.redrive === undefined) throw new Error(`${TEMPLATE_PATH}: ${RELAY_QUEUE} has no RedrivePolicy, and the relay's tests need its dead-letter queue`);
+  const queueName = options.queueName ?? 'relay.fifo';
+  const visibility = options.visibilityTimeoutSeconds ?? declared.visibilityTimeoutSeconds;
+  const relay: RedrivenQueueSpec = {
+    ...declared,
+    name: queueName,
+    visibilityTimeoutSeconds: visibility,
+    attributes: { ...declared.attributes, VisibilityTimeout: String(visibility) },
+    redrive: { ...declared.redrive, maxReceiveCount: options.maxReceiveCount ?? declared.redrive.maxReceiveCount },
+  };
+  const deadLetter: QueueSpec = { ...queueSpec(template, declared.redrive.targetLogicalId), name: `${queueName.replace(/\.fifo$/, '')}-dlq.fifo` };
+  return { relay, deadLetter };
 }
 
 export interface StandInAnswer {
@@ -190,7 +199,7 @@ export async function startSqsStandIn(respond: (call: StandInCall, index: number
   });
   const port = await listen(server);
   const endpoint = `http://127.0.0.1:${port}`;
-  const client = new SQSClient({ endpoint, region: REGION, credentials: CREDENTIALS, maxAttempts: 1 });
+  const client = new SQSClient({ endpoint, region: REGION, credentials: LOCAL_CREDENTIALS, maxAttempts: 1 });
   return {
     endpoint,
     queueUrl: `${endpoint}/${ACCOUNT}/stand-in.fifo`,
