@@ -40,6 +40,8 @@ export class SecretsManagerKeySource implements KeySource {
   readonly #client: SecretsManagerClient | undefined;
   /** Built once, by the first call; Powertools' cache of the secret string lives in it. */
   #provider: Promise<SecretsProvider> | undefined;
+  /** The read in progress, which calls arriving meanwhile share. */
+  #reading: Promise<string> | undefined;
 
   constructor(options: SecretsManagerKeySourceOptions) {
     const cacheSeconds = options.cacheSeconds ?? DEFAULT_KEY_CACHE_SECONDS;
@@ -59,7 +61,21 @@ export class SecretsManagerKeySource implements KeySource {
     return importSigningKey(entry.pem, { origin: entry.origin, declaredAlgorithm: entry.algorithm });
   }
 
-  async #secretText(): Promise<string> {
+  /**
+   * Calls made while a read is in progress wait for that read. Powertools' cache answers only once a value is in it,
+   * so without this every gateway session of a cold container's first batch (they start together) would make its
+   * own GetSecretValue call, and every session after the TTL expired as well.
+   */
+  #secretText(): Promise<string> {
+    if (this.#reading !== undefined) return this.#reading;
+    const reading = this.#readSecret().finally(() => {
+      if (this.#reading === reading) this.#reading = undefined;
+    });
+    this.#reading = reading;
+    return reading;
+  }
+
+  async #readSecret(): Promise<string> {
     // Outside the try: a module that fails to load is a packaging defect, not an unreachable Secrets Manager.
     const provider = await this.#secretsProvider();
     let value: string | Uint8Array | undefined;

@@ -161,10 +161,28 @@ describe('SecretsManagerKeySource: cache', () => {
     // The first calls of a cold container come together, one per gateway session, while the client still loads.
     const first = await Promise.all(Array.from({ length: 4 }, () => source.signingKey('gw-1')));
     expect(first.every((k) => k.alg === 'ES256')).toBe(true);
-    const fetched = sm.calls(secretId);
-    expect(fetched).toBeGreaterThanOrEqual(1);
+    // They share one read: one GetSecretValue, not one per session.
+    expect(sm.calls(secretId)).toBe(1);
     for (let i = 0; i < 5; i++) await source.signingKey('gw-1');
-    expect(sm.calls(secretId)).toBe(fetched);
+    expect(sm.calls(secretId)).toBe(1);
+  });
+
+  it('shares one read among calls that arrive while it is in progress after the TTL, and not a failed one', async () => {
+    const secretId = freshSecret(ec.pkcs8);
+    const source = new SecretsManagerKeySource({ secretId, cacheSeconds: 0, client: sm.client() });
+    await Promise.all(Array.from({ length: 3 }, () => source.signingKey('gw-1')));
+    expect(sm.calls(secretId)).toBe(1);
+    // A finished read is not reused: with a TTL of 0, the next call reads again.
+    await source.signingKey('gw-1');
+    expect(sm.calls(secretId)).toBe(2);
+    sm.fail({ type: 'ThrottlingException', status: 400 });
+    const failures = await Promise.allSettled(Array.from({ length: 3 }, () => source.signingKey('gw-1')));
+    expect(failures.every((f) => f.status === 'rejected')).toBe(true);
+    expect(sm.calls(secretId)).toBe(3);
+    // The failed read is not kept either: the next call reads again, and succeeds.
+    sm.fail(undefined);
+    expect((await source.signingKey('gw-1')).alg).toBe('ES256');
+    expect(sm.calls(secretId)).toBe(4);
   });
 
   it('fetches on every call with a TTL of 0', async () => {
