@@ -6,7 +6,8 @@
  * const client = connect(gatewayConnectOptions({ registry, gatewayId: 'gw-1', host, port: 8883, jwt, connectTimeoutMs: 5000 }));
  */
 import type { IClientOptions } from 'mqtt';
-import { createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { connect as tlsConnect, createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { RelayError } from '../errors.js';
 import { clientId, type RegistryPath } from '../iotcore/topics.js';
 
@@ -87,6 +88,25 @@ function ignore(): void {}
 
 function mqttDebugRequested(): boolean {
   return /mqttjs|\*/.test(process.env.DEBUG ?? '');
+}
+
+/**
+ * Opens the TLS connection to the bridge, before there is a CONNECT to send: the session hands the socket to mqtt.js
+ * once the JWT is made. The settings are those mqtt.js would use for `mqtts`: the host name as SNI (never an IP
+ * address, RFC 6066 §3) and as the name the certificate must carry, certificates verified, TLS 1.2 or higher, and
+ * the system roots plus `extraCaPem` when one is given.
+ */
+export function openGatewaySocket(p: Pick<GatewayConnectParams, 'host' | 'port' | 'extraCaPem'>): TLSSocket {
+  const socket = tlsConnect({
+    host: p.host,
+    port: p.port,
+    ...(isIP(p.host) === 0 ? { servername: p.host } : {}),
+    rejectUnauthorized: true,
+    minVersion: MIN_TLS_VERSION,
+    ...(p.extraCaPem === undefined ? {} : { secureContext: secureContextFor(p.extraCaPem) }),
+  });
+  disableNagle(socket);
+  return socket;
 }
 
 /**

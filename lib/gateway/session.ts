@@ -25,12 +25,13 @@
  * });
  * report.records.get('m-1'); // { status: 'confirmed', ... }
  */
-import { connect, type MqttClient, type Packet } from 'mqtt';
+import { MqttClient, type Packet } from 'mqtt';
+import type { TLSSocket } from 'node:tls';
 import { generate as generatePacket } from 'mqtt-packet';
 import { isRelayError, RelayError, type RelayErrorCode } from '../errors.js';
 import { parseGatewayError, type GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { attachTopic, configTopic, detachTopic, errorsTopic, type RegistryPath } from '../iotcore/topics.js';
-import { classifyConnectError, disableNagle, gatewayConnectOptions } from './connect-options.js';
+import { classifyConnectError, gatewayConnectOptions, openGatewaySocket } from './connect-options.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type SentPacket } from './error-correlation.js';
 import { planPublishes, type PublishRequest } from './publish-plan.js';
 
@@ -45,8 +46,11 @@ export interface GatewaySessionOptions {
   port: number;
   /** PEM of extra trusted roots, added to the system roots. */
   extraCaPem?: string | undefined;
-  /** The gateway's JWT. Never logged. */
-  jwt: string;
+  /**
+   * The gateway's JWT, or the promise of it: the TCP and TLS handshakes with the bridge run while it is being made
+   * (on a cold start, while the key is fetched). A rejection ends the session with that error. Never logged.
+   */
+  jwt: string | Promise<string>;
   /**
    * Absolute time (ms since the epoch) by which `close()` has returned. Work stops earlier, leaving
    * `closeTimeoutMs` (at most half of the session's time) to detach and disconnect.
@@ -244,10 +248,11 @@ export class GatewaySession {
   private readonly where: string;
   private readonly errors: string;
   private readonly workDeadline: number;
-  private readonly jwtExpiresAt: number | undefined;
+  private jwtExpiresAt: number | undefined;
   private readonly phaseHistory: SessionPhase[] = [];
   private currentPhase: SessionPhase = 'connecting';
   private client: MqttClient | undefined;
+  private opened = false;
   private connected = false;
   private disconnecting = false;
   private deadlineTimer: NodeJS.Timeout | undefined;
@@ -291,7 +296,7 @@ export class GatewaySession {
     // Leave the close its budget, but never more than half of what the session has.
     const reserve = Math.min(this.options.closeTimeoutMs, Math.max(0, (options.deadline - now) / 2));
     this.workDeadline = options.deadline - reserve;
-    this.jwtExpiresAt = jwtExpiry(options.jwt);
+    this.jwtExpiresAt = typeof options.jwt === 'string' ? jwtExpiry(options.jwt) : undefined;
     this.stopSignal = new Promise((resolve) => (this.signalStop = resolve));
     this.phaseHistory.push('connecting');
   }
@@ -320,24 +325,31 @@ export class GatewaySession {
 
   /** connecting -> subscribing -> attaching. Throws a RelayError when the session cannot start. */
   async open(): Promise<void> {
-    if (this.client !== undefined) throw new RelayError('ERR_INTERNAL', 'a gateway session opens once');
+    if (this.opened) throw new RelayError('ERR_INTERNAL', 'a gateway session opens once');
+    this.opened = true;
     this.armDeadline();
     // Past the deadline already: not even a TCP connection.
     if (this.stopped !== undefined) throw new RelayError(this.stopped.code, this.stopped.reason);
     const started = Date.now();
-    const client = connect(
-      gatewayConnectOptions({
-        registry: this.options.registry,
-        gatewayId: this.options.gatewayId,
-        host: this.options.host,
-        port: this.options.port,
-        jwt: this.options.jwt,
-        connectTimeoutMs: this.options.connectTimeoutMs,
-        extraCaPem: this.options.extraCaPem,
-      }),
-    );
+    const endpoint = { host: this.options.host, port: this.options.port, extraCaPem: this.options.extraCaPem };
+    // TCP and TLS first: their round trips run while the JWT is made, and mqtt.js gets the socket with it.
+    const socket = openGatewaySocket(endpoint);
+    const socketFailure = failureOf(socket, this.where);
+    let jwt: string;
+    try {
+      jwt = await Promise.race([Promise.resolve(this.options.jwt), socketFailure.failed, this.stoppedWhileOpening()]);
+    } catch (e) {
+      socketFailure.release();
+      // Whatever the socket still reports is moot now; unheard, an 'error' would be thrown.
+      socket.on('error', () => undefined);
+      socket.destroy();
+      throw e;
+    }
+    this.jwtExpiresAt = jwtExpiry(jwt);
+    const client = new MqttClient(() => socket, gatewayConnectOptions({ ...endpoint, registry: this.options.registry, gatewayId: this.options.gatewayId, jwt, connectTimeoutMs: this.options.connectTimeoutMs }));
+    // mqtt.js listens to the socket from here on.
+    socketFailure.release();
     this.client = client;
-    disableNagle(client.stream);
     client.on('packetsend', (packet) => this.onPacketSend(packet));
     client.on('message', (topic, payload) => this.onMessage(topic, payload));
     client.on('error', (err) => {
@@ -515,6 +527,16 @@ export class GatewaySession {
       client.stream?.once('finish', done);
       client.end(false, done);
     });
+  }
+
+  /** Rejects once the session stops (the deadline came) before it has connected. */
+  private stoppedWhileOpening(): Promise<never> {
+    const stopped = this.stopSignal.then((f): never => {
+      throw new RelayError(f.code, f.reason);
+    });
+    // Awaited only while opening; a stop after that is no failure of this promise's reader.
+    stopped.catch(() => undefined);
+    return stopped;
   }
 
   private armDeadline(): void {
@@ -970,6 +992,32 @@ export class GatewaySession {
     if (device?.detach === undefined) return { code: 'ERR_DEADLINE', reason: `no time was left to detach ${id} and close the session cleanly` };
     return { code: 'ERR_PUBACK_TIMEOUT', reason: `the detach of ${id} (the session's final barrier) was not acknowledged in time` };
   }
+}
+
+/**
+ * How a socket failed before mqtt.js took it: `failed` rejects with the classified error when it emits `error`, or
+ * with ERR_CONNECTION_LOST when it closes. Until `release()`, these listeners are the socket's error handlers, so an
+ * early TLS failure ends the session at once instead of after the JWT.
+ */
+function failureOf(socket: TLSSocket, where: string): { failed: Promise<never>; release: () => void } {
+  let fail!: (e: RelayError) => void;
+  const failed = new Promise<never>((_, reject) => (fail = reject));
+  failed.catch(() => undefined);
+  let lastError: string | undefined;
+  const onError = (err: Error): void => {
+    lastError = String((err as { code?: unknown }).code ?? err.message);
+    fail(classifyConnectError(err, where));
+  };
+  const onClose = (): void => fail(new RelayError('ERR_CONNECTION_LOST', `${where} closed the connection before CONNECT${lastError === undefined ? '' : ` (${lastError})`}`));
+  socket.on('error', onError);
+  socket.on('close', onClose);
+  return {
+    failed,
+    release: () => {
+      socket.off('error', onError);
+      socket.off('close', onClose);
+    },
+  };
 }
 
 /** A failed record's result (a module function, not a closure made for every record of the report). */

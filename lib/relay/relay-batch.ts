@@ -139,17 +139,11 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
   const { gatewayId } = work;
   const s = deps.settings;
 
-  let jwt: string;
-  try {
-    jwt = await deps.gatewayJwt(gatewayId);
-  } catch (e) {
-    const err = asRelayError(e);
-    const messageIds = [...work.telemetry.map((t) => t.messageId), ...work.polls.map((p) => p.messageId)];
-    return {
-      outcomes: messageIds.map((id) => failed(id, err.code, err.message, { gatewayId })),
-      summary: emptySummary(gatewayId, messageIds.length, { code: err.code, reason: err.message, phase: 'connecting' }, started),
-    };
-  }
+  // Not awaited here: the session connects to the bridge while the key is fetched and the JWT signed. A key that
+  // cannot be had ends the session with its error, before any CONNECT is sent.
+  const jwt = deps.gatewayJwt(gatewayId).catch((e: unknown) => {
+    throw asRelayError(e);
+  });
 
   const session = new GatewaySession({
     registry: s.registry,
@@ -285,25 +279,6 @@ function summarize(report: SessionReport, outcomes: RecordOutcome[], work: Gatew
     publishLatenciesMs: report.publishLatenciesMs,
     gatewayErrors,
     uncorrelatedErrors: report.uncorrelatedErrors,
-    durationMs: Date.now() - started,
-    configPoll: undefined,
-    deferredPolls: 0,
-  };
-}
-
-function emptySummary(gatewayId: string, records: number, failure: SessionFailure, started: number): SessionSummary {
-  return {
-    gatewayId,
-    records,
-    confirmed: 0,
-    devices: 0,
-    failure,
-    phases: [],
-    connectMs: undefined,
-    attachLatenciesMs: [],
-    publishLatenciesMs: [],
-    gatewayErrors: {},
-    uncorrelatedErrors: 0,
     durationMs: Date.now() - started,
     configPoll: undefined,
     deferredPolls: 0,

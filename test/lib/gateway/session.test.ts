@@ -1,5 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../../emulator/index.js';
+import { generateTlsMaterial } from '../../../emulator/tls.js';
+import { RelayError } from '../../../lib/errors.js';
 import { GatewaySession } from '../../../lib/gateway/session.js';
 import { eventsTopic } from '../../../lib/iotcore/topics.js';
 import { eventually, type Fleet } from '../../helpers/emulator-fixtures.js';
@@ -138,6 +140,68 @@ describe('opening', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('completes the TCP and TLS handshakes while the JWT is still being made', async () => {
+    const proxy = await startInterceptingProxy(emulator);
+    try {
+      const options = await sessionOptions(emulator, fleet, GW.assoc);
+      let linkBeforeJwt = false;
+      // The JWT comes only once the proxy has seen the TLS handshake finish (or after 2 s, which fails the test).
+      const jwt = (async (): Promise<string> => {
+        const until = Date.now() + 2000;
+        while (Date.now() < until && proxy.openLinks() === 0) await new Promise((r) => setTimeout(r, 5));
+        linkBeforeJwt = proxy.openLinks() === 1;
+        return options.jwt;
+      })();
+      const r = record(eventBody(PUMPS[8]!));
+      const session = new GatewaySession({ ...options, host: proxy.host, port: proxy.port, extraCaPem: proxy.ca, jwt });
+      const report = await session.run(async (s) => {
+        await s.attach([{ deviceId: PUMPS[8]! }]);
+        await s.publish([{ key: r.messageId, deviceId: PUMPS[8]!, kind: 'event', payload: Buffer.from('21.5') }]);
+      });
+      expect(linkBeforeJwt).toBe(true);
+      expect(report.failure).toBeUndefined();
+      expect(report.records.get(r.messageId)).toMatchObject({ status: 'confirmed' });
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('ends with the key error when no JWT can be made, having sent nothing on the connection it opened', async () => {
+    const seen: string[] = [];
+    const proxy = await startInterceptingProxy(emulator, { hooks: { fromClient: (p) => seen.push(p.cmd) } });
+    try {
+      const jwt = new Promise<string>((_, reject) => setTimeout(() => reject(new RelayError('ERR_KEY_UNAVAILABLE', 'secret gw-keys was not found')), 100));
+      const session = new GatewaySession({ ...(await sessionOptions(emulator, fleet, GW.assoc)), host: proxy.host, port: proxy.port, extraCaPem: proxy.ca, jwt });
+      const report = await session.run(async (s) => {
+        await s.attach([{ deviceId: PUMPS[0]! }]);
+      });
+      expect(report.failure).toMatchObject({ code: 'ERR_KEY_UNAVAILABLE', phase: 'connecting' });
+      expect(report.phases).toEqual(['connecting', 'closed']);
+      await eventually(() => proxy.openLinks() === 0, 2000, 'the connection opened for the session was left open');
+      expect(seen).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('fails at once on a TLS refusal, without waiting for the JWT', async () => {
+    const stranger = await generateTlsMaterial();
+    const never = new Promise<string>(() => {});
+    const started = Date.now();
+    const session = new GatewaySession({ ...(await sessionOptions(emulator, fleet, GW.assoc)), extraCaPem: stranger.caPem!, jwt: never });
+    const report = await session.run(async () => {});
+    expect(report.failure).toMatchObject({ code: 'ERR_TLS', phase: 'connecting' });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('returns by the deadline when the JWT never comes', async () => {
+    const deadline = Date.now() + 600;
+    const session = new GatewaySession({ ...(await sessionOptions(emulator, fleet, GW.assoc)), jwt: new Promise<string>(() => {}), deadline, closeTimeoutMs: 200 });
+    const report = await session.run(async () => {});
+    expect(Date.now()).toBeLessThanOrEqual(deadline + 50);
+    expect(report.failure).toMatchObject({ code: 'ERR_DEADLINE', phase: 'connecting' });
   });
 
   it('fails the session with ERR_SUBSCRIBE_REJECTED when the bridge refuses the errors subscription', async () => {
