@@ -32,6 +32,11 @@ export interface RoundTripJob extends GatewayAccess {
   runs: number;
   /** QoS 1 publishes the relay keeps unacknowledged at once. */
   publishWindow: number;
+  /**
+   * Also run the relay on the 10-record, 10-device batch with its JWT ready only after this long, as when a cold
+   * container fetches the key first.
+   */
+  slowKeyMs: number;
 }
 
 export interface RoundTripShapeResult {
@@ -41,6 +46,8 @@ export interface RoundTripShapeResult {
   baselineMs: number[];
   /** Per relay run: milliseconds between the first and the last attach PUBACK of the burst. */
   relayAttachSpreadMs: number[];
+  /** The relay with its JWT ready only after the job's `slowKeyMs` (10-record, 10-device batch only). */
+  relaySlowKeyMs?: number[];
 }
 
 export interface RoundTripAnswer {

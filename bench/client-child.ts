@@ -10,6 +10,7 @@
  * not a measurement, and the child fails instead of answering.
  */
 import { readFile, writeFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { signGatewayJwt } from '../lib/jwt.js';
 import { importSigningKey } from '../lib/keys/signing-key.js';
 import { relayBatch } from '../lib/relay/relay-batch.js';
@@ -37,7 +38,7 @@ function relayRecords(gw: Gateway, shape: QueuedShape): InboundRecord[] {
 }
 
 /** Times one relay batch; returns its wall time and the attach burst's spread. Throws unless every record is confirmed. */
-async function relayRun(gw: Gateway, records: readonly InboundRecord[], publishWindow: number): Promise<{ wallMs: number; attachSpreadMs: number; confirmed: number }> {
+async function relayRun(gw: Gateway, records: readonly InboundRecord[], publishWindow: number, keyDelayMs = 0): Promise<{ wallMs: number; attachSpreadMs: number; confirmed: number }> {
   const started = performance.now();
   const { outcomes, sessions } = await relayBatch(records, {
     settings: {
@@ -53,7 +54,11 @@ async function relayRun(gw: Gateway, records: readonly InboundRecord[], publishW
       closeTimeoutMs: 2000,
       publishWindow,
     },
-    gatewayJwt: () => gw.jwt(),
+    // A key that takes `keyDelayMs` to come, as a cold container's fetch from Secrets Manager does.
+    gatewayJwt: async () => {
+      if (keyDelayMs > 0) await sleep(keyDelayMs);
+      return gw.jwt();
+    },
     deadline: Date.now() + 120_000,
   });
   const wallMs = performance.now() - started;
@@ -98,6 +103,9 @@ async function roundTrips(job: RoundTripJob): Promise<RoundTripAnswer> {
       result.relayMs.push(relay.wallMs);
       result.relayAttachSpreadMs.push(relay.attachSpreadMs);
       result.baselineMs.push(await baselineRun(gw, shape));
+      if (shape.records === 10 && shape.devices === 10 && job.slowKeyMs > 0) {
+        (result.relaySlowKeyMs ??= []).push((await relayRun(gw, relayRecords(gw, shape), job.publishWindow, job.slowKeyMs)).wallMs);
+      }
     }
     shapes.push(result);
   }
