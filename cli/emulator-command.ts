@@ -37,6 +37,9 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --clock-skew-seconds <n>            JWT clock skew and grace after exp (default 600)
   --config-resend-ms <n>              resend interval of an unacknowledged QoS 1 config (default 5000)
   --idle-timeout-seconds <n>          close connections silent this long (default 1200)
+  --packets-before-connack <process|drop|close>
+                                      what a client sends behind CONNECT before the CONNACK: processed once
+                                      the CONNECT is accepted (default, MQTT 3.1.1), dropped, or a close
 
   --quiet                             no connection log on stderr
   -h, --help
@@ -87,6 +90,7 @@ const FLAGS = {
   'clock-skew-seconds': { type: 'string' },
   'config-resend-ms': { type: 'string' },
   'idle-timeout-seconds': { type: 'string' },
+  'packets-before-connack': { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -141,6 +145,8 @@ export async function emulatorOptionsFromArgs(argv: string[]): Promise<EmulatorO
   if (resend !== undefined) options.configResendMs = resend;
   const idle = integer('idle-timeout-seconds', values['idle-timeout-seconds'], 1);
   if (idle !== undefined) options.idleTimeoutSeconds = idle;
+  const early = choice('packets-before-connack', values['packets-before-connack'], ['process', 'drop', 'close'] as const);
+  if (early !== undefined) options.packetsBeforeConnack = early;
   if (!values.quiet) options.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   return options;
 }

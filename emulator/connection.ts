@@ -78,6 +78,8 @@ export class BridgeConnection {
   brokerClient: Pick<Client, 'unsubscribe'> | undefined;
 
   private connected = false;
+  /** A CONNECT arrived; until it is accepted (`connected`), other packets come before their CONNACK. */
+  private connectSeen = false;
   private tokenExp = 0;
   private keepaliveSeconds = 0;
   private received = 0;
@@ -243,6 +245,19 @@ export class BridgeConnection {
   // --- inbound ---------------------------------------------------------------------------------------------------
 
   private receive(packet: Packet): void {
+    // Sent behind the CONNECT, before its CONNACK (MQTT 3.1.1 §3.1.4): how a bridge treats that is unconfirmed.
+    if (this.connectSeen && !this.connected && packet.cmd !== 'connect') {
+      const early = this.ctx.options.packetsBeforeConnack;
+      if (early === 'drop') {
+        this.log(`${packet.cmd.toUpperCase()} before CONNACK dropped (packetsBeforeConnack: drop)`);
+        return;
+      }
+      if (early === 'close') {
+        this.close(protocolViolation(`${packet.cmd.toUpperCase()} before CONNACK`));
+        return;
+      }
+    }
+    if (packet.cmd === 'connect') this.connectSeen = true;
     this.queue = this.queue
       .then(() => this.step(packet))
       .catch((e: unknown) => {

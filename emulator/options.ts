@@ -29,6 +29,11 @@ export interface BridgeOptions {
   commandSubfolderSubscriptions: boolean;
   /** The bridge drops a connection that sent nothing for this long, whatever its keep-alive ([CB-MQTT]: 20 min). */
   idleTimeoutSeconds: number;
+  /**
+   * Packets a client sends behind its CONNECT, before the CONNACK: `process` them once the CONNECT is accepted, as
+   * MQTT 3.1.1 §3.1.4 has it; `drop` them unread; or `close` the connection as for a protocol violation.
+   */
+  packetsBeforeConnack: 'process' | 'drop' | 'close';
   /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
   log: (line: string) => void;
 }
@@ -44,6 +49,7 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   configResendMs: 5_000,
   commandSubfolderSubscriptions: false,
   idleTimeoutSeconds: 20 * 60,
+  packetsBeforeConnack: 'process',
   log: () => {},
 };
 
@@ -73,6 +79,7 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     configResendMs: positive('configResendMs', o.configResendMs),
     commandSubfolderSubscriptions: oneOf('commandSubfolderSubscriptions', o.commandSubfolderSubscriptions, [true, false] as const),
     idleTimeoutSeconds: positive('idleTimeoutSeconds', o.idleTimeoutSeconds),
+    packetsBeforeConnack: oneOf('packetsBeforeConnack', o.packetsBeforeConnack, ['process', 'drop', 'close'] as const),
     log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
   };
 }

@@ -17,7 +17,7 @@ import {
   rawSession,
   signDeviceJwt,
 } from '../helpers/emulator-fixtures.js';
-import type { Fleet } from '../helpers/emulator-fixtures.js';
+import type { Fleet, RawSession } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
@@ -288,6 +288,54 @@ describe('one connection per client ID', () => {
         await c.endAsync();
       }
       expect(e.takeovers).toBe(0);
+    });
+  });
+});
+
+describe('packets sent behind CONNECT, before the CONNACK', () => {
+  /** CONNECT and a SUBSCRIBE to the device's own config topic in one write, as a pipelining client sends them. */
+  async function connectAndSubscribe(bridge: Emulator): Promise<RawSession> {
+    const raw = await rawSession(bridge);
+    raw.sendTogether(await rawConnectPacket(fleet, 'dev-es'), { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: '/devices/dev-es/config', qos: 0 }] });
+    return raw;
+  }
+
+  it('are processed once the CONNECT is accepted, in order (MQTT 3.1.1 §3.1.4, the default)', async () => {
+    const raw = await connectAndSubscribe(emulator);
+    expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    expect(await raw.next()).toMatchObject({ cmd: 'suback', messageId: 7, granted: [0] });
+    raw.end();
+  });
+
+  it('are not processed behind a refused CONNECT (MQTT-3.1.4-5)', async () => {
+    const raw = await rawSession(emulator);
+    const refused = await rawConnectPacket(fleet, 'dev-es');
+    delete refused.password;
+    raw.sendTogether(refused, { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: '/devices/dev-es/config', qos: 0 }] });
+    expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 4 });
+    await raw.closed;
+    await expect(raw.next()).rejects.toThrow('connection closed');
+  });
+
+  it('are dropped unread with packetsBeforeConnack: drop, while the same packet after the CONNACK is answered', async () => {
+    await withEmulator({ packetsBeforeConnack: 'drop' }, async (bridge) => {
+      const raw = await connectAndSubscribe(bridge);
+      expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
+      await expect(raw.next(300)).rejects.toThrow('no packet from the bridge');
+      raw.send({ cmd: 'subscribe', messageId: 8, subscriptions: [{ topic: '/devices/dev-es/config', qos: 0 }] });
+      // The SUBACK, and the device's current config with it.
+      const answers = [await raw.next(), await raw.next()];
+      expect(answers).toContainEqual(expect.objectContaining({ cmd: 'suback', messageId: 8 }));
+      expect(answers).toContainEqual(expect.objectContaining({ cmd: 'publish', topic: '/devices/dev-es/config' }));
+      raw.end();
+    });
+  });
+
+  it('close the connection with packetsBeforeConnack: close', async () => {
+    await withEmulator({ packetsBeforeConnack: 'close' }, async (bridge) => {
+      const raw = await connectAndSubscribe(bridge);
+      await raw.closed;
+      expect(bridge.connections()).toEqual([]);
     });
   });
 });

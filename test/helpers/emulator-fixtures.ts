@@ -354,6 +354,8 @@ export async function eventually(check: () => boolean, timeoutMs = 3_000, messag
 export interface RawSession {
   /** Sends any packet, including ones a library refuses to produce (protocol level 3 or 5, no PUBACK). */
   send(packet: Packet): void;
+  /** Sends packets in one write, so that they reach the bridge together (a CONNECT and what follows it, say). */
+  sendTogether(...packets: Packet[]): void;
   /** The next packet from the bridge; rejects after `timeoutMs` or when the connection closes first. */
   next(timeoutMs?: number): Promise<Packet>;
   /** Resolves when the bridge closes the connection. */
@@ -393,15 +395,22 @@ export async function rawSession(emulator: BridgeEndpoint, protocolVersion: 3 | 
   );
   return {
     send: (packet) => socket.write(mqttPacket.generate(packet, { protocolVersion })),
+    sendTogether: (...packets) => socket.write(Buffer.concat(packets.map((p) => mqttPacket.generate(p, { protocolVersion })))),
     next: (timeoutMs = 3_000) => {
       const queued = inbox.shift();
       if (queued) return Promise.resolve(queued);
       if (isClosed) return Promise.reject(new Error('connection closed'));
-      return withTimeout(
-        new Promise<Packet>((resolve, reject) => waiting.push((p) => (p ? resolve(p) : reject(new Error('connection closed'))))),
-        timeoutMs,
-        'no packet from the bridge',
-      );
+      const waiter = (p: Packet | undefined): void => settle(p);
+      let settle: (p: Packet | undefined) => void = () => {};
+      const answer = new Promise<Packet>((resolve, reject) => {
+        settle = (p) => (p ? resolve(p) : reject(new Error('connection closed')));
+      });
+      waiting.push(waiter);
+      // A wait that timed out must not take the next packet: it would be lost to the caller's next wait.
+      return withTimeout(answer, timeoutMs, 'no packet from the bridge').finally(() => {
+        const i = waiting.indexOf(waiter);
+        if (i >= 0) waiting.splice(i, 1);
+      });
     },
     closed: closedPromise,
     end: () => socket.destroy(),
