@@ -36,6 +36,11 @@ export interface RelaySettings {
   closeTimeoutMs: number;
   /** QoS 1 publishes allowed unacknowledged at once. */
   publishWindow: number;
+  /**
+   * Send the errors-topic SUBSCRIBE behind the CONNECT, before the CONNACK (one round trip less per batch). Off
+   * only for a bridge that closes connections which do so (RELAY_SUBSCRIBE_BEFORE_CONNACK=false).
+   */
+  subscribeBeforeConnack: boolean;
   jwtLifetimeSeconds: number;
   /** Kept free before Lambda's own deadline for the SQS calls and the response. */
   deadlineMarginMs: number;
@@ -75,6 +80,14 @@ function integer(env: Env, name: string, fallback: number, min: number, max: num
   const n = Number(raw);
   if (n < min || n > max) throw fail(name, `must be between ${min} and ${max} (got ${n})`);
   return n;
+}
+
+function flag(env: Env, name: string, fallback: boolean): boolean {
+  const raw = text(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === 'true') return true;
+  if (raw === 'false') return false;
+  throw fail(name, `must be true or false (got ${JSON.stringify(raw)})`);
 }
 
 function url(env: Env, name: string): string | undefined {
@@ -164,6 +177,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     // The bridge accepts about 100 messages/s per connection (iotcore-protocol.md §4); a window far above that
     // only queues inside the bridge, and packet IDs are 16 bits.
     publishWindow: integer(env, 'RELAY_PUBLISH_WINDOW', 32, 1, 1000),
+    subscribeBeforeConnack: flag(env, 'RELAY_SUBSCRIBE_BEFORE_CONNACK', true),
     // IOTCORE_JWT_LIFETIME_MINUTES, shared with everything else that signs a gateway JWT.
     jwtLifetimeSeconds: jwtLifetimeFromEnv(env),
     deadlineMarginMs: integer(env, 'RELAY_DEADLINE_MARGIN_MS', 3000, 200, 60_000),

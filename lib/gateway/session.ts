@@ -64,6 +64,8 @@ export interface GatewaySessionOptions {
   closeTimeoutMs?: number;
   /** QoS 1 publishes allowed unacknowledged at once. */
   publishWindow?: number;
+  /** Send the errors-topic SUBSCRIBE right behind the CONNECT (default); false waits for the CONNACK first. */
+  subscribeBeforeConnack?: boolean;
   log?: SessionLog;
 }
 
@@ -119,7 +121,15 @@ const DEFAULTS = {
   pubackTimeoutMs: 5000,
   closeTimeoutMs: 2000,
   publishWindow: 32,
+  subscribeBeforeConnack: true,
 };
+
+/**
+ * How long after the CONNACK the SUBSCRIBE sent behind the CONNECT may stay unanswered before it is sent again. A
+ * bridge that read it answers right behind the CONNACK, within a millisecond or two; one that dropped it never
+ * does, and costs each session this much plus one round trip.
+ */
+const EARLY_SUBACK_GRACE_MS = 50;
 
 type FlightEnd =
   | { kind: 'acked' }
@@ -357,15 +367,15 @@ export class GatewaySession {
       this.lastSocketError = typeof code === 'string' || typeof code === 'number' ? String(code) : err.message;
     });
     client.on('close', () => this.onClose());
-    const errorsSubscribed = this.subscribeBehindConnect(client, this.errors);
-    // Awaited only after the CONNACK; a failed connection also ends this wait, and must not leave it unhandled.
-    errorsSubscribed.catch(() => undefined);
+    const errorsPacket: SentPacket = { kind: 'subscribe', deviceId: this.options.gatewayId, topic: this.errors };
+    const early = this.options.subscribeBeforeConnack ? this.subscribeBehindConnect(client, errorsPacket) : undefined;
 
     await this.waitForConnack(client);
     this.connectMs = Date.now() - started;
     this.connected = true;
     this.enter('subscribing');
-    await errorsSubscribed;
+    if (early === undefined) await this.subscribe(this.errors, 0, errorsPacket);
+    else await this.earlySubscription(early, errorsPacket);
     this.enter('attaching');
     this.log.debug('gateway session open', { gatewayId: this.options.gatewayId, connectMs: this.connectMs });
   }
@@ -597,8 +607,8 @@ export class GatewaySession {
    * a packet ID from the client's own provider; its SUBACK, which mqtt.js ignores (it has no subscribe pending
    * under that ID), is read from `packetreceive`.
    */
-  private subscribeBehindConnect(client: MqttClient, topic: string): Promise<void> {
-    const packet: SentPacket = { kind: 'subscribe', deviceId: this.options.gatewayId, topic };
+  private subscribeBehindConnect(client: MqttClient, packet: SentPacket): { flight: Flight; settled: Promise<void> } {
+    const topic = packet.topic;
     const messageId = client.messageIdProvider.allocate() ?? 1;
     // The wait covers the CONNACK too, which has its own, shorter bound.
     const flight = new Flight(this.clock, Math.min(this.options.connectTimeoutMs + this.options.attachTimeoutMs, this.options.deadline - Date.now()));
@@ -613,7 +623,38 @@ export class GatewaySession {
     };
     client.on('packetreceive', onPacket);
     client.stream.write(generatePacket({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos: 0 }] }));
-    return this.subscriptionSettled(flight, topic);
+    const settled = this.subscriptionSettled(flight, topic);
+    // Awaited only after the CONNACK; a failed connection also ends this wait, and must not leave it unhandled.
+    settled.catch(() => undefined);
+    return { flight, settled };
+  }
+
+  /**
+   * Waits for the SUBACK of the SUBSCRIBE sent behind the CONNECT. Whether a bridge reads packets sent before its
+   * CONNACK is not documented for ClearBlade, and a broker may drop them: if no SUBACK has come `EARLY_SUBACK_GRACE_MS`
+   * after the CONNACK, the SUBSCRIBE goes again, through mqtt.js, and the first SUBACK of either ends the wait. Two
+   * identical subscriptions are one: the second replaces the first without interrupting it (MQTT 3.1.1 §3.8.4).
+   */
+  private async earlySubscription(early: { flight: Flight; settled: Promise<void> }, packet: SentPacket): Promise<void> {
+    const { flight } = early;
+    if (flight.end === undefined) {
+      const again = setTimeout(() => {
+        if (flight.end !== undefined || this.stopped !== undefined) return;
+        this.log.debug('no SUBACK behind the CONNACK: subscribing again', { gatewayId: this.options.gatewayId });
+        this.subscribeAgain(flight, packet);
+      }, EARLY_SUBACK_GRACE_MS);
+      void flight.done.then(() => clearTimeout(again));
+    }
+    await early.settled;
+  }
+
+  /** Sends a SUBSCRIBE through mqtt.js whose SUBACK settles an existing flight. */
+  private subscribeAgain(flight: Flight, packet: SentPacket): void {
+    this.subscribing = { flight, packet };
+    this.client!.subscribe(packet.topic, { qos: 0 }, (_err, _granted, suback) => {
+      if (suback?.cmd === 'suback') this.settleSubscription(flight, packet.topic, suback.granted[0] === 128);
+    });
+    this.subscribing = undefined;
   }
 
   private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
@@ -741,7 +782,8 @@ export class GatewaySession {
       // mqtt.js writes a SUBSCRIBE synchronously inside subscribe() once connected.
       this.subscribing.flight.packetId = packet.messageId;
       this.byPacketId.set(packet.messageId, this.subscribing.packet);
-      this.otherPackets.push(this.subscribing.packet);
+      // A SUBSCRIBE sent again (the errors topic's, see earlySubscription) is listed once.
+      if (!this.otherPackets.includes(this.subscribing.packet)) this.otherPackets.push(this.subscribing.packet);
     }
   }
 

@@ -43,7 +43,8 @@ export type SessionSettings = Pick<
   | 'configTimeoutMs'
   | 'closeTimeoutMs'
   | 'publishWindow'
->;
+> &
+  Partial<Pick<RelaySettings, 'subscribeBeforeConnack'>>;
 
 /** What the relay needs of the config store (lib/config-store): write polled configs, note relayed devices. */
 export interface RelayConfigStore extends ConfigWriter {
@@ -158,6 +159,7 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
     pubackTimeoutMs: s.pubackTimeoutMs,
     closeTimeoutMs: s.closeTimeoutMs,
     publishWindow: s.publishWindow,
+    ...(s.subscribeBeforeConnack === undefined ? {} : { subscribeBeforeConnack: s.subscribeBeforeConnack }),
     ...(deps.log === undefined ? {} : { log: deps.log }),
   });
 

@@ -103,6 +103,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     backoffBaseSeconds: 30,
     backoffMaxSeconds: 900,
     retrySeconds: 5,
+    subscribeBeforeConnack: true,
     ...overrides,
   };
 }

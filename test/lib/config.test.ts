@@ -34,6 +34,7 @@ describe('loadRelaySettings', () => {
       mqttPort: 8883,
       extraCaPem: undefined,
       publishWindow: 32,
+      subscribeBeforeConnack: true,
       jwtLifetimeSeconds: 3600,
       deadLetterQueueUrl: undefined,
       sourceQueueUrl: undefined,
@@ -61,6 +62,7 @@ describe('loadRelaySettings', () => {
       RELAY_BACKOFF_BASE_SECONDS: '10',
       RELAY_BACKOFF_MAX_SECONDS: '600',
       RELAY_RETRY_SECONDS: '0',
+      RELAY_SUBSCRIBE_BEFORE_CONNACK: 'false',
     });
     expect(s).toMatchObject({
       mqttHost: '127.0.0.1',
@@ -79,6 +81,7 @@ describe('loadRelaySettings', () => {
       backoffBaseSeconds: 10,
       backoffMaxSeconds: 600,
       retrySeconds: 0,
+      subscribeBeforeConnack: false,
     });
     expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
   });
@@ -103,6 +106,7 @@ describe('loadRelaySettings', () => {
     [{ RELAY_DEAD_LETTER_QUEUE_URL: 'relay-dlq' }, 'RELAY_DEAD_LETTER_QUEUE_URL'],
     [{ RELAY_BACKOFF_BASE_SECONDS: '100', RELAY_BACKOFF_MAX_SECONDS: '50' }, 'RELAY_BACKOFF_MAX_SECONDS'],
     [{ RELAY_BACKOFF_MAX_SECONDS: '43201' }, 'RELAY_BACKOFF_MAX_SECONDS'],
+    [{ RELAY_SUBSCRIBE_BEFORE_CONNACK: 'no' }, 'RELAY_SUBSCRIBE_BEFORE_CONNACK'],
   ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
     const env = { ...minimal, ...change };
     expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));

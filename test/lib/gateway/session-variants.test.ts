@@ -151,3 +151,36 @@ describe('deadline against a slow broker, with every record in flight', () => {
     expect(run.outcomes.map((o) => o.outcome)).toEqual(records.map(() => 'confirmed'));
   });
 });
+
+describe('packetsBeforeConnack: drop (a bridge that does not read what comes before its CONNACK)', () => {
+  const emulator = variant({ packetsBeforeConnack: 'drop' });
+  it('subscribes again after the CONNACK and delivers the batch', async () => {
+    const records = [record(eventBody(PUMPS[9]!)), record(stateBody(PUMPS[9]!))];
+    const run = await runSession(emulator(), fleet, GW.assoc, records);
+    expect(run.report.failure).toBeUndefined();
+    expect(run.outcomes.map((o) => o.outcome)).toEqual(['confirmed', 'confirmed']);
+  });
+
+  it('still matches errors to the attach they are about', async () => {
+    const refused = record(eventBody(UNBOUND));
+    const run = await runSession(emulator(), fleet, GW.assoc, [refused]);
+    expect(outcomeOf(run, refused)).toMatchObject({ outcome: 'dead-letter', code: 'ERR_ATTACH_REJECTED' });
+  });
+});
+
+describe('packetsBeforeConnack: close (a bridge that closes on packets before its CONNACK)', () => {
+  const emulator = variant({ packetsBeforeConnack: 'close' });
+  it('loses the connection while connecting, every record going back', async () => {
+    const r = record(eventBody(PUMPS[10]!));
+    const run = await runSession(emulator(), fleet, GW.assoc, [r]);
+    expect(run.report.failure).toMatchObject({ code: 'ERR_CONNECTION_LOST', phase: 'connecting' });
+    expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+  });
+
+  it('works with subscribeBeforeConnack: false (RELAY_SUBSCRIBE_BEFORE_CONNACK=false)', async () => {
+    const r = record(eventBody(PUMPS[10]!));
+    const run = await runSession(emulator(), fleet, GW.assoc, [r], { options: { subscribeBeforeConnack: false } });
+    expect(run.report.failure).toBeUndefined();
+    expect(outcomeOf(run, r).outcome).toBe('confirmed');
+  });
+});
