@@ -1,7 +1,8 @@
 /**
  * A gateway connection made with mqtt.js the way a hand-written client would make it, for the clients the relay is
  * compared with. It shares nothing with the relay's own session code (lib/gateway/): only the facts the bridge
- * imposes (MQTT 3.1.1, the client ID path, a non-empty user name, the JWT as password, clean session, TLS verified).
+ * imposes (MQTT 3.1.1, the client ID path, a non-empty user name, the JWT as password, clean session, TLS verified)
+ * and, when asked, the relay's trust store (`secureContextFor`), so that both verify against the same certificates.
  *
  * @example
  * const client = await connectGateway({ endpoint, registry, gatewayId: 'gw-bench', jwt });
@@ -9,7 +10,7 @@
  */
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { secureContextFor } from '../lib/gateway/connect-options.js';
 import { clientId, type RegistryPath } from '../lib/iotcore/topics.js';
 
 /** Where the bridge (or the proxy in front of it) listens, and the CA its certificate chains to. */
@@ -36,23 +37,12 @@ export interface GatewayConnectParams {
   timeoutMs?: number;
 }
 
-const contexts = new Map<string, SecureContext>();
-
-function systemRootsAnd(caPem: string): SecureContext {
-  let context = contexts.get(caPem);
-  if (context === undefined) {
-    context = createSecureContext({ ca: [...rootCertificates, caPem] });
-    contexts.set(caPem, context);
-  }
-  return context;
-}
-
 export function connectGateway(p: GatewayConnectParams): Promise<MqttClient> {
   const client = mqtt.connect({
     protocol: 'mqtts',
     host: p.endpoint.host,
     port: p.endpoint.port,
-    ...(p.trust === 'system-roots-and-endpoint-ca' ? { secureContext: systemRootsAnd(p.endpoint.caPem) } : { ca: [p.endpoint.caPem] }),
+    ...(p.trust === 'system-roots-and-endpoint-ca' ? { secureContext: secureContextFor(p.endpoint.caPem) } : { ca: [p.endpoint.caPem] }),
     rejectUnauthorized: true,
     protocolVersion: 4,
     clientId: clientId(p.registry, p.gatewayId),

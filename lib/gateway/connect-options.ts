@@ -1,26 +1,32 @@
 /**
- * The CONNECT a gateway sends to the MQTT bridge, and what a failed connection attempt means.
- * Every option here is dictated by the bridge (iotcore-protocol.md §1, DESIGN.md rules 5 and 8).
+ * How a gateway reaches the MQTT bridge: the TLS connection (`openGatewaySocket`), the CONNECT mqtt.js sends on it
+ * (`gatewayConnectOptions`), and what a failed connection attempt means. Every setting here is dictated by the bridge
+ * (iotcore-protocol.md §1, DESIGN.md rules 5 and 8).
  *
  * @example
- * const client = connect(gatewayConnectOptions({ registry, gatewayId: 'gw-1', host, port: 8883, jwt, connectTimeoutMs: 5000 }));
+ * const socket = openGatewaySocket({ host, port: 8883 });
+ * const client = new MqttClient(() => socket, gatewayConnectOptions({ registry, gatewayId: 'gw-1', jwt, connectTimeoutMs: 5000 }));
  */
 import type { IClientOptions } from 'mqtt';
 import { isIP } from 'node:net';
-import { connect as tlsConnect, createSecureContext, rootCertificates, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import { RelayError } from '../errors.js';
 import { clientId, type RegistryPath } from '../iotcore/topics.js';
+
+/** Where the bridge listens, and what to trust besides the system roots. */
+export interface BridgeAddress {
+  host: string;
+  port: number;
+  /** PEM of extra trusted roots (IOTCORE_CA_FILE), added to the system roots. */
+  extraCaPem?: string | undefined;
+}
 
 export interface GatewayConnectParams {
   registry: RegistryPath;
   gatewayId: string;
-  host: string;
-  port: number;
   /** The gateway's JWT, sent as the MQTT password. */
   jwt: string;
   connectTimeoutMs: number;
-  /** PEM of extra trusted roots (IOTCORE_CA_FILE), added to the system roots. */
-  extraCaPem?: string | undefined;
 }
 
 /**
@@ -31,9 +37,6 @@ export interface GatewayConnectParams {
 export function trustedRoots(extraCaPem: string | undefined): string[] | undefined {
   return extraCaPem === undefined ? undefined : [...rootCertificates, extraCaPem];
 }
-
-/** mqtt.js hands its options to `tls.connect`, so TLS settings it does not declare still apply. */
-export type GatewayClientOptions = IClientOptions & Pick<ConnectionOptions, 'minVersion' | 'secureContext'>;
 
 const MIN_TLS_VERSION = 'TLSv1.2';
 const contexts = new Map<string, SecureContext>();
@@ -51,11 +54,9 @@ export function secureContextFor(extraCaPem: string): SecureContext {
   return context;
 }
 
-export function gatewayConnectOptions(p: GatewayConnectParams): GatewayClientOptions {
-  const options: GatewayClientOptions = {
-    protocol: 'mqtts',
-    host: p.host,
-    port: p.port,
+/** The CONNECT and client behaviour; the connection itself is `openGatewaySocket`'s, handed to mqtt.js. */
+export function gatewayConnectOptions(p: GatewayConnectParams): IClientOptions {
+  const options: IClientOptions = {
     // MQTT 3.1.1 is the only version the bridge speaks (iotcore-protocol.md §1.1).
     protocolVersion: 4,
     clientId: clientId(p.registry, p.gatewayId),
@@ -73,14 +74,10 @@ export function gatewayConnectOptions(p: GatewayConnectParams): GatewayClientOpt
     // Attachments do not survive a reconnect; never replay subscriptions or queued packets on a new connection.
     resubscribe: false,
     queueQoSZero: false,
-    rejectUnauthorized: true,
-    // TLS 1.2 or higher is mandatory (§1.1).
-    minVersion: MIN_TLS_VERSION,
   };
   // mqtt.js calls its `debug` logger a dozen times per packet, enabled or not: about 15 ms per 10,000 records.
   // Unless DEBUG asks for it (DEBUG=mqttjs*), the session passes a logger that does nothing.
   if (!mqttDebugRequested()) options.log = ignore;
-  if (p.extraCaPem !== undefined) options.secureContext = secureContextFor(p.extraCaPem);
   return options;
 }
 
@@ -92,11 +89,11 @@ function mqttDebugRequested(): boolean {
 
 /**
  * Opens the TLS connection to the bridge, before there is a CONNECT to send: the session hands the socket to mqtt.js
- * once the JWT is made. The settings are those mqtt.js would use for `mqtts`: the host name as SNI (never an IP
- * address, RFC 6066 §3) and as the name the certificate must carry, certificates verified, TLS 1.2 or higher, and
- * the system roots plus `extraCaPem` when one is given.
+ * once the JWT is made. The host name is sent as SNI (never an IP address, RFC 6066 §3) and is the name the
+ * certificate must carry; certificates are verified, TLS 1.2 or higher is mandatory (§1.1), and the system roots
+ * are trusted, plus `extraCaPem` when one is given.
  */
-export function openGatewaySocket(p: Pick<GatewayConnectParams, 'host' | 'port' | 'extraCaPem'>): TLSSocket {
+export function openGatewaySocket(p: BridgeAddress): TLSSocket {
   const socket = tlsConnect({
     host: p.host,
     port: p.port,

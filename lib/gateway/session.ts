@@ -258,6 +258,7 @@ export class GatewaySession {
   private readonly where: string;
   private readonly errors: string;
   private readonly workDeadline: number;
+  /** From the JWT's `exp`, once `open()` has it. */
   private jwtExpiresAt: number | undefined;
   private readonly phaseHistory: SessionPhase[] = [];
   private currentPhase: SessionPhase = 'connecting';
@@ -306,7 +307,6 @@ export class GatewaySession {
     // Leave the close its budget, but never more than half of what the session has.
     const reserve = Math.min(this.options.closeTimeoutMs, Math.max(0, (options.deadline - now) / 2));
     this.workDeadline = options.deadline - reserve;
-    this.jwtExpiresAt = typeof options.jwt === 'string' ? jwtExpiry(options.jwt) : undefined;
     this.stopSignal = new Promise((resolve) => (this.signalStop = resolve));
     this.phaseHistory.push('connecting');
   }
@@ -341,9 +341,8 @@ export class GatewaySession {
     // Past the deadline already: not even a TCP connection.
     if (this.stopped !== undefined) throw new RelayError(this.stopped.code, this.stopped.reason);
     const started = Date.now();
-    const endpoint = { host: this.options.host, port: this.options.port, extraCaPem: this.options.extraCaPem };
     // TCP and TLS first: their round trips run while the JWT is made, and mqtt.js gets the socket with it.
-    const socket = openGatewaySocket(endpoint);
+    const socket = openGatewaySocket({ host: this.options.host, port: this.options.port, extraCaPem: this.options.extraCaPem });
     const socketFailure = failureOf(socket, this.where);
     let jwt: string;
     try {
@@ -356,7 +355,7 @@ export class GatewaySession {
       throw e;
     }
     this.jwtExpiresAt = jwtExpiry(jwt);
-    const client = new MqttClient(() => socket, gatewayConnectOptions({ ...endpoint, registry: this.options.registry, gatewayId: this.options.gatewayId, jwt, connectTimeoutMs: this.options.connectTimeoutMs }));
+    const client = new MqttClient(() => socket, gatewayConnectOptions({ registry: this.options.registry, gatewayId: this.options.gatewayId, jwt, connectTimeoutMs: this.options.connectTimeoutMs }));
     // mqtt.js listens to the socket from here on.
     socketFailure.release();
     this.client = client;
@@ -641,35 +640,30 @@ export class GatewaySession {
       const again = setTimeout(() => {
         if (flight.end !== undefined || this.stopped !== undefined) return;
         this.log.debug('no SUBACK behind the CONNACK: subscribing again', { gatewayId: this.options.gatewayId });
-        this.subscribeAgain(flight, packet);
+        this.sendSubscribe(flight, packet, 0);
       }, EARLY_SUBACK_GRACE_MS);
       void flight.done.then(() => clearTimeout(again));
     }
     await early.settled;
   }
 
-  /** Sends a SUBSCRIBE through mqtt.js whose SUBACK settles an existing flight. */
-  private subscribeAgain(flight: Flight, packet: SentPacket): void {
-    this.subscribing = { flight, packet };
-    this.client!.subscribe(packet.topic, { qos: 0 }, (_err, _granted, suback) => {
-      if (suback?.cmd === 'suback') this.settleSubscription(flight, packet.topic, suback.granted[0] === 128);
-    });
-    this.subscribing = undefined;
+  private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
+    const flight = new Flight(this.clock, Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
+    this.subscribeFlights.set(packet, flight);
+    this.sendSubscribe(flight, packet, qos);
+    return this.subscriptionSettled(flight, topic);
   }
 
-  private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
-    const client = this.client!;
-    const flight = new Flight(this.clock, Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
+  /** Sends a SUBSCRIBE through mqtt.js; its SUBACK settles `flight` (a new one, or the errors topic's sent again). */
+  private sendSubscribe(flight: Flight, packet: SentPacket, qos: 0 | 1): void {
     this.subscribing = { flight, packet };
-    this.subscribeFlights.set(packet, flight);
-    client.subscribe(topic, { qos }, (_err, _granted, suback) => {
+    this.client!.subscribe(packet.topic, { qos }, (_err, _granted, suback) => {
       // The SUBACK itself decides: 0x80 is its failure code in MQTT 3.1.1 (§3.9.3). mqtt.js turns a refusal into an
       // error without the code, but passes the packet along. No SUBACK means the client is shutting down, and the
       // session's own stop reason settles the flight.
-      if (suback?.cmd === 'suback') this.settleSubscription(flight, topic, suback.granted[0] === 128);
+      if (suback?.cmd === 'suback') this.settleSubscription(flight, packet.topic, suback.granted[0] === 128);
     });
     this.subscribing = undefined;
-    return this.subscriptionSettled(flight, topic);
   }
 
   private settleSubscription(flight: Flight, topic: string, refused: boolean): void {
@@ -1045,12 +1039,9 @@ function failureOf(socket: TLSSocket, where: string): { failed: Promise<never>; 
   let fail!: (e: RelayError) => void;
   const failed = new Promise<never>((_, reject) => (fail = reject));
   failed.catch(() => undefined);
-  let lastError: string | undefined;
-  const onError = (err: Error): void => {
-    lastError = String((err as { code?: unknown }).code ?? err.message);
-    fail(classifyConnectError(err, where));
-  };
-  const onClose = (): void => fail(new RelayError('ERR_CONNECTION_LOST', `${where} closed the connection before CONNECT${lastError === undefined ? '' : ` (${lastError})`}`));
+  // The first of the two decides: a close after an error does not change the error.
+  const onError = (err: Error): void => fail(classifyConnectError(err, where));
+  const onClose = (): void => fail(new RelayError('ERR_CONNECTION_LOST', `${where} closed the connection before CONNECT`));
   socket.on('error', onError);
   socket.on('close', onClose);
   return {

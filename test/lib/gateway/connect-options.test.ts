@@ -1,8 +1,9 @@
-import { rootCertificates } from 'node:tls';
+import type { AddressInfo } from 'node:net';
+import { createServer, rootCertificates, type Server, type TLSSocket } from 'node:tls';
 import { ErrorWithReasonCode } from 'mqtt';
-import { describe, expect, it } from 'vitest';
-import { classifyConnectError, gatewayConnectOptions, secureContextFor, trustedRoots } from '../../../lib/gateway/connect-options.js';
-import { generateTlsMaterial } from '../../../emulator/tls.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { classifyConnectError, gatewayConnectOptions, openGatewaySocket, secureContextFor, trustedRoots } from '../../../lib/gateway/connect-options.js';
+import { generateTlsMaterial, serverOptions, type TlsMaterial } from '../../../emulator/tls.js';
 
 const params = {
   registry: { project: 'demo-project', location: 'us-central1', registry: 'demo-registry' },
@@ -14,24 +15,20 @@ const params = {
 };
 
 describe('gatewayConnectOptions', () => {
-  it('is an MQTT 3.1.1, clean, never-reconnecting, verified TLS 1.2+ connection with the gateway client ID', () => {
+  it('is an MQTT 3.1.1, clean, never-reconnecting, never-replaying client with the gateway client ID', () => {
     const o = gatewayConnectOptions(params);
     expect(o).toMatchObject({
-      protocol: 'mqtts',
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 0,
+      resubscribe: false,
+      queueQoSZero: false,
       keepalive: 60,
       connectTimeout: 5000,
       username: 'unused',
       password: params.jwt,
-      rejectUnauthorized: true,
-      minVersion: 'TLSv1.2',
       clientId: 'projects/demo-project/locations/us-central1/registries/demo-registry/devices/gw-1',
     });
-    // Without an extra CA, Node's default roots apply.
-    expect(o.ca).toBeUndefined();
-    expect(o.secureContext).toBeUndefined();
   });
 
   it("silences mqtt.js's per-packet debug logger unless DEBUG asks for it", () => {
@@ -59,14 +56,52 @@ describe('gatewayConnectOptions', () => {
     expect(trustedRoots(undefined)).toBeUndefined();
   });
 
-  it('builds the TLS context with the extra CA once, and never a bare `ca` that would replace the roots', async () => {
-    const { caPem } = await generateTlsMaterial();
-    const first = gatewayConnectOptions({ ...params, extraCaPem: caPem });
-    const second = gatewayConnectOptions({ ...params, gatewayId: 'gw-2', extraCaPem: caPem });
-    expect(first.secureContext).toBeDefined();
-    expect(second.secureContext).toBe(first.secureContext);
-    expect(first.ca).toBeUndefined();
-    expect(secureContextFor(caPem!)).toBe(first.secureContext);
+});
+
+describe('openGatewaySocket', () => {
+  let material: TlsMaterial;
+  let server: Server;
+  let port: number;
+  const serverNames: (string | false | null)[] = [];
+
+  beforeAll(async () => {
+    material = await generateTlsMaterial();
+    server = createServer(serverOptions(material), (socket) => {
+      serverNames.push(socket.servername);
+      socket.end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+  /** Resolves with the socket once the handshake is done; rejects with the handshake's error. */
+  function handshake(host: string, extraCaPem: string | undefined): Promise<TLSSocket> {
+    const socket = openGatewaySocket({ host, port, extraCaPem });
+    return new Promise((resolve, reject) => {
+      socket.once('secureConnect', () => resolve(socket));
+      socket.once('error', reject);
+    });
+  }
+
+  it('verifies the bridge against the system roots plus the extra CA, over TLS 1.2 or higher, with SNI for a host name only', async () => {
+    const byName = await handshake('localhost', material.caPem);
+    expect(byName.authorized).toBe(true);
+    expect(['TLSv1.2', 'TLSv1.3']).toContain(byName.getProtocol());
+    // The server ends each connection once its side of the handshake is done, having noted the SNI it got.
+    await new Promise((resolve) => byName.once('close', resolve));
+    const byAddress = await handshake('127.0.0.1', material.caPem);
+    expect(byAddress.authorized).toBe(true);
+    await new Promise((resolve) => byAddress.once('close', resolve));
+    expect(serverNames).toEqual(['localhost', false]);
+  });
+
+  it('refuses a certificate the system roots do not vouch for when no extra CA is given', async () => {
+    await expect(handshake('localhost', undefined)).rejects.toMatchObject({ code: expect.stringMatching(/CERT|SIGNATURE|ISSUER/) });
+  });
+
+  it('builds the trust store with the extra CA once per process, never a bare `ca` that would replace the roots', () => {
+    expect(secureContextFor(material.caPem!)).toBe(secureContextFor(material.caPem!));
   });
 });
 
