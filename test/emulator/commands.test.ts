@@ -3,33 +3,25 @@
  * on `/devices/{id}/commands[/{subfolder}]`, at the subscription's QoS; through the admin API's
  * sendCommandToDevice too.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from '../../emulator/index.js';
 import type { Emulator } from '../../emulator/index.js';
 import { ApiError } from '../../emulator/registry.js';
 import { MAX_COMMAND_BYTES } from '../../lib/iotcore/limits.js';
-import { collectMessages, connectDevice, makeFleet, nextMessage, publishOutcome, subscribeGranted } from '../helpers/emulator-fixtures.js';
+import { collectMessages, makeFleet, nextMessage, publishOutcome, subscribeGranted } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({ gateways: [{ id: 'gw-1', bound: ['dev-2'] }], devices: ['dev-1', 'dev-2'] });
   emulator = await startEmulator({ registry: fleet.document });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
 
-async function connected(id: string, e: Emulator = emulator): Promise<MqttClient> {
-  const c = await connectDevice(e, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connected = deviceConnections(() => ({ bridge: emulator, fleet }));
 
 const send = (deviceId: string, subfolder: string | undefined, text: string) =>
   emulator.sendCommand(fleet.registryId, deviceId, subfolder, Buffer.from(text));
@@ -108,7 +100,7 @@ describe('subfolder subscriptions', () => {
       await msg;
       expect(seen.map((m) => m.topic)).toEqual(['/devices/dev-1/commands/valves/close']);
     } finally {
-      await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+      await connected.closeAll();
       await e.close();
     }
   });

@@ -10,7 +10,6 @@ import type { Emulator } from '../../emulator/index.js';
 import {
   BARRIER_FILTER,
   collectMessages,
-  connectDevice,
   makeFleet,
   nextMessage,
   publishOutcome,
@@ -18,11 +17,11 @@ import {
   rawSession,
   subscribeGranted,
 } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet, RawSession } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 const RESEND_MS = 150;
 
 beforeAll(async () => {
@@ -32,16 +31,9 @@ beforeAll(async () => {
   });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null, configResendMs: RESEND_MS });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
 
-async function connected(id: string): Promise<MqttClient> {
-  const c = await connectDevice(emulator, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connected = deviceConnections(() => ({ bridge: emulator, fleet }));
 
 const modify = (deviceId: string, text: string) =>
   emulator.registry.modifyConfig(fleet.registryId, deviceId, Buffer.from(text).toString('base64'));

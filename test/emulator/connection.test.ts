@@ -2,31 +2,25 @@
  * Packet-level rules of a connection (iotcore-protocol.md §1.6, §2): QoS 2 and topics outside the documented set
  * close the connection, subscriptions are granted QoS 0 or 1 or refused with 0x80, every packet is a heartbeat.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { startEmulator } from '../../emulator/index.js';
 import type { Emulator } from '../../emulator/index.js';
-import { closed, connectDevice, makeFleet, publishOutcome, rawConnectPacket, rawSession, subscribeGranted } from '../helpers/emulator-fixtures.js';
+import { closed, makeFleet, publishOutcome, rawConnectPacket, rawSession, subscribeGranted } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({ devices: ['dev-a', 'dev-b'] });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
 
-async function connected(id = 'dev-a'): Promise<MqttClient> {
-  const c = await connectDevice(emulator, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connect = deviceConnections(() => ({ bridge: emulator, fleet }));
+const connected = (id = 'dev-a'): Promise<MqttClient> => connect(id);
 
 describe('publishing', () => {
   it.each([

@@ -2,7 +2,7 @@
  * The gateway errors topic ([CB-GW], "Troubleshooting"; iotcore-protocol.md §3.5): QoS 0 only, nested or flat
  * payloads, failed attaches acknowledged or not, every error recorded whether delivered or not.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { errorPayload } from '../../emulator/errors-topic.js';
 import { startEmulator } from '../../emulator/index.js';
@@ -10,18 +10,17 @@ import type { Emulator, EmulatorOptions } from '../../emulator/index.js';
 import { parseGatewayError } from '../../lib/iotcore/gateway-error.js';
 import {
   collectErrors,
-  connectDevice,
   makeFleet,
   publishOutcome,
   rawConnectPacket,
   rawSession,
   subscribeGranted,
 } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({
@@ -30,23 +29,17 @@ beforeAll(async () => {
   });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
 
-async function gw(e: Emulator = emulator, id = 'gw-1'): Promise<MqttClient> {
-  const c = await connectDevice(e, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connect = deviceConnections(() => ({ bridge: emulator, fleet }));
+const gw = (e: Emulator = emulator, id = 'gw-1'): Promise<MqttClient> => connect(id, e);
 
 async function withEmulator(options: EmulatorOptions, run: (e: Emulator) => Promise<void>): Promise<void> {
   const e = await startEmulator({ registry: fleet.document, adminPort: null, ...options });
   try {
     await run(e);
   } finally {
-    await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
+    await connect.closeAll();
     await e.close();
   }
 }

@@ -3,32 +3,24 @@
  * closed at a chosen point, refused CONNECTs, kicked clients; all changeable while the emulator runs.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MqttClient } from 'mqtt';
 import { startEmulator } from '../../emulator/index.js';
 import type { Emulator } from '../../emulator/index.js';
 import { topicMatches } from '../../emulator/faults.js';
-import { closed, connackCode, connectDevice, makeFleet, publishOutcome, rawConnectPacket, rawSession } from '../helpers/emulator-fixtures.js';
+import { closed, connackCode, makeFleet, publishOutcome, rawConnectPacket, rawSession } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({ gateways: [{ id: 'gw-1', bound: ['dev-1'] }], devices: ['dev-1', 'dev-2'] });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
-afterEach(async () => {
-  emulator.clearFaults();
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
+afterEach(() => emulator.clearFaults());
 afterAll(() => emulator.close());
 
-async function connected(id: string): Promise<MqttClient> {
-  const c = await connectDevice(emulator, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connected = deviceConnections(() => ({ bridge: emulator, fleet }));
 
 const eventCount = () => emulator.registry.events.length;
 

@@ -2,7 +2,7 @@
  * Gateways (iotcore-protocol.md §3, [CB-GW]): attach and detach under each gatewayAuthMethod, publishing and
  * subscribing for attached devices, and the errors a gateway gets when it oversteps.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { MAX_ATTACHED_PER_GATEWAY } from '../../lib/iotcore/limits.js';
 import { parseAttachToken } from '../../emulator/gateway.js';
@@ -11,17 +11,16 @@ import type { Emulator } from '../../emulator/index.js';
 import { Registry } from '../../emulator/registry.js';
 import {
   collectErrors,
-  connectDevice,
   eventually,
   makeFleet,
   publishOutcome,
   subscribeGranted,
 } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({
@@ -35,15 +34,13 @@ beforeAll(async () => {
   });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
+
+const connect = deviceConnections(() => ({ bridge: emulator, fleet }));
 
 /** A gateway connected and subscribed to its errors topic, with the errors it receives. */
 async function gateway(id: string, e: Emulator = emulator, f: Fleet = fleet): Promise<{ client: MqttClient; errors: Record<string, unknown>[] }> {
-  const client = await connectDevice(e, f, id);
-  clients.push(client);
+  const client = await connect(id, e, f);
   const errors = collectErrors(client, id);
   await client.subscribeAsync(`/devices/${id}/errors`, { qos: 0 });
   return { client, errors };

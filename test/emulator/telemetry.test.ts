@@ -2,17 +2,16 @@
  * Telemetry and state from a device connected by itself (iotcore-protocol.md §2, §4): recorded before the PUBACK,
  * routed by eventNotificationConfigs, size limits, the state rate.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../../lib/iotcore/limits.js';
 import { startEmulator } from '../../emulator/index.js';
 import type { Emulator } from '../../emulator/index.js';
-import type { MqttClient } from 'mqtt';
 import { closed, connectDevice, makeFleet, publishOutcome } from '../helpers/emulator-fixtures.js';
+import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
 let fleet: Fleet;
 let emulator: Emulator;
-const clients: MqttClient[] = [];
 
 beforeAll(async () => {
   fleet = await makeFleet({
@@ -26,16 +25,9 @@ beforeAll(async () => {
   });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.endAsync(true)));
-});
 afterAll(() => emulator.close());
 
-async function connected(id: string): Promise<MqttClient> {
-  const c = await connectDevice(emulator, fleet, id);
-  clients.push(c);
-  return c;
-}
+const connected = deviceConnections(() => ({ bridge: emulator, fleet }));
 
 describe('events', () => {
   it('records an event as the registry topic would carry it, then PUBACKs', async () => {
