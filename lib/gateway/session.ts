@@ -650,6 +650,7 @@ export class GatewaySession {
   private subscribe(topic: string, qos: 0 | 1, packet: SentPacket): Promise<void> {
     const flight = new Flight(this.clock, Math.min(this.options.attachTimeoutMs, this.options.deadline - Date.now()));
     this.subscribeFlights.set(packet, flight);
+    this.otherPackets.push(packet);
     this.sendSubscribe(flight, packet, qos);
     return this.subscriptionSettled(flight, topic);
   }
@@ -776,8 +777,6 @@ export class GatewaySession {
       // mqtt.js writes a SUBSCRIBE synchronously inside subscribe() once connected.
       this.subscribing.flight.packetId = packet.messageId;
       this.byPacketId.set(packet.messageId, this.subscribing.packet);
-      // A SUBSCRIBE sent again (the errors topic's, see earlySubscription) is listed once.
-      if (!this.otherPackets.includes(this.subscribing.packet)) this.otherPackets.push(this.subscribing.packet);
     }
   }
 
