@@ -230,7 +230,7 @@ export interface FleetSize {
     /** The most a minute could carry without a cap (the pool's groups, up to the account's concurrency). */
     peakUncappedPerMinute: number;
     quotaPerMinute: number;
-    /** The publish quota that would carry the average load with the cap, within headroom. */
+    /** The publish quota whose cap carries the average load within headroom of the relay's capacity. */
     quotaNeededPerMinute: number;
   };
   sessions: {
@@ -318,7 +318,8 @@ export function sizeFleet(input: FleetSizeInput): FleetSize {
 
   // Relay concurrency
   const quotaSharePerSecond = (quotas.publishesPerMinute * headroom) / 60;
-  const rawCap = Math.floor(quotaSharePerSecond / invocationPeakRecordsPerSecond);
+  // The epsilon keeps a quota computed as exactly enough for n invocations (quotaNeededPerMinute) from giving n - 1.
+  const rawCap = Math.floor(quotaSharePerSecond / invocationPeakRecordsPerSecond + 1e-9);
   const maxConcurrency = Math.min(Math.max(rawCap, MAXIMUM_CONCURRENCY_RANGE.min), MAXIMUM_CONCURRENCY_RANGE.max, Math.max(quotas.lambdaConcurrency, MAXIMUM_CONCURRENCY_RANGE.min));
   const effectiveConcurrency = Math.min(maxConcurrency, gateways);
   const concurrencyNeeded = recordsPerSecond / gatewayRecordsPerSecond;
@@ -328,7 +329,9 @@ export function sizeFleet(input: FleetSizeInput): FleetSize {
   // Publishes
   const peakPerMinute = effectiveConcurrency * invocationPeakRecordsPerSecond * 60;
   const peakUncappedPerMinute = Math.min(gateways, quotas.lambdaConcurrency) * invocationPeakRecordsPerSecond * 60;
-  const quotaNeededPerMinute = Math.ceil((Math.ceil(concurrencyNeeded) * invocationPeakRecordsPerSecond * 60) / headroom);
+  // A cap that keeps the average load within headroom of the relay's capacity, and a quota that keeps that cap's
+  // peak within headroom of the quota.
+  const quotaNeededPerMinute = Math.ceil((Math.ceil(concurrencyNeeded / headroom) * invocationPeakRecordsPerSecond * 60) / headroom);
 
   // Sessions and connections
   const sessionsPerBatch = Math.min(batchSize, gateways);
