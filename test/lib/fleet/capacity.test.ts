@@ -2,6 +2,7 @@
  * The fleet calculation against numbers worked out by hand (each expectation shows its arithmetic), and its
  * constants against the files they describe: serverless.yml and deploy/relay-timing.cjs.
  */
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +11,7 @@ import { isRelayError } from '../../../lib/errors.js';
 import {
   DEFAULT_QUOTAS,
   DEFAULT_SESSION_MODEL,
+  formatNumber,
   fullestGatewayOf,
   parseInterval,
   QUEUE_SETTINGS,
@@ -262,5 +264,43 @@ describe('the constants and the deployment agree', () => {
     const cap = sizeFleet({ devices: 1, intervalSeconds: 600 }).relay.maxConcurrency;
     expect(Number(template.get(['params', 'default', 'relayMaxConcurrency']))).toBe(cap);
     expect(DEFAULT_QUOTAS.publishesPerMinute).toBe(60_000);
+  });
+});
+
+describe("docs/deploy.md's worked examples", () => {
+  const text = readFileSync(join(ROOT, 'docs', 'deploy.md'), 'utf8');
+  const doc = text.slice(text.indexOf('### Worked examples'));
+  /** The cells of the worked-examples row that starts with `label`. */
+  const row = (label: string): string[] => {
+    const line = doc.split('\n').find((l) => l.startsWith(`| ${label} |`));
+    if (line === undefined) throw new Error(`no row "${label}" in docs/deploy.md`);
+    return line.split('|').slice(2, -1).map((c) => c.trim().replace(/\*\*/g, ''));
+  };
+  const cases = [
+    { devices: 100_000, intervalSeconds: 600 },
+    { devices: 100_000, intervalSeconds: 60 },
+    { devices: 1_000_000, intervalSeconds: 600 },
+    { devices: 1_000_000, intervalSeconds: 60 },
+  ];
+  const plans = cases.map((c) => {
+    const asIs = sizeFleet(c);
+    const publishesPerMinute = Math.max(asIs.publishes.quotaNeededPerMinute, DEFAULT_QUOTAS.publishesPerMinute);
+    return { asIs, raised: sizeFleet({ ...c, quotas: { publishesPerMinute, devicesPerProject: 2 * c.devices } }) };
+  });
+
+  it('are what sizeFleet computes', () => {
+    expect(row('gateways: for the bindings / the drain rate')).toEqual(plans.map(({ asIs }) => `${asIs.pool.byBindings} / ${asIs.pool.byDrainRate}`));
+    expect(row('devices on the fullest gateway (limit 10,000)')).toEqual(plans.map(({ asIs }) => formatNumber(asIs.pool.fullestGateway)));
+    expect(row('publish quota to ask for (default 60,000)')).toEqual(
+      plans.map(({ asIs }) => (asIs.publishes.quotaNeededPerMinute <= DEFAULT_QUOTAS.publishesPerMinute ? 'default is enough' : formatNumber(asIs.publishes.quotaNeededPerMinute))),
+    );
+    expect(row('`relayMaxConcurrency`')).toEqual(plans.map(({ raised }) => String(raised.relay.maxConcurrency)));
+    expect(row('peak publishes a minute with the cap')).toEqual(plans.map(({ raised }) => formatNumber(Math.round(raised.publishes.peakPerMinute))));
+    expect(row('devices in the registry, gateways included (default quota 100,000)')).toEqual(plans.map(({ asIs }) => formatNumber(asIs.input.devices + asIs.pool.gateways)));
+    expect(row('MQTT connections open at once, at most (limit 10,000)')).toEqual(plans.map(({ raised }) => formatNumber(raised.sessions.openConnectionsPeak)));
+    // With the quotas raised, nothing but the unconfirmed connection rate is left to settle.
+    for (const { raised } of plans) {
+      expect(raised.ceilings.filter((c) => c.level === 'exceeded').every((c) => c.id === 'connectionsPerMinute')).toBe(true);
+    }
   });
 });
