@@ -31,7 +31,7 @@
  * const plan = sizeFleet({ devices: 100_000, intervalSeconds: parseInterval('10m') });
  * plan.pool.minimum;          // 14 gateways
  * plan.relay.maxConcurrency;  // 8: serverless.yml's relayMaxConcurrency
- * plan.warnings;              // [] for this fleet with the default quotas
+ * plan.warnings;              // one: 100,014 devices with the gateways, above the default 100,000
  */
 import { RelayError } from '../errors.js';
 
