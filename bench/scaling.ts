@@ -16,9 +16,9 @@
  * @example
  * const results = await measureScaling(context);
  */
+import { randomUUID } from 'node:crypto';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomUUID } from 'node:crypto';
 import type { BenchContext } from './bench-context.js';
 import { lastLines, privateFile, runNode } from './child-process.js';
 
