@@ -36,6 +36,6 @@ describe('parseStartArgs', () => {
   it('expands a compact gateway pool', () => {
     const parsed = parseStartArgs(['--pool', 'gw-{000..099}']);
     expect(parsed).toMatchObject({ options: { gatewayIds: expect.arrayContaining(['gw-000', 'gw-099']) } });
-    expect((parsed as { options: { gatewayIds: string[] } }).options.gatewayIds).toHaveLength(100);
+    expect('options' in parsed && parsed.options.gatewayIds).toHaveLength(100);
   });
 });
