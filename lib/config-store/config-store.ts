@@ -8,6 +8,9 @@
  * per change, whatever the number of writers and retries: every change is a conditional write on the version it
  * replaces, and the same bytes seen again never count as a change.
  *
+ * For devices behind a LoRaWAN network server it also keeps which config version a network server accepted as a
+ * downlink, and which was not sent and why (lib/lorawan/config-downlink.ts).
+ *
  * Nothing here touches MQTT: the config and ingest handlers import this module and stay small.
  *
  * @example

@@ -63,7 +63,7 @@ export interface Integration {
 }
 
 export const DEFAULT_SECRET_HEADER = 'x-webhook-secret';
-/** The smallest maximum application payload of common regional parameters (EU868 and US915 at their slowest rates). */
+/** The maximum application payload of EU868 at its slowest data rates (DR0 to DR2); other regions set their own. */
 export const DEFAULT_MAX_DOWNLINK_BYTES = 51;
 /** The largest FRMPayload any LoRaWAN data rate carries. */
 export const MAX_DOWNLINK_BYTES = 242;

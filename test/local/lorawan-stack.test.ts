@@ -3,8 +3,7 @@
  * behind each network server reaching the bridge, their configs going out as downlinks to the network-server
  * stand-in, and the dashboard showing the downlinks and a config refused for its size.
  */
-import { readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
