@@ -8,6 +8,7 @@
  * iotcore-relay send --url http://127.0.0.1:8080 --device pump-0042 --master-file .local/device-master --count 3
  * iotcore-relay send --url https://api.example.com --device pump-0042 --key pump.pem --project demo-project --state --data on
  * iotcore-relay send --print-device-key pump-0042 --master-file .local/device-master
+ * iotcore-relay send --lorawan ttn --url http://127.0.0.1:3000 --secrets-file .local/lorawan-secrets.json (cli/lorawan-send.ts)
  */
 import { readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage } from 'node:http';
@@ -69,6 +70,8 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'
 class UsageError extends Error {}
 
 export async function sendCommand(argv: string[]): Promise<number> {
+  // Uplinks as a LoRaWAN network server posts them: a command of its own, loaded only when asked for.
+  if (argv.some((a) => a === '--lorawan' || a.startsWith('--lorawan='))) return (await import('./lorawan-send.js')).lorawanSendCommand(argv);
   let values: Values;
   try {
     values = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }).values;
@@ -165,7 +168,7 @@ function readingUrl(base: string, deviceId: string, state: boolean, subfolder: s
   return url;
 }
 
-function post(url: URL, headers: Record<string, string>, body: Buffer, ca: string | undefined): Promise<{ status: number; body: string }> {
+export function post(url: URL, headers: Record<string, string>, body: Buffer, ca: string | undefined): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const options = { method: 'POST', headers: { ...headers, 'content-length': String(body.byteLength) }, timeout: 30_000 };
     const onResponse = (res: IncomingMessage): void => {

@@ -13,7 +13,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { isRelayError } from '../lib/errors.js';
-import { errorEnvelope, ingestServiceFromEnv, type IngestRequest, type IngestResponse, type IngestService } from '../lib/ingest/index.js';
+import { requestFromEvent } from '../lib/ingest/api-gateway-request.js';
+import { errorEnvelope, ingestServiceFromEnv, type IngestResponse, type IngestService } from '../lib/ingest/index.js';
 
 export type IngestHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
 
@@ -50,17 +51,8 @@ export function createIngestHandler(options: IngestHandlerOptions = {}): IngestH
 
 export const handler: IngestHandler = createIngestHandler();
 
-/** The parts of a payload 2.0 event the ingest reads. */
-export function requestFromEvent(event: APIGatewayProxyEventV2): IngestRequest {
-  const headers: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(event.headers ?? {})) headers[name.toLowerCase()] = value;
-  let path = event.rawPath;
-  // A named stage (not `$default`) stays in rawPath as the first segment.
-  const stage = event.requestContext.stage;
-  if (stage && stage !== '$default' && path.startsWith(`/${stage}/`)) path = path.slice(stage.length + 1);
-  const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
-  return { method: event.requestContext.http.method, path, headers, body, requestId: event.requestContext.requestId };
-}
+/** The parts of a payload 2.0 event the ingest reads (shared with the LoRaWAN handler). */
+export { requestFromEvent };
 
 function toResult(statusCode: number, headers: Record<string, string>, body: unknown): APIGatewayProxyStructuredResultV2 {
   return { statusCode, headers, body: JSON.stringify(body), isBase64Encoded: false };

@@ -16,6 +16,7 @@ import { EventEmitter } from 'node:events';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Emulator } from '../emulator/index.js';
 import type { StoredConfig } from '../lib/config-store/config-store.js';
+import type { LorawanDashboardState } from './lorawan-dashboard.js';
 import { queueDepth, type QueueDepth } from './queue-depth.js';
 import type { BatchReport } from './sqs-event-source.js';
 
@@ -26,6 +27,8 @@ export interface DashboardSources {
   sqs: SQSClient;
   queues: { relay: { name: string; url: string }; deadLetter: { name: string; url: string } };
   configs: { getConfigs(deviceIds: readonly string[]): Promise<Map<string, StoredConfig>> };
+  /** LoRaWAN downlinks and refusals (lorawan-dashboard.ts). */
+  lorawan?: { start(onChange: () => void): void; stop(): Promise<void>; snapshot(): LorawanDashboardState };
 }
 
 export interface DashboardFeedOptions {
@@ -84,6 +87,7 @@ export interface DashboardState {
   http: HttpLogEntry[];
   simulator?: SimulatorStats;
   configError?: string;
+  lorawan?: LorawanDashboardState;
 }
 
 const RECENT = 50;
@@ -122,6 +126,7 @@ export class DashboardFeed extends EventEmitter {
     this.#s.emulator.registry.on('error-sent', this.#onRegistry);
     this.#every(this.#o.sampleEveryMs, () => this.#sampleQueues());
     this.#every(this.#o.configEveryMs, () => this.#sampleConfigs());
+    this.#s.lorawan?.start(() => this.emit('change'));
   }
 
   /** Stops sampling and waits for a sample in progress. */
@@ -131,7 +136,7 @@ export class DashboardFeed extends EventEmitter {
     this.#s.emulator.registry.off('error-sent', this.#onRegistry);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
-    await Promise.all([...this.#tasks]);
+    await Promise.all([...this.#tasks, this.#s.lorawan?.stop()]);
   }
 
   noteBatch(report: BatchReport): void {
@@ -240,6 +245,7 @@ export class DashboardFeed extends EventEmitter {
       http: this.#http,
       ...(this.#simulator ? { simulator: this.#simulator } : {}),
       ...(this.#configError !== undefined ? { configError: this.#configError } : {}),
+      ...(this.#s.lorawan !== undefined ? { lorawan: this.#s.lorawan.snapshot() } : {}),
     };
   }
 

@@ -40,6 +40,8 @@ import { DeviceSimulator } from './device-simulator.js';
 import { startDynamoDbServer, type DynamoDbServer } from './dynamodb-server.js';
 import { httpApiRoutes, matchRoute, withRoute } from './http-api-routes.js';
 import { invokeLocally, type LocalFunction } from './lambda-invocation.js';
+import { LorawanDashboardSource } from './lorawan-dashboard.js';
+import { startLorawanDemo, type LorawanDemo } from './lorawan-demo.js';
 import { ScheduleTimer } from './schedule-timer.js';
 import { loadServerlessTemplate, isObject, type ServerlessTemplate, type TemplateValue } from './serverless-template.js';
 import { SqsEventSource, type BatchReport, type SqsBatchHandler } from './sqs-event-source.js';
@@ -56,10 +58,12 @@ export interface StackPorts {
   admin: number;
   sqs: number;
   dynamodb: number;
+  /** The stand-in for the LoRaWAN network servers' downlink APIs. */
+  networkServer: number;
 }
 
 /** Fixed, so the banner and a user's curl line stay the same from one run to the next. */
-export const DEFAULT_PORTS: Readonly<StackPorts> = { http: 3000, dashboard: 3001, mqtt: 8883, admin: 8080, sqs: 9324, dynamodb: 8000 };
+export const DEFAULT_PORTS: Readonly<StackPorts> = { http: 3000, dashboard: 3001, mqtt: 8883, admin: 8080, sqs: 9324, dynamodb: 8000, networkServer: 3002 };
 
 export interface StackOptions {
   /** Where serverless.yml is; default the project root. */
@@ -97,6 +101,7 @@ export interface StackUrls {
   admin: string;
   sqs: string;
   dynamodb: string;
+  networkServer: string;
 }
 
 export interface Stack {
@@ -115,6 +120,8 @@ export interface Stack {
   deadLetterQueue: LocalQueue;
   configTable: string;
   registry: { project: string; location: string; registry: string; gatewayIds: string[] };
+  /** The LoRaWAN integrations, their demo devices, and the network-server stand-in (lorawan-demo.ts). */
+  lorawan: LorawanDemo;
   /** The device key of a device (`Authorization: Device-Key <key>`). */
   deviceKey(deviceId: string): string;
   /** Runs the scheduled functions (the config poller) now, and waits for them. */
@@ -134,6 +141,7 @@ const SECRET_FILES = {
   GATEWAY_KEY_SECRET: 'GATEWAY_KEY_FILE',
   DEVICE_KEYS_SECRET: 'DEVICE_KEYS_FILE',
   DEVICE_KEY_MASTER_SECRET: 'DEVICE_KEY_MASTER_FILE',
+  LORAWAN_SECRETS_SECRET: 'LORAWAN_SECRETS_FILE',
 } as const;
 
 type AnyHandler = (event: unknown, context: Context) => Promise<unknown>;
@@ -147,7 +155,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dataDir = options.dataDir ?? join(root, '.local');
   const stage = options.stage ?? 'local';
   const log = options.log ?? (() => {});
-  const ports: StackPorts = options.ports === 'free' ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0 } : { ...DEFAULT_PORTS, ...options.ports };
+  const ports: StackPorts =
+    options.ports === 'free' ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0, networkServer: 0 } : { ...DEFAULT_PORTS, ...options.ports };
   const template = loadServerlessTemplate(join(root, 'serverless.yml'), { stage, region: REGION, ...(options.params ? { params: options.params } : {}) });
 
   const closers: { what: string; close: () => Promise<void> }[] = [];
@@ -197,6 +206,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     closers.push({ what: 'the bridge emulator', close: () => emulator.close() });
     const serviceAccountFile = join(dataDir, 'clearblade-service-account.json');
     await writeServiceAccountFile(serviceAccountFile, emulator.serviceAccount());
+    const lorawan = await startLorawanDemo({ dataDir, emulator, registryId: registry.registry, gatewayIds, port: ports.networkServer, host: HOST });
+    closers.push({ what: 'the network-server stand-in', close: () => lorawan.close() });
 
     // AWS stand-ins
     const queueIds = resourcesOfType(template, 'AWS::SQS::Queue');
@@ -224,6 +235,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         emulator,
         gatewayKeyFile: demo.keyFiles[DEMO.gateway]!.privateKey,
         credentials,
+        lorawan: lorawan.env,
       }),
       // The handlers log JSON lines for CloudWatch; in a terminal, the stack's own one line per batch reads better.
       // Simulated devices are refused on purpose, so their refusals are not worth a warning each.
@@ -342,6 +354,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       sqs: sqs.client,
       queues: { relay: { name: relay.queue.spec.name, url: relay.queue.url }, deadLetter: { name: deadLetterQueue.spec.name, url: deadLetterQueue.url } },
       configs: new ConfigStore({ tableName: configTable, client: dynamodb.client }),
+      lorawan: new LorawanDashboardSource({
+        standIn: lorawan.standIn,
+        store: new ConfigStore({ tableName: configTable, client: dynamodb.client }),
+        devices: Object.values(lorawan.devices),
+      }),
     });
     const dashboardFeed = feed;
     closers.push({ what: 'the dashboard feed', close: () => dashboardFeed.stop() });
@@ -384,6 +401,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       admin: emulator.adminUrl === undefined ? 0 : Number(new URL(emulator.adminUrl).port),
       sqs: sqs.port,
       dynamodb: dynamodb.port,
+      networkServer: lorawan.standIn.port,
     };
     const urls: StackUrls = {
       ingest: api.url,
@@ -392,6 +410,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       admin: emulator.adminUrl ?? '',
       sqs: sqs.endpoint,
       dynamodb: dynamodb.endpoint,
+      networkServer: lorawan.standIn.url,
     };
     const caFile = emulator.caFile ?? '';
     const scheduled = template.functionNames().filter((n) => template.functionEvents(n, 'schedule').length > 0);
@@ -408,6 +427,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       deadLetterQueue,
       configTable,
       registry,
+      lorawan,
       deviceKey: (id) => credentials.deviceKey(id),
       runSchedules: async () => {
         await Promise.all(timers.map((t) => t.fireNow()));
@@ -433,6 +453,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
           gatewayId: DEMO.gateway,
           gatewayKeyFile: shortPath(demo.keyFiles[DEMO.gateway]!.privateKey),
           devices: DEMO.devices,
+          lorawan: { secretsFile: shortPath(lorawan.secretsFile), devices: lorawan.devices },
         }),
       close,
     };
@@ -497,6 +518,8 @@ interface LocalSubstitutes {
   emulator: Emulator;
   gatewayKeyFile: string;
   credentials: DeviceCredentials;
+  /** The LoRaWAN function's integrations and secret file, in place of the deployment's. */
+  lorawan: LorawanDemo['env'];
 }
 
 /**
@@ -508,6 +531,7 @@ function functionsEnvironment(template: ServerlessTemplate, refs: LocalReference
     GATEWAY_KEY_FILE: local.gatewayKeyFile,
     DEVICE_KEYS_FILE: local.credentials.publicKeysFile,
     DEVICE_KEY_MASTER_FILE: local.credentials.masterFile,
+    LORAWAN_SECRETS_FILE: local.lorawan.LORAWAN_SECRETS_FILE,
   };
   const merged: Record<string, string | undefined> = {};
   const owner: Record<string, string> = {};
@@ -520,6 +544,8 @@ function functionsEnvironment(template: ServerlessTemplate, refs: LocalReference
         env[fileVar] = files[fileVar];
       }
     }
+    // The integrations' downlinks go to the network-server stand-in, whose port is known only now.
+    if ('LORAWAN_INTEGRATIONS' in env) env.LORAWAN_INTEGRATIONS = local.lorawan.LORAWAN_INTEGRATIONS;
     // Lambda's runtime flags; this process has its own.
     env.NODE_OPTIONS = undefined;
     Object.assign(env, {
@@ -619,6 +645,7 @@ interface BannerFacts {
   gatewayId: string;
   gatewayKeyFile: string;
   devices: readonly string[];
+  lorawan: { secretsFile: string; devices: LorawanDemo['devices'] };
 }
 
 export function readyBanner(f: BannerFacts): string {
@@ -640,6 +667,7 @@ export function readyBanner(f: BannerFacts): string {
     row('bridge admin API', f.urls.admin, `ClearBlade service account: ${f.serviceAccountFile}`),
     row('SQS', f.urls.sqs, `${f.relayQueue}, ${f.deadLetterQueue}`),
     row('DynamoDB', f.urls.dynamodb, f.configTable),
+    row('network servers', f.urls.networkServer, 'stand-in for The Things Stack and ChirpStack downlink APIs (GET /downlinks)'),
     '',
     `  registry ${f.registryName}`,
     `  gateway ${f.gatewayId} (key ${f.gatewayKeyFile}); devices ${f.devices.join(', ')} bound to it`,
@@ -653,6 +681,11 @@ export function readyBanner(f: BannerFacts): string {
     `  curl -i -X POST ${f.urls.ingest}/devices/${f.deviceId}/events \\`,
     `       -H 'Authorization: Device-Key ${f.deviceKey}' \\`,
     `       -H 'Content-Type: application/json' --data '{"temperature": 21.5}'`,
+    '',
+    `LoRaWAN: ${f.lorawan.devices.tts} behind The Things Stack, ${f.lorawan.devices.chirpstack} behind ChirpStack (docs/lorawan.md):`,
+    '',
+    `  npx iotcore-relay send --lorawan ttn --url ${f.urls.ingest} --secrets-file ${f.lorawan.secretsFile}`,
+    `  npx iotcore-relay send --lorawan chirpstack --url ${f.urls.ingest} --secrets-file ${f.lorawan.secretsFile}`,
     '',
     'Ctrl-C stops everything.',
     '',

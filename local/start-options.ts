@@ -36,6 +36,7 @@ options:
   --admin-port <p>            bridge emulator, admin REST API (default 8080)
   --sqs-port <p>              SQS stand-in (default 9324)
   --dynamodb-port <p>         DynamoDB stand-in (default 8000)
+  --network-server-port <p>   stand-in for the LoRaWAN network servers' downlink APIs (default 3002)
   --free-ports                pick free ports for everything (ports given above still apply)
   --param <name=value>        a serverless.yml parameter, as the framework's --param (repeatable), e.g.
                               --param pollDeviceIds=pump-0001,pump-0002
@@ -53,6 +54,7 @@ const PORT_FLAGS: Record<string, keyof StackPorts> = {
   'admin-port': 'admin',
   'sqs-port': 'sqs',
   'dynamodb-port': 'dynamodb',
+  'network-server-port': 'networkServer',
 };
 const LOG_LEVELS = ['DEBUG', 'INFO', 'WARN', 'ERROR', 'SILENT', 'CRITICAL'];
 
@@ -99,7 +101,7 @@ export function parseStartArgs(argv: readonly string[]): StartCommand | { help: 
   if (interval !== undefined) options.simulateIntervalMs = interval as number;
   if (every !== undefined) options.scheduleEverySeconds = every as number;
 
-  const ports: Partial<StackPorts> = values['free-ports'] === true ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0 } : {};
+  const ports: Partial<StackPorts> = values['free-ports'] === true ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0, networkServer: 0 } : {};
   for (const [flag, key] of Object.entries(PORT_FLAGS)) {
     const port = whole(flag, 0, 65535);
     if (typeof port === 'object') return port;

@@ -8,6 +8,9 @@
  * per change, whatever the number of writers and retries: every change is a conditional write on the version it
  * replaces, and the same bytes seen again never count as a change.
  *
+ * For devices behind a LoRaWAN network server it also keeps which config version a network server accepted as a
+ * downlink, and which was not sent and why (lib/lorawan/config-downlink.ts).
+ *
  * Nothing here touches MQTT: the config and ingest handlers import this module and stay small.
  *
  * @example
@@ -58,6 +61,29 @@ export interface ConfigReader {
   getConfig(deviceId: string): Promise<StoredConfig | undefined>;
 }
 
+/**
+ * A device's stored config next to what became of it as a LoRaWAN downlink: the version a network server accepted
+ * last, and the last version that was not sent and why.
+ */
+export interface DownlinkState {
+  config?: StoredConfig;
+  delivered?: { version: number; at: string; via: string };
+  refused?: { version: number; reason: string; at: string };
+}
+
+/** What the LoRaWAN config downlinks need of the store (lib/lorawan/config-downlink.ts). */
+export interface DownlinkStore {
+  getDownlinkState(deviceId: string): Promise<DownlinkState>;
+  /**
+   * Records that a network server accepted `version` as a downlink. Never moves the mark back to an older version
+   * (two uplinks may deliver two versions and finish out of order), and never creates an item: false when nothing
+   * was written for either reason.
+   */
+  markDownlinkDelivered(deviceId: string, version: number, at: Date, via: string): Promise<boolean>;
+  /** Records that `version` was not sent, with the reason. Writes nothing when the device has no item. */
+  noteDownlinkRefused(deviceId: string, version: number, reason: string, at: Date): Promise<void>;
+}
+
 export interface ConfigStoreOptions {
   tableName: string;
   /** Defaults to a client built from the environment (`AWS_REGION`, `AWS_ENDPOINT_URL_DYNAMODB`, credentials). */
@@ -79,7 +105,7 @@ const NOTE_CONCURRENCY = 10;
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-export class ConfigStore implements ConfigWriter, ConfigReader {
+export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   readonly tableName: string;
   private readonly doc: DynamoDBDocumentClient;
   private readonly retentionSeconds: number;
@@ -185,9 +211,75 @@ export class ConfigStore implements ConfigWriter, ConfigReader {
 
   /** The latest configs of many devices; devices without one are absent from the map. */
   async getConfigs(deviceIds: readonly string[]): Promise<Map<string, StoredConfig>> {
+    const found = new Map<string, StoredConfig>();
+    for (const item of await this.batchGet(deviceIds, CONFIG_PROJECTION)) {
+      const config = toStoredConfig(item);
+      if (config !== undefined) found.set(config.deviceId, config);
+    }
+    return found;
+  }
+
+  /** A device's config and its downlink marks, in one read. */
+  async getDownlinkState(deviceId: string): Promise<DownlinkState> {
+    assertDeviceId(deviceId);
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { [ATTR.deviceId]: deviceId }, ProjectionExpression: DOWNLINK_PROJECTION }),
+    );
+    return out.Item === undefined ? {} : toDownlinkState(out.Item);
+  }
+
+  /** The downlink states of many devices (the local dashboard); devices without an item are absent. */
+  async getDownlinkStates(deviceIds: readonly string[]): Promise<Map<string, DownlinkState>> {
+    const found = new Map<string, DownlinkState>();
+    for (const item of await this.batchGet(deviceIds, DOWNLINK_PROJECTION)) {
+      const id = item[ATTR.deviceId];
+      if (typeof id === 'string') found.set(id, toDownlinkState(item));
+    }
+    return found;
+  }
+
+  async markDownlinkDelivered(deviceId: string, version: number, at: Date, via: string): Promise<boolean> {
+    assertDeviceId(deviceId);
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [ATTR.deviceId]: deviceId },
+          UpdateExpression: `SET ${ATTR.downlinkVersion} = :v, ${ATTR.downlinkAt} = :at, ${ATTR.downlinkVia} = :via`,
+          // An item that expired is not brought back without its TTL attribute (it would never expire again).
+          ConditionExpression: `attribute_exists(${ATTR.deviceId}) AND (attribute_not_exists(${ATTR.downlinkVersion}) OR ${ATTR.downlinkVersion} < :v)`,
+          ExpressionAttributeValues: { ':v': version, ':at': isoTime(at, 'at'), ':via': via },
+        }),
+      );
+      return true;
+    } catch (e) {
+      if (e instanceof ConditionalCheckFailedException) return false;
+      throw e;
+    }
+  }
+
+  async noteDownlinkRefused(deviceId: string, version: number, reason: string, at: Date): Promise<void> {
+    assertDeviceId(deviceId);
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { [ATTR.deviceId]: deviceId },
+          UpdateExpression: `SET ${ATTR.downlinkRefusedVersion} = :v, ${ATTR.downlinkRefusedReason} = :reason, ${ATTR.downlinkRefusedAt} = :at`,
+          ConditionExpression: `attribute_exists(${ATTR.deviceId})`,
+          ExpressionAttributeValues: { ':v': version, ':reason': reason, ':at': isoTime(at, 'at') },
+        }),
+      );
+    } catch (e) {
+      if (!(e instanceof ConditionalCheckFailedException)) throw e;
+    }
+  }
+
+  /** BatchGetItem over any number of devices, with DynamoDB's unprocessed keys asked again. */
+  private async batchGet(deviceIds: readonly string[], projection: string): Promise<Record<string, unknown>[]> {
     const ids = [...new Set(deviceIds)];
     ids.forEach((id, i) => assertDeviceId(id, `deviceIds[${i}]`));
-    const found = new Map<string, StoredConfig>();
+    const items: Record<string, unknown>[] = [];
     for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) {
       let keys: Record<string, unknown>[] = ids.slice(i, i + BATCH_GET_LIMIT).map((id) => ({ [ATTR.deviceId]: id }));
       // DynamoDB may answer part of a batch and return the rest as UnprocessedKeys (throughput or 16 MB response
@@ -196,17 +288,14 @@ export class ConfigStore implements ConfigWriter, ConfigReader {
         if (round > 0) await sleep(Math.min(1000, 25 * 2 ** round));
         const out = await this.doc.send(
           new BatchGetCommand({
-            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: CONFIG_PROJECTION } },
+            RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: projection } },
           }),
         );
-        for (const item of out.Responses?.[this.tableName] ?? []) {
-          const config = toStoredConfig(item);
-          if (config !== undefined) found.set(config.deviceId, config);
-        }
+        items.push(...(out.Responses?.[this.tableName] ?? []));
         keys = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
       }
     }
-    return found;
+    return items;
   }
 
   /**
@@ -286,6 +375,29 @@ export class ConfigStore implements ConfigWriter, ConfigReader {
 }
 
 const CONFIG_PROJECTION = [ATTR.deviceId, ATTR.version, ATTR.bytes, ATTR.sha256, ATTR.receivedAt, ATTR.bridgeVersion].join(', ');
+const DOWNLINK_PROJECTION = [
+  CONFIG_PROJECTION,
+  ATTR.downlinkVersion,
+  ATTR.downlinkAt,
+  ATTR.downlinkVia,
+  ATTR.downlinkRefusedVersion,
+  ATTR.downlinkRefusedReason,
+  ATTR.downlinkRefusedAt,
+].join(', ');
+
+function toDownlinkState(item: Record<string, unknown>): DownlinkState {
+  const state: DownlinkState = {};
+  const config = toStoredConfig(item);
+  if (config !== undefined) state.config = config;
+  const { downlinkVersion, downlinkAt, downlinkVia, downlinkRefusedVersion, downlinkRefusedReason, downlinkRefusedAt } = item;
+  if (typeof downlinkVersion === 'number' && typeof downlinkAt === 'string') {
+    state.delivered = { version: downlinkVersion, at: downlinkAt, via: typeof downlinkVia === 'string' ? downlinkVia : '' };
+  }
+  if (typeof downlinkRefusedVersion === 'number' && typeof downlinkRefusedReason === 'string' && typeof downlinkRefusedAt === 'string') {
+    state.refused = { version: downlinkRefusedVersion, reason: downlinkRefusedReason, at: downlinkRefusedAt };
+  }
+  return state;
+}
 
 /** An item that only has `lastRelayedAt` holds no config yet: undefined. */
 function toStoredConfig(item: Record<string, unknown>): StoredConfig | undefined {

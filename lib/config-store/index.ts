@@ -13,6 +13,8 @@ export {
   type ConfigReader,
   type ConfigStoreOptions,
   type ConfigWriter,
+  type DownlinkState,
+  type DownlinkStore,
   type PutConfigOptions,
   type PutConfigResult,
   type StoredConfig,

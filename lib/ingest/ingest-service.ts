@@ -19,14 +19,13 @@ import { parseHeldConfigVersion } from '../config-store/config-delivery.js';
 import { RelayError } from '../errors.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import type { RegistryPath } from '../iotcore/topics.js';
-import { gatewayFor } from '../gateway-pool.js';
-import { encodeTelemetryMessage } from '../queue/message.js';
 import type { AuthScheme } from '../auth/authorization-header.js';
 import type { AuthenticatedDevice } from '../auth/device-authenticator.js';
 import type { QueueOutcome, QueueRecord, RelayQueue } from '../sqs-send/relay-queue-sender.js';
 import { assertMessageId, deviceDeduplicationId, requestDeduplicationId } from './deduplication.js';
 import { errorEnvelope, errorEnvelopeFor, type ApiErrorBody, type ErrorEnvelope } from './error-envelope.js';
 import { batchItemsFrom, readingFromPublishEvent, readingFromRaw, readingFromSetState, type BatchItem, type Reading } from './readings.js';
+import { telemetryRecord } from './queue-record.js';
 import { matchRoute, type IngestRoute } from './routes.js';
 
 export interface IngestRequest {
@@ -174,21 +173,18 @@ export class IngestService {
   }
 
   private record(device: AuthenticatedDevice, reading: Reading, requestId: string, index?: number): QueueRecord {
-    const body = encodeTelemetryMessage({
+    const message = {
       type: reading.type,
       deviceId: device.deviceId,
       payload: reading.payload,
       ...(reading.subfolder !== undefined ? { subfolder: reading.subfolder } : {}),
       ...(device.method === 'jwt' ? { deviceToken: device.token } : {}),
-    });
-    return {
-      body,
-      groupId: gatewayFor(device.deviceId, this.options.gatewayIds),
-      deduplicationId:
-        reading.messageId !== undefined
-          ? deviceDeduplicationId(device.deviceId, reading.type, reading.messageId)
-          : requestDeduplicationId(requestId, index),
     };
+    const deduplicationId =
+      reading.messageId !== undefined
+        ? deviceDeduplicationId(device.deviceId, reading.type, reading.messageId)
+        : requestDeduplicationId(requestId, index);
+    return telemetryRecord(message, this.options.gatewayIds, deduplicationId);
   }
 
   /** The 202 answer, with the device's newest config when it said which version it holds and holds another. */

@@ -195,6 +195,42 @@ function renderHttp(s) {
   );
 }
 
+function renderLorawan(s) {
+  const section = $('lorawan');
+  if (!s.lorawan) {
+    section.hidden = true;
+    return;
+  }
+  section.hidden = false;
+  $('lorawan-total').textContent = `${s.lorawan.downlinks.length} recorded at the network-server stand-in`;
+  fill(
+    'lorawan-devices',
+    s.lorawan.devices.map((d) =>
+      row([
+        td(d.deviceId, 'mono'),
+        td(d.storeConfigVersion === undefined ? 'not polled yet' : `v${d.storeConfigVersion}`, d.storeConfigVersion === undefined ? 'muted' : ''),
+        td(d.delivered ? `v${d.delivered.version} via ${d.delivered.via}, ${ago(d.delivered.at, s.now)}` : 'none yet', d.delivered ? 'ok' : 'muted'),
+        td(d.refused ? `v${d.refused.version}: ${d.refused.reason}` : '–', d.refused ? 'bad' : 'muted'),
+      ]),
+    ),
+    'no LoRaWAN device',
+  );
+  fill(
+    'lorawan-downlinks',
+    s.lorawan.downlinks.map((d) =>
+      row([
+        td(clock(d.at), 'mono'),
+        td(d.networkServer === 'tts' ? 'The Things Stack' : 'ChirpStack'),
+        td(d.deviceId || d.devEui, 'mono'),
+        td(d.operation),
+        td(d.fPort),
+        td(d.data, 'mono payload'),
+      ]),
+    ),
+    'no downlink yet: change a device config, poll, then post an uplink',
+  );
+}
+
 function render(s) {
   renderQueues(s.queues);
   renderGateways(s);
@@ -203,6 +239,7 @@ function render(s) {
   renderErrors(s);
   renderBatches(s);
   renderHttp(s);
+  renderLorawan(s);
   $('uptime').textContent = `up ${ago(s.startedAt, s.now).replace(' ago', '')}`;
   firstRender = false;
 }

@@ -32,7 +32,7 @@ interface Template {
   Conditions?: Record<string, Json>;
 }
 
-const FUNCTIONS = ['relay', 'ingest', 'config', 'poll'] as const;
+const FUNCTIONS = ['relay', 'ingest', 'config', 'poll', 'lorawan'] as const;
 type FunctionName = (typeof FUNCTIONS)[number];
 const logicalId = (fn: FunctionName): string => `${fn[0]!.toUpperCase()}${fn.slice(1)}LambdaFunction`;
 
@@ -40,7 +40,7 @@ const logicalId = (fn: FunctionName): string => `${fn[0]!.toUpperCase()}${fn.sli
  * Ceilings on each bundle (the `.mjs` Node parses at every cold start; its chunks, read on demand, not counted),
  * about 15 to 20 % above the sizes measured when they were set; docs/deploy.md has the measurements and the reasoning.
  */
-const BUNDLE_BUDGET_KIB: Record<FunctionName, number> = { relay: 570, ingest: 620, config: 570, poll: 560 };
+const BUNDLE_BUDGET_KIB: Record<FunctionName, number> = { relay: 570, ingest: 620, config: 570, poll: 560, lorawan: 620 };
 
 /** Modules that must never reach the HTTP handlers: the MQTT client and anything of the emulator. */
 const MQTT_OR_EMULATOR = /(^|\/)node_modules\/(mqtt|mqtt-packet|aedes|aedes-[^/]+)\/|(^|\/)emulator\//;
@@ -104,15 +104,23 @@ describe('serverless package', () => {
       );
       expect(Object.keys(env('config'))).toEqual(expect.arrayContaining(['IOTCORE_PROJECT', 'CONFIG_TABLE', 'DEVICE_KEYS_SECRET', 'DEVICE_KEY_MASTER_SECRET']));
       expect(Object.keys(env('poll'))).toEqual(expect.arrayContaining(['IOTCORE_GATEWAY_IDS', 'RELAY_QUEUE_URL', 'CONFIG_TABLE']));
-      for (const name of ['ingest', 'config', 'poll'] as const) expect(env(name), name).not.toHaveProperty('GATEWAY_KEY_SECRET');
-      for (const name of ['relay', 'poll'] as const) {
+      expect(Object.keys(env('lorawan'))).toEqual(
+        expect.arrayContaining(['IOTCORE_GATEWAY_IDS', 'RELAY_QUEUE_URL', 'CONFIG_TABLE', 'LORAWAN_INTEGRATIONS', 'LORAWAN_SECRETS_SECRET']),
+      );
+      for (const name of ['ingest', 'config', 'poll', 'lorawan'] as const) expect(env(name), name).not.toHaveProperty('GATEWAY_KEY_SECRET');
+      for (const name of ['relay', 'poll', 'lorawan'] as const) {
         expect(env(name), name).not.toHaveProperty('DEVICE_KEYS_SECRET');
         expect(env(name), name).not.toHaveProperty('DEVICE_KEY_MASTER_SECRET');
       }
+      // Network-server API keys are for the LoRaWAN function alone.
+      for (const name of ['relay', 'ingest', 'config', 'poll'] as const) expect(env(name), name).not.toHaveProperty('LORAWAN_SECRETS_SECRET');
+      // The secret's name, and an empty list of integrations until a deployment names its own.
+      expect(env('lorawan').LORAWAN_SECRETS_SECRET).toBe(`iotcore-relay/${STAGE}/lorawan`);
+      expect(env('lorawan').LORAWAN_INTEGRATIONS).toBe('[]');
       // The queue URLs come from the stack itself, and the table name is the table's.
       expect(env('relay').RELAY_DEAD_LETTER_QUEUE_URL).toEqual({ Ref: 'RelayDeadLetterQueue' });
-      for (const name of ['relay', 'ingest', 'poll'] as const) expect(env(name).RELAY_QUEUE_URL, name).toEqual({ Ref: 'RelayQueue' });
-      for (const name of ['relay', 'ingest', 'config', 'poll'] as const) {
+      for (const name of ['relay', 'ingest', 'poll', 'lorawan'] as const) expect(env(name).RELAY_QUEUE_URL, name).toEqual({ Ref: 'RelayQueue' });
+      for (const name of ['relay', 'ingest', 'config', 'poll', 'lorawan'] as const) {
         expect(env(name).CONFIG_TABLE, name).toBe(resource('ConfigTable').Properties.TableName);
       }
     });
@@ -245,6 +253,15 @@ describe('serverless package', () => {
         'secretsmanager:GetSecretValue': [secret('device-key-master'), secret('device-keys')],
         'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
       });
+      expect(grants(template, 'LorawanRole')).toEqual({
+        'logs:CreateLogStream': ['LorawanLogGroup'],
+        'logs:PutLogEvents': ['LorawanLogGroup'],
+        'sqs:SendMessage': ['RelayQueue'],
+        'dynamodb:GetItem': ['ConfigTable'],
+        'dynamodb:UpdateItem': ['ConfigTable'],
+        'secretsmanager:GetSecretValue': [secret('lorawan')],
+        'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
+      });
       expect(grants(template, 'PollRole')).toEqual({
         'logs:CreateLogStream': ['PollLogGroup'],
         'logs:PutLogEvents': ['PollLogGroup'],
@@ -258,8 +275,9 @@ describe('serverless package', () => {
     const routes = (): Map<string, string> => {
       const byKey = new Map<string, string>();
       for (const [, route] of ofType('AWS::ApiGatewayV2::Route')) {
-        const target = route.Properties.Target as { 'Fn::Join': [string, Json[]] };
-        byKey.set(route.Properties.RouteKey as string, JSON.stringify(target).includes('HttpApiIntegrationIngest') ? 'ingest' : 'config');
+        const target = JSON.stringify(route.Properties.Target);
+        const fn = FUNCTIONS.find((name) => target.includes(`HttpApiIntegration${name[0]!.toUpperCase()}${name.slice(1)}`));
+        byKey.set(route.Properties.RouteKey as string, fn ?? target);
       }
       return byKey;
     };
@@ -306,6 +324,27 @@ describe('serverless package', () => {
         // The route is served: the answer is about the device's config, not about an unknown path.
         expect(answer.statusCode, key).toBe(404);
         expect(String(answer.body), key).toMatch(/no configuration of device pump-0001/);
+      }
+    });
+
+    it('routes the LoRaWAN webhooks to the lorawan function, each one a path lib/lorawan serves', async () => {
+      const lorawan = [...routes()].filter(([, target]) => target === 'lorawan').map(([key]) => key);
+      expect(lorawan.sort()).toEqual(['POST /lorawan/{integration}', 'POST /lorawan/{integration}/{path+}']);
+      const { LorawanService } = await import('../../lib/lorawan/index.js');
+      // No integration configured: a served path is answered about the integration, not as an unknown route.
+      const service = new LorawanService({ integrations: new Map(), gatewayIds: ['gw-1'], queue: { send: async () => [] } });
+      for (const key of lorawan) {
+        const [method, path] = key.split(' ') as [string, string];
+        const answer = await service.handle({
+          method,
+          path: path.replace('{integration}', 'farm-ttn').replace('{path+}', 'uplink'),
+          headers: {},
+          body: Buffer.from('{}'),
+          requestId: 'r',
+          query: {},
+        });
+        expect(answer.statusCode, key).toBe(404);
+        expect((answer.body as { error: { message: string } }).error.message, key).toMatch(/no LoRaWAN integration named "farm-ttn"/);
       }
     });
 
@@ -412,7 +451,7 @@ describe('serverless package', () => {
     });
 
     it('keep mqtt and the emulator out of the HTTP handlers', () => {
-      for (const name of ['ingest', 'config'] as const) {
+      for (const name of ['ingest', 'config', 'lorawan'] as const) {
         const offending = sources(name).filter((s) => MQTT_OR_EMULATOR.test(s));
         expect(offending, name).toEqual([]);
       }

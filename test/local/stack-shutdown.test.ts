@@ -82,7 +82,7 @@ describe('npm start', () => {
     expect(stdout).toContain('stopped');
     expect(stderr).not.toContain('still running');
     expect(await streamEnded).toBe('ended');
-    expect(Object.keys(ready.ports).sort()).toEqual(['admin', 'dashboard', 'dynamodb', 'http', 'mqtt', 'sqs']);
+    expect(Object.keys(ready.ports).sort()).toEqual(['admin', 'dashboard', 'dynamodb', 'http', 'mqtt', 'networkServer', 'sqs']);
     for (const [name, port] of Object.entries(ready.ports)) expect({ name, free: await canListen(port) }).toEqual({ name, free: true });
   });
 });

@@ -13,7 +13,7 @@ describe('parseStartArgs', () => {
         simulate: 5,
         simulateIntervalMs: 500,
         scheduleEverySeconds: 0,
-        ports: { http: 3100, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0 },
+        ports: { http: 3100, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0, networkServer: 0 },
         params: { pollDeviceIds: 'a,b', x: 'y=z' },
         handlerLogLevel: 'INFO',
       },
