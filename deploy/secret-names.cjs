@@ -16,5 +16,8 @@ function gatewayKeySecretPattern(name) {
 }
 
 module.exports.gatewayKeySecretPattern = gatewayKeySecretPattern;
-module.exports.gatewayKeySecretGrant = async ({ resolveVariable }) =>
-  gatewayKeySecretPattern(await resolveVariable('param:gatewayKeySecret'));
+/** A reader without the framework's resolver (the local stack's, which makes no IAM grants) gets ''. */
+module.exports.gatewayKeySecretGrant = ({ resolveVariable } = {}) => {
+  if (typeof resolveVariable !== 'function') return '';
+  return Promise.resolve(resolveVariable('param:gatewayKeySecret')).then(gatewayKeySecretPattern);
+};

@@ -142,6 +142,9 @@ describe('the local stack', () => {
     const list = await fetch(`${creds.url}/api/v/4/webhook/execute/${creds.systemKey}/cloudiot_devices?gatewayListOptions.associationsGatewayId=gw-1`, {
       headers: { 'ClearBlade-UserToken': creds.serviceAccountToken },
     });
-    expect(((await list.json()) as { devices: { id: string }[] }).devices.map((d) => d.id)).toEqual(['pump-0001', 'pump-0002', 'pump-0003']);
+    // The demo devices, and the two LoRaWAN demo devices, are bound to the one demo gateway.
+    expect(((await list.json()) as { devices: { id: string }[] }).devices.map((d) => d.id).sort()).toEqual(
+      ['lora-0004a30b001c0531', 'pump-0001', 'pump-0002', 'pump-0003', 'soil-probe-01'],
+    );
   });
 });
