@@ -16,6 +16,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { deviceAuthenticatorFromEnv, type DeviceAuthenticator } from '../lib/auth/index.js';
 import {
+  configStoreFromEnv,
   decideByLocalVersion,
   etagOf,
   ifNoneMatchMatches,
@@ -27,6 +28,7 @@ import {
 import { isRelayError } from '../lib/errors.js';
 import { assertDeviceId } from '../lib/iotcore/device-id.js';
 import { errorEnvelopeFor } from '../lib/ingest/error-envelope.js';
+import { SettingsCheck } from '../lib/settings-check.js';
 
 export type ConfigEvent = Pick<APIGatewayProxyEventV2, 'rawPath' | 'headers'> &
   Partial<Pick<APIGatewayProxyEventV2, 'queryStringParameters' | 'requestContext'>>;
@@ -71,12 +73,17 @@ export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigH
       // Parsed before authenticating so a malformed request costs no signature check, and before the store read.
       const localVersion = route.form === 'iotcore' ? parseLocalVersion(event.queryStringParameters?.local_version) : 0;
 
-      authenticator ??= deviceAuthenticatorFromEnv(env);
+      if (authenticator === undefined || store === undefined) {
+        // Both settled at once, so a misconfiguration is reported whole: one ERR_CONFIG naming every variable.
+        const check = new SettingsCheck();
+        authenticator ??= check.read(() => deviceAuthenticatorFromEnv(env));
+        store ??= check.read(() => (options.env === undefined ? sharedConfigStore() : configStoreFromEnv(env)));
+        check.throwIfAny();
+      }
       // Always the path's device: a token of another device is refused here (ERR_AUTH_FORBIDDEN).
-      await authenticator.authenticate(header(event, 'authorization'), route.deviceId);
+      await authenticator!.authenticate(header(event, 'authorization'), route.deviceId);
 
-      store ??= sharedConfigStore();
-      const config = await store.getConfig(route.deviceId);
+      const config = await store!.getConfig(route.deviceId);
       const result = route.form === 'iotcore' ? iotCoreAnswer(route.deviceId, config, localVersion) : rawAnswer(route.deviceId, config, header(event, 'if-none-match'));
       logger.info('config request', { deviceId, form: route.form, status: result.statusCode, version: config?.version });
       return result;

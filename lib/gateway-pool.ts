@@ -8,12 +8,16 @@
  */
 import { createHash } from 'node:crypto';
 import { RelayError } from './errors.js';
-import { assertDeviceId } from './iotcore/device-id.js';
+import { deviceIdProblem } from './iotcore/device-id.js';
 
+/** `IOTCORE_GATEWAY_IDS`, read; a setting, so every problem with it is an ERR_CONFIG naming the variable. */
 export function parseGatewayIds(value: string | undefined): string[] {
   const ids = (value ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-  if (ids.length === 0) throw new RelayError('ERR_CONFIG', 'IOTCORE_GATEWAY_IDS must list at least one gateway ID');
-  ids.forEach((id, i) => assertDeviceId(id, `IOTCORE_GATEWAY_IDS[${i}]`));
+  if (ids.length === 0) throw new RelayError('ERR_CONFIG', 'IOTCORE_GATEWAY_IDS must list at least one gateway ID', { field: 'IOTCORE_GATEWAY_IDS' });
+  ids.forEach((id, i) => {
+    const problem = deviceIdProblem(id);
+    if (problem !== undefined) throw new RelayError('ERR_CONFIG', `IOTCORE_GATEWAY_IDS[${i}] ${problem}`, { field: 'IOTCORE_GATEWAY_IDS' });
+  });
   return ids;
 }
 
