@@ -50,6 +50,7 @@ const MINIMAL_RELAY_ENV = {
   IOTCORE_LOCATION: 'us-central1',
   IOTCORE_REGISTRY: 'demo-registry',
   IOTCORE_GATEWAY_IDS: 'gw-1',
+  IOTCORE_MQTT_HOST: 'bridge.example.com',
   GATEWAY_KEY_SECRET: 'any',
 };
 
