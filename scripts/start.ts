@@ -2,8 +2,15 @@
  * `npm start`: the whole relay on 127.0.0.1 (local/stack.ts), until Ctrl-C. `npm start -- --help` lists the
  * options; docs/local-stack.md describes what runs.
  *
- * Ctrl-C closes every server, timer and socket and lets the process end by itself. A second Ctrl-C (a little
- * later: npm and the TypeScript loader may pass the first one on once more) stops at once.
+ * Ctrl-C closes every server, timer and socket and lets the process end by itself; so do SIGTERM and SIGHUP. A
+ * second Ctrl-C (a little later: npm passes the first one on once more) stops at once.
+ *
+ * package.json runs this as `exec node --import tsx scripts/start.ts`: the shell npm starts a script with is
+ * replaced by this process, so a signal sent to npm (`npm start & kill -INT $!`), which npm forwards to its child
+ * only, reaches this process rather than a shell that would wait, or die and leave the stack running.
+ *
+ * @example
+ * npm start -- --free-ports --json   # one JSON line with the URLs, the ports and this process's pid
  */
 import { parseStartArgs, START_USAGE } from '../local/start-options.js';
 import { startStack, type Stack } from '../local/stack.js';
@@ -36,7 +43,7 @@ if ('help' in parsed) {
     const running = stack;
     process.stdout.write(
       parsed.json
-        ? `${JSON.stringify({ ...running.urls, caFile: running.caFile, ports: running.ports })}\n`
+        ? `${JSON.stringify({ ...running.urls, caFile: running.caFile, ports: running.ports, pid: process.pid })}\n`
         : running.banner(),
     );
     let stoppingSince: number | undefined;
@@ -64,5 +71,7 @@ if ('help' in parsed) {
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    // The terminal closing is a stop too.
+    process.on('SIGHUP', stop);
   }
 }
