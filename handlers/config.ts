@@ -7,12 +7,14 @@
  *   `If-None-Match` names the current ETag, for devices that count every byte.
  *
  * Devices authenticate as for ingestion (lib/auth: a device JWT or a device key) and read only their own config.
+ * Each answer that carries a config counts one `ConfigsDelivered` (CloudWatch EMF).
  * Errors use IoT Core's envelope `{"error": {"code", "message", "status"}}`.
  *
  * Environment: CONFIG_TABLE (lib/config-store), the device authentication variables (lib/auth), and
  * IOTCORE_PROJECT / IOTCORE_LOCATION / IOTCORE_REGISTRY, which the long form's path must name.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { deviceAuthenticatorFromEnv, type DeviceAuthenticator } from '../lib/auth/index.js';
 import {
@@ -42,6 +44,8 @@ export interface ConfigHandlerOptions {
   /** Defaults to one built from the environment on first use. */
   authenticator?: Pick<DeviceAuthenticator, 'authenticate' | 'schemes'>;
   logger?: Logger;
+  /** CloudWatch EMF metrics: `ConfigsDelivered` per answer that carries a config. */
+  metrics?: Metrics;
 }
 
 /**
@@ -59,6 +63,7 @@ type Route = { form: 'iotcore'; project: string; location: string; registry: str
 export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigHandler {
   const env = options.env ?? process.env;
   const logger = options.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
+  const metrics = options.metrics ?? new Metrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'IotCoreRelay', serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
   let authenticator = options.authenticator;
   let store = options.store;
 
@@ -86,6 +91,10 @@ export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigH
       const config = await store!.getConfig(route.deviceId);
       const result = route.form === 'iotcore' ? iotCoreAnswer(route.deviceId, config, localVersion) : rawAnswer(route.deviceId, config, header(event, 'if-none-match'));
       logger.info('config request', { deviceId, form: route.form, status: result.statusCode, version: config?.version });
+      if (result.statusCode === 200) {
+        metrics.addMetric('ConfigsDelivered', MetricUnit.Count, 1);
+        metrics.publishStoredMetrics();
+      }
       return result;
     } catch (e) {
       const { httpCode, body } = errorAnswer(e);

@@ -153,6 +153,10 @@ describe('relay handler', () => {
     expect(counts).toMatchObject({ RecordsReceived: 10, RecordsConfirmed: 7, RecordsDeadLettered: 3, RecordsFailedBack: 0, Sessions: 4 });
     expect(counts.PublishLatency).toBeDefined();
     expect(counts.AttachLatency).toBeDefined();
+    // One duration per session, each the session's own as its log line gives it.
+    const sessionLines = lines.filter((l) => l.message === 'gateway session' || l.message === 'gateway session ended early');
+    expect([counts.SessionDuration].flat().sort()).toEqual(sessionLines.map((l) => l.durationMs).sort());
+    expect(sessionLines).toHaveLength(4);
     expect(emf.some((l) => l.code === 'ERR_ATTACH_REJECTED' && l.RecordFailures === 1)).toBe(true);
     expect(emf.some((l) => l.errorType === 'GATEWAY_ATTACHMENT_ERROR' && l.GatewayErrors === 1)).toBe(true);
 
