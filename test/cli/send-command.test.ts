@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sendCommand } from '../../cli/send-command.js';
@@ -66,7 +67,11 @@ beforeAll(async () => {
     DEVICE_KEYS_FILE: join(dir, 'device-keys.json'),
     DEVICE_KEY_MASTER_FILE: masterFile,
   };
-  const handler = createIngestHandler({ service: ingestServiceFromEnv(env, { sqsClient: sqs.client }), logger: new Logger({ logLevel: 'SILENT' }) });
+  // The stand-in ingest's EMF documents would mix with the command's own stdout, which these tests read.
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+  const metrics = new Metrics({ namespace: 'SendCommandTest', serviceName: 'iotcore-relay' });
+  vi.unstubAllEnvs();
+  const handler = createIngestHandler({ service: ingestServiceFromEnv(env, { sqsClient: sqs.client }), logger: new Logger({ logLevel: 'SILENT' }), metrics });
   api = await serveHttpApi([{ method: 'POST', path: /^\/(v1|devices)\//, handler }]);
 });
 afterAll(async () => {
