@@ -10,6 +10,13 @@
  * that list at `initialize`, before any command (package, deploy, invoke local, ...) does its work.
  *
  * CommonJS (.cjs) because the framework loads plugins with require().
+ *
+ * @example
+ * // serverless.yml
+ * plugins: [./deploy/required-params.cjs]
+ * custom:
+ *   requiredParams:
+ *     project: ${param:project}   # params.default.project: ''
  */
 'use strict';
 
