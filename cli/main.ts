@@ -1,7 +1,13 @@
 /**
  * The `iotcore-relay` command line. Each subcommand lives in its own module and is loaded only when used, so
  * `iotcore-relay keys` does not pay for starting an MQTT broker.
+ *
+ * @example
+ * iotcore-relay --version     # iotcore-relay 0.1.0, from package.json (also -V)
+ * iotcore-relay send --help
  */
+import { createRequire } from 'node:module';
+
 type Command = (argv: string[]) => Promise<number>;
 
 const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }> = {
@@ -21,11 +27,23 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
 
 export function usage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);
-  return `usage: iotcore-relay <command> [options]\n\ncommands:\n${lines.join('\n')}\n\nRun 'iotcore-relay <command> --help' for a command's options.`;
+  return (
+    `usage: iotcore-relay <command> [options]\n       iotcore-relay --version\n\ncommands:\n${lines.join('\n')}\n\n` +
+    "Run 'iotcore-relay <command> --help' for a command's options."
+  );
+}
+
+/** The version in package.json, which is what a release is tagged and published with. */
+export function version(): string {
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 }
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`iotcore-relay ${version()}\n`);
+    return 0;
+  }
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
     return name === undefined ? 2 : 0;

@@ -121,10 +121,35 @@ async function send(values: Values): Promise<number> {
       process.stdout.write(`${answer.status} ${answer.body}\n`);
     } catch (e) {
       failures++;
+      const unreachable = unreachableReason(url, e);
+      if (unreachable !== undefined) {
+        // The next readings would meet the same closed door: say why once, and stop.
+        process.stderr.write(`iotcore-relay send: ${unreachable}\n`);
+        return 1;
+      }
       process.stdout.write(`error ${(e as Error).message}\n`);
     }
   }
   return failures === 0 ? 0 : 1;
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT']);
+const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|SELF_SIGNED_|DEPTH_ZERO_|HOSTNAME_)/;
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+/**
+ * What to tell the user when the ingest URL cannot be reached at all, naming the URL tried and what to check; undefined
+ * for any other failure. A local URL that refuses the connection is, nearly always, a local stack that is not running.
+ */
+export function unreachableReason(url: URL, error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string') return undefined;
+  if (TLS_CODE.test(code)) return `TLS with ${url.origin} failed (${code}) for ${url.href}: give the CA that signed its certificate with --ca-file, or check --url`;
+  if (!CONNECTION_CODES.has(code)) return undefined;
+  if (LOOPBACK.has(url.hostname) && code === 'ECONNREFUSED') {
+    return `nothing answers at ${url.href} (${code}): is \`npm start\` running? It serves the ingest on http://127.0.0.1:3000 unless told otherwise; --url names another`;
+  }
+  return `cannot reach ${url.href} (${code}): check --url`;
 }
 
 async function authorizationFor(deviceId: string, values: Values): Promise<string> {

@@ -7,15 +7,18 @@
  *   `If-None-Match` names the current ETag, for devices that count every byte.
  *
  * Devices authenticate as for ingestion (lib/auth: a device JWT or a device key) and read only their own config.
+ * Each answer that carries a config counts one `ConfigsDelivered` (CloudWatch EMF).
  * Errors use IoT Core's envelope `{"error": {"code", "message", "status"}}`.
  *
  * Environment: CONFIG_TABLE (lib/config-store), the device authentication variables (lib/auth), and
  * IOTCORE_PROJECT / IOTCORE_LOCATION / IOTCORE_REGISTRY, which the long form's path must name.
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { deviceAuthenticatorFromEnv, type DeviceAuthenticator } from '../lib/auth/index.js';
 import {
+  configStoreFromEnv,
   decideByLocalVersion,
   etagOf,
   ifNoneMatchMatches,
@@ -27,6 +30,7 @@ import {
 import { isRelayError } from '../lib/errors.js';
 import { assertDeviceId } from '../lib/iotcore/device-id.js';
 import { errorEnvelopeFor } from '../lib/ingest/error-envelope.js';
+import { SettingsCheck } from '../lib/settings-check.js';
 
 export type ConfigEvent = Pick<APIGatewayProxyEventV2, 'rawPath' | 'headers'> &
   Partial<Pick<APIGatewayProxyEventV2, 'queryStringParameters' | 'requestContext'>>;
@@ -40,6 +44,8 @@ export interface ConfigHandlerOptions {
   /** Defaults to one built from the environment on first use. */
   authenticator?: Pick<DeviceAuthenticator, 'authenticate' | 'schemes'>;
   logger?: Logger;
+  /** CloudWatch EMF metrics: `ConfigsDelivered` per answer that carries a config. */
+  metrics?: Metrics;
 }
 
 /**
@@ -57,6 +63,7 @@ type Route = { form: 'iotcore'; project: string; location: string; registry: str
 export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigHandler {
   const env = options.env ?? process.env;
   const logger = options.logger ?? new Logger({ serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
+  const metrics = options.metrics ?? new Metrics({ namespace: env.POWERTOOLS_METRICS_NAMESPACE ?? 'IotCoreRelay', serviceName: env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
   let authenticator = options.authenticator;
   let store = options.store;
 
@@ -71,14 +78,23 @@ export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigH
       // Parsed before authenticating so a malformed request costs no signature check, and before the store read.
       const localVersion = route.form === 'iotcore' ? parseLocalVersion(event.queryStringParameters?.local_version) : 0;
 
-      authenticator ??= deviceAuthenticatorFromEnv(env);
+      if (authenticator === undefined || store === undefined) {
+        // Both settled at once, so a misconfiguration is reported whole: one ERR_CONFIG naming every variable.
+        const check = new SettingsCheck();
+        authenticator ??= check.read(() => deviceAuthenticatorFromEnv(env));
+        store ??= check.read(() => (options.env === undefined ? sharedConfigStore() : configStoreFromEnv(env)));
+        check.throwIfAny();
+      }
       // Always the path's device: a token of another device is refused here (ERR_AUTH_FORBIDDEN).
-      await authenticator.authenticate(header(event, 'authorization'), route.deviceId);
+      await authenticator!.authenticate(header(event, 'authorization'), route.deviceId);
 
-      store ??= sharedConfigStore();
-      const config = await store.getConfig(route.deviceId);
+      const config = await store!.getConfig(route.deviceId);
       const result = route.form === 'iotcore' ? iotCoreAnswer(route.deviceId, config, localVersion) : rawAnswer(route.deviceId, config, header(event, 'if-none-match'));
       logger.info('config request', { deviceId, form: route.form, status: result.statusCode, version: config?.version });
+      if (result.statusCode === 200) {
+        metrics.addMetric('ConfigsDelivered', MetricUnit.Count, 1);
+        metrics.publishStoredMetrics();
+      }
       return result;
     } catch (e) {
       const { httpCode, body } = errorAnswer(e);

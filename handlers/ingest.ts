@@ -4,13 +4,15 @@
  *
  * One log line per request, with the outcome, the device and the config version put into the answer (a second,
  * WARN line when the config could not be looked up); never a header or a body, which carry device JWTs, device
- * keys and payloads.
+ * keys and payloads. One EMF count per answer by class (IngestAccepted, IngestRefused, IngestFailed), and
+ * ConfigsDelivered when the answer carries a config: the CloudWatch dashboard's ingest and config panels.
  *
  * @example
  * // serverless.yml: handler: handlers/ingest.handler
  * // tests: const handle = createIngestHandler({ service: new IngestService({...}), logger });
  */
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { isRelayError } from '../lib/errors.js';
 import { requestFromEvent } from '../lib/ingest/api-gateway-request.js';
@@ -22,31 +24,56 @@ export interface IngestHandlerOptions {
   /** Defaults to `ingestServiceFromEnv(process.env)`, built on the first request. */
   service?: IngestService;
   logger?: Logger;
+  /** CloudWatch EMF metrics; defaults to the namespace and service of the environment. */
+  metrics?: Metrics;
 }
 
 export function createIngestHandler(options: IngestHandlerOptions = {}): IngestHandler {
   const logger = options.logger ?? new Logger();
+  const metrics =
+    options.metrics ??
+    new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'IotCoreRelay', serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
   let service = options.service;
+  const internalError = (): APIGatewayProxyStructuredResultV2 => {
+    metrics.addMetric('IngestFailed', MetricUnit.Count, 1);
+    return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+  };
   return async (event) => {
     try {
-      // Built on first use, not at import: a configuration error then becomes a logged 500 per request instead
-      // of a crashing init, and it heals once the configuration is fixed (a failed build is not kept).
-      service ??= ingestServiceFromEnv(process.env);
-    } catch (e) {
-      logger.error('ingest is misconfigured', { error: describe(e) });
-      return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+      try {
+        // Built on first use, not at import: a configuration error then becomes a logged 500 per request instead
+        // of a crashing init, and it heals once the configuration is fixed (a failed build is not kept).
+        service ??= ingestServiceFromEnv(process.env);
+      } catch (e) {
+        logger.error('ingest is misconfigured', { error: describe(e) });
+        return internalError();
+      }
+      let response: IngestResponse;
+      try {
+        response = await service.handle(requestFromEvent(event));
+      } catch (e) {
+        // The service answers every failure itself; reaching here is a bug, and still no stack goes to the device.
+        logger.error('ingest crashed', { error: describe(e) });
+        return internalError();
+      }
+      logOutcome(logger, event, response);
+      countOutcome(metrics, response);
+      return toResult(response.statusCode, response.headers, response.body);
+    } finally {
+      if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     }
-    let response: IngestResponse;
-    try {
-      response = await service.handle(requestFromEvent(event));
-    } catch (e) {
-      // The service answers every failure itself; reaching here is a bug, and still no stack goes to the device.
-      logger.error('ingest crashed', { error: describe(e) });
-      return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
-    }
-    logOutcome(logger, event, response);
-    return toResult(response.statusCode, response.headers, response.body);
   };
+}
+
+/**
+ * One count per answer, by class: `IngestAccepted` (2xx), `IngestRefused` (4xx: the device's request, or its
+ * credentials), `IngestFailed` (5xx: ours), and `ConfigsDelivered` when the answer carries a newer config.
+ */
+function countOutcome(metrics: Metrics, response: IngestResponse): void {
+  if (response.statusCode >= 500) metrics.addMetric('IngestFailed', MetricUnit.Count, 1);
+  else if (response.statusCode >= 400) metrics.addMetric('IngestRefused', MetricUnit.Count, 1);
+  else metrics.addMetric('IngestAccepted', MetricUnit.Count, 1);
+  if (response.log.configVersion !== undefined) metrics.addMetric('ConfigsDelivered', MetricUnit.Count, 1);
 }
 
 export const handler: IngestHandler = createIngestHandler();

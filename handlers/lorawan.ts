@@ -90,7 +90,8 @@ function record(logger: Logger, metrics: Metrics, requestId: string, response: L
   else logger.info('lorawan message queued', fields);
 
   if (response.statusCode >= 400) metrics.addMetric('LoRaWANRequestsRefused', MetricUnit.Count, 1);
-  if (log.queued > 0) metrics.addMetric(log.event === 'up' ? 'LoRaWANUplinksQueued' : 'LoRaWANEventsRelayed', MetricUnit.Count, 1);
+  if (log.queued > 0 && log.event === 'up') metrics.addMetric('LoRaWANUplinksQueued', MetricUnit.Count, 1);
+  else if (log.queued > 0) metrics.addMetric('LoRaWANEventsRelayed', MetricUnit.Count, 1);
   if (response.statusCode === 200 && log.event !== undefined) {
     const single = metrics.singleMetric();
     single.addDimension('event', log.event);

@@ -33,6 +33,7 @@ import { signGatewayJwt } from '../lib/jwt.js';
 import type { KeySource } from '../lib/keys/key-source.js';
 import { keySourceFromEnv } from '../lib/keys/key-source-from-env.js';
 import type { RelayConfigStore } from '../lib/relay/relay-batch.js';
+import { SettingsCheck } from '../lib/settings-check.js';
 import { sqsQueueActions, type QueueActions } from '../lib/sqs/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../lib/sqs/relay-sqs-batch.js';
 
@@ -77,8 +78,14 @@ export function createRelayHandler(options: RelayHandlerOptions = {}): RelayHand
 }
 
 function buildDeps(env: Env, options: RelayHandlerOptions, logger: Logger, metrics: Metrics): RelaySqsDeps {
-  const settings = options.env === undefined ? relaySettings() : loadRelaySettings(env);
-  const keys = options.keySource ?? keySourceFromEnv(env);
+  // Every setting is checked before any is used, so one ERR_CONFIG names every variable to fix.
+  const check = new SettingsCheck();
+  const loaded = check.read(() => (options.env === undefined ? relaySettings() : loadRelaySettings(env)));
+  const keySource = check.read(() => options.keySource ?? keySourceFromEnv(env));
+  const configStore = check.read(() => options.configStore ?? configStoreOf(env, logger));
+  check.throwIfAny();
+  const settings = loaded!;
+  const keys = keySource!;
   const deps: RelaySqsDeps = {
     settings,
     gatewayJwt: async (gatewayId) => {
@@ -90,7 +97,6 @@ function buildDeps(env: Env, options: RelayHandlerOptions, logger: Logger, metri
     metrics,
     env,
   };
-  const configStore = options.configStore ?? configStoreOf(env, logger);
   if (configStore !== undefined) deps.configStore = configStore;
   return deps;
 }

@@ -1,7 +1,8 @@
 /**
  * The relay's settings, read from the handler's environment once per container (DESIGN.md, runtime
- * configuration; the relay's own knobs are listed in docs/relay.md). Every wrong value is an ERR_CONFIG that
- * names the variable, so a misconfigured stack fails on its first invocation with a message an operator can act on.
+ * configuration; the relay's own knobs are listed in docs/relay.md). Every wrong value is named in one ERR_CONFIG
+ * that lists them all, so a misconfigured stack fails on its first invocation with a message an operator can act
+ * on, and is fixed in one round.
  *
  * @example
  * const settings = relaySettings();            // cached: process.env is read once
@@ -14,6 +15,7 @@ import { parseGatewayIds } from './gateway-pool.js';
 import { deviceIdProblem } from './iotcore/device-id.js';
 import type { RegistryPath } from './iotcore/topics.js';
 import { jwtLifetimeFromEnv } from './jwt.js';
+import { SettingsCheck } from './settings-check.js';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -133,59 +135,102 @@ function readCaFile(path: string): string {
   return blocks.join('\n');
 }
 
-/** Reads and checks every setting; throws RelayError ERR_CONFIG naming the first wrong variable. */
-export function loadRelaySettings(env: Env): RelaySettings {
-  const project = required(env, 'IOTCORE_PROJECT');
-  if (!PROJECT_ID.test(project)) throw fail('IOTCORE_PROJECT', 'must be a project ID: a lowercase letter, then lowercase letters, digits, - . :');
-  const location = required(env, 'IOTCORE_LOCATION');
-  if (!LOCATION.test(location)) throw fail('IOTCORE_LOCATION', 'must be a region such as us-central1');
-  const registry = required(env, 'IOTCORE_REGISTRY');
-  const registryProblem = deviceIdProblem(registry);
-  if (registryProblem !== undefined) throw fail('IOTCORE_REGISTRY', registryProblem);
-  let gatewayIds: string[];
-  try {
-    gatewayIds = parseGatewayIds(env.IOTCORE_GATEWAY_IDS);
-  } catch (e) {
-    throw new RelayError('ERR_CONFIG', (e as Error).message, { field: 'IOTCORE_GATEWAY_IDS', cause: e });
-  }
-  if (new Set(gatewayIds).size !== gatewayIds.length) throw fail('IOTCORE_GATEWAY_IDS', 'lists a gateway twice');
+/**
+ * Where `IOTCORE_MQTT_HOST` is explained when it is missing. ClearBlade lists each region's bridge host on its
+ * "Targeting devices" page; the legacy `{location}-mqtt.clearblade.com` hosts chain to the DigiCert G1 root, which
+ * is being retired, so the relay assumes no host of its own (docs/deploy.md, "The bridge host and its CA").
+ */
+const MQTT_HOST_HINT = "the bridge's host name for the registry's region, a G5 host from ClearBlade's Targeting devices page (docs/deploy.md)";
 
-  const mqttHost = text(env, 'IOTCORE_MQTT_HOST') ?? `${location}-mqtt.clearblade.com`;
-  if (!HOST.test(mqttHost)) throw fail('IOTCORE_MQTT_HOST', `must be a host name (got ${JSON.stringify(mqttHost)})`);
+/**
+ * Reads and checks every setting; throws one RelayError ERR_CONFIG listing every missing or wrong variable
+ * (lib/settings-check.ts), each named.
+ */
+export function loadRelaySettings(env: Env): RelaySettings {
+  const check = new SettingsCheck();
+  const project = check.read(() => {
+    const value = required(env, 'IOTCORE_PROJECT');
+    if (!PROJECT_ID.test(value)) throw fail('IOTCORE_PROJECT', 'must be a project ID: a lowercase letter, then lowercase letters, digits, - . :');
+    return value;
+  });
+  const location = check.read(() => {
+    const value = required(env, 'IOTCORE_LOCATION');
+    if (!LOCATION.test(value)) throw fail('IOTCORE_LOCATION', 'must be a region such as us-central1');
+    return value;
+  });
+  const registry = check.read(() => {
+    const value = required(env, 'IOTCORE_REGISTRY');
+    const problem = deviceIdProblem(value);
+    if (problem !== undefined) throw fail('IOTCORE_REGISTRY', problem);
+    return value;
+  });
+  const gatewayIds = check.read(() => {
+    const ids = parseGatewayIds(env.IOTCORE_GATEWAY_IDS);
+    if (new Set(ids).size !== ids.length) throw fail('IOTCORE_GATEWAY_IDS', 'lists a gateway twice');
+    return ids;
+  });
+
+  const mqttHost = check.read(() => {
+    const value = text(env, 'IOTCORE_MQTT_HOST');
+    if (value === undefined) throw fail('IOTCORE_MQTT_HOST', `must be set: ${MQTT_HOST_HINT}`);
+    if (!HOST.test(value)) throw fail('IOTCORE_MQTT_HOST', `must be a host name (got ${JSON.stringify(value)})`);
+    return value;
+  });
+  const mqttPort = check.read(() => integer(env, 'IOTCORE_MQTT_PORT', 8883, 1, 65535));
   const caFile = text(env, 'IOTCORE_CA_FILE');
+  const extraCaPem = check.read(() => (caFile === undefined ? undefined : readCaFile(caFile)));
 
   if (text(env, 'GATEWAY_KEY_SECRET') === undefined && text(env, 'GATEWAY_KEY_FILE') === undefined) {
-    throw fail('GATEWAY_KEY_SECRET', 'or GATEWAY_KEY_FILE must be set (where the gateway private keys are)');
+    check.add(fail('GATEWAY_KEY_SECRET', 'or GATEWAY_KEY_FILE must be set (where the gateway private keys are)'));
   }
 
-  const backoffBaseSeconds = integer(env, 'RELAY_BACKOFF_BASE_SECONDS', 30, 1, MAX_VISIBILITY_SECONDS);
-  const backoffMaxSeconds = integer(env, 'RELAY_BACKOFF_MAX_SECONDS', 900, 1, MAX_VISIBILITY_SECONDS);
-  if (backoffMaxSeconds < backoffBaseSeconds) throw fail('RELAY_BACKOFF_MAX_SECONDS', 'must not be below RELAY_BACKOFF_BASE_SECONDS');
+  const backoffBaseSeconds = check.read(() => integer(env, 'RELAY_BACKOFF_BASE_SECONDS', 30, 1, MAX_VISIBILITY_SECONDS));
+  const backoffMaxSeconds = check.read(() => integer(env, 'RELAY_BACKOFF_MAX_SECONDS', 900, 1, MAX_VISIBILITY_SECONDS));
+  if (backoffBaseSeconds !== undefined && backoffMaxSeconds !== undefined && backoffMaxSeconds < backoffBaseSeconds) {
+    check.add(fail('RELAY_BACKOFF_MAX_SECONDS', 'must not be below RELAY_BACKOFF_BASE_SECONDS'));
+  }
 
+  const timeouts = {
+    connectTimeoutMs: check.read(() => integer(env, 'RELAY_CONNECT_TIMEOUT_MS', 5000, 100, 60_000)),
+    attachTimeoutMs: check.read(() => integer(env, 'RELAY_ATTACH_TIMEOUT_MS', 5000, 100, 60_000)),
+    pubackTimeoutMs: check.read(() => integer(env, 'RELAY_PUBACK_TIMEOUT_MS', 5000, 100, 60_000)),
+    configTimeoutMs: check.read(() => integer(env, 'RELAY_CONFIG_TIMEOUT_MS', 5000, 100, 60_000)),
+    closeTimeoutMs: check.read(() => integer(env, 'RELAY_CLOSE_TIMEOUT_MS', 2000, 100, 60_000)),
+  };
+  // The bridge accepts about 100 messages/s per connection (iotcore-protocol.md §4); a window far above that
+  // only queues inside the bridge, and packet IDs are 16 bits.
+  const publishWindow = check.read(() => integer(env, 'RELAY_PUBLISH_WINDOW', 32, 1, 1000));
+  const subscribeBeforeConnack = check.read(() => flag(env, 'RELAY_SUBSCRIBE_BEFORE_CONNACK', true));
+  // IOTCORE_JWT_LIFETIME_MINUTES, shared with everything else that signs a gateway JWT.
+  const jwtLifetimeSeconds = check.read(() => jwtLifetimeFromEnv(env));
+  const deadlineMarginMs = check.read(() => integer(env, 'RELAY_DEADLINE_MARGIN_MS', 3000, 200, 60_000));
+  const deadLetterQueueUrl = check.read(() => url(env, 'RELAY_DEAD_LETTER_QUEUE_URL'));
+  const sourceQueueUrl = check.read(() => url(env, 'RELAY_QUEUE_URL'));
+  const retrySeconds = check.read(() => integer(env, 'RELAY_RETRY_SECONDS', 5, 0, MAX_VISIBILITY_SECONDS));
+
+  check.throwIfAny();
+  // Past throwIfAny every read succeeded: each value below is defined (the optional ones may be undefined by design).
   return {
-    registry: { project, location, registry },
-    gatewayIds,
-    mqttHost,
-    mqttPort: integer(env, 'IOTCORE_MQTT_PORT', 8883, 1, 65535),
-    extraCaPem: caFile === undefined ? undefined : readCaFile(caFile),
+    registry: { project: project!, location: location!, registry: registry! },
+    gatewayIds: gatewayIds!,
+    mqttHost: mqttHost!,
+    mqttPort: mqttPort!,
+    extraCaPem,
     caFile,
-    connectTimeoutMs: integer(env, 'RELAY_CONNECT_TIMEOUT_MS', 5000, 100, 60_000),
-    attachTimeoutMs: integer(env, 'RELAY_ATTACH_TIMEOUT_MS', 5000, 100, 60_000),
-    pubackTimeoutMs: integer(env, 'RELAY_PUBACK_TIMEOUT_MS', 5000, 100, 60_000),
-    configTimeoutMs: integer(env, 'RELAY_CONFIG_TIMEOUT_MS', 5000, 100, 60_000),
-    closeTimeoutMs: integer(env, 'RELAY_CLOSE_TIMEOUT_MS', 2000, 100, 60_000),
-    // The bridge accepts about 100 messages/s per connection (iotcore-protocol.md §4); a window far above that
-    // only queues inside the bridge, and packet IDs are 16 bits.
-    publishWindow: integer(env, 'RELAY_PUBLISH_WINDOW', 32, 1, 1000),
-    subscribeBeforeConnack: flag(env, 'RELAY_SUBSCRIBE_BEFORE_CONNACK', true),
-    // IOTCORE_JWT_LIFETIME_MINUTES, shared with everything else that signs a gateway JWT.
-    jwtLifetimeSeconds: jwtLifetimeFromEnv(env),
-    deadlineMarginMs: integer(env, 'RELAY_DEADLINE_MARGIN_MS', 3000, 200, 60_000),
-    deadLetterQueueUrl: url(env, 'RELAY_DEAD_LETTER_QUEUE_URL'),
-    sourceQueueUrl: url(env, 'RELAY_QUEUE_URL'),
-    backoffBaseSeconds,
-    backoffMaxSeconds,
-    retrySeconds: integer(env, 'RELAY_RETRY_SECONDS', 5, 0, MAX_VISIBILITY_SECONDS),
+    connectTimeoutMs: timeouts.connectTimeoutMs!,
+    attachTimeoutMs: timeouts.attachTimeoutMs!,
+    pubackTimeoutMs: timeouts.pubackTimeoutMs!,
+    configTimeoutMs: timeouts.configTimeoutMs!,
+    closeTimeoutMs: timeouts.closeTimeoutMs!,
+    publishWindow: publishWindow!,
+    subscribeBeforeConnack: subscribeBeforeConnack!,
+    jwtLifetimeSeconds: jwtLifetimeSeconds!,
+    deadlineMarginMs: deadlineMarginMs!,
+    deadLetterQueueUrl,
+    sourceQueueUrl,
+    backoffBaseSeconds: backoffBaseSeconds!,
+    backoffMaxSeconds: backoffMaxSeconds!,
+    retrySeconds: retrySeconds!,
   };
 }
 

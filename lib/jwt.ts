@@ -46,7 +46,7 @@ export async function signGatewayJwt(options: GatewayJwtOptions): Promise<string
       .sign(options.key);
   } catch (e) {
     // jose says why a key cannot make this algorithm (wrong type or curve); its messages never quote key bytes.
-    throw new RelayError('ERR_KEY_INVALID', `cannot sign a ${options.alg} JWT with this key: ${(e as Error).message}`, {
+    throw new RelayError('ERR_KEY_INVALID', `cannot sign an ${options.alg} JWT with this key: ${(e as Error).message}`, {
       cause: e,
     });
   }

@@ -192,6 +192,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (first !== undefined) throw first;
     })());
 
+  // The AWS SDK warns, on Node below 22, that its releases from January 2027 on will need Node 22: nothing a user
+  // of the local stack can act on at start-up (docs/local-stack.md says it once). Its documented switch, set before
+  // the first client is made; a value of the user's own is kept.
+  setEnv({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true' });
+
   try {
     // Keys and secrets
     await mkdir(dataDir, { recursive: true, mode: 0o700 });

@@ -42,7 +42,7 @@ const SQS_DEFAULT_VISIBILITY_SECONDS = 30;
 
 export function queueSpec(template: ServerlessTemplate, logicalId: string): QueueSpec {
   const { Type, Properties: p } = template.resource(logicalId);
-  if (Type !== 'AWS::SQS::Queue') throw fail(template, `${logicalId} is a ${Type}, not an AWS::SQS::Queue`);
+  if (Type !== 'AWS::SQS::Queue') throw fail(template, `${logicalId} is of type ${Type}, not AWS::SQS::Queue`);
   if (typeof p.QueueName !== 'string') throw fail(template, `${logicalId}.QueueName must be set (the local stack names its queues after it)`);
   const attributes: Record<string, string> = {};
   const ignored: string[] = [];
@@ -97,7 +97,7 @@ export interface TableSpec {
 
 export function tableSpec(template: ServerlessTemplate, logicalId: string): TableSpec {
   const { Type, Properties: p } = template.resource(logicalId);
-  if (Type !== 'AWS::DynamoDB::Table') throw fail(template, `${logicalId} is a ${Type}, not an AWS::DynamoDB::Table`);
+  if (Type !== 'AWS::DynamoDB::Table') throw fail(template, `${logicalId} is of type ${Type}, not AWS::DynamoDB::Table`);
   if (typeof p.TableName !== 'string') throw fail(template, `${logicalId}.TableName must be set`);
   const used = new Set(['TableName', 'AttributeDefinitions', 'KeySchema', 'BillingMode', 'ProvisionedThroughput', 'GlobalSecondaryIndexes', 'LocalSecondaryIndexes', 'TimeToLiveSpecification']);
   const billingMode = p.BillingMode === 'PROVISIONED' ? 'PROVISIONED' : 'PAY_PER_REQUEST';

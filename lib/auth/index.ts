@@ -15,6 +15,7 @@
  */
 import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { RelayError } from '../errors.js';
+import { SettingsCheck } from '../settings-check.js';
 import { DeviceAuthenticator } from './device-authenticator.js';
 import { DevicePublicKeys } from './device-public-keys.js';
 import { DEFAULT_SECRET_MAX_AGE_SECONDS, fileTextSource, secretsManagerTextSource, type SecretTextSource } from './secret-text-source.js';
@@ -44,14 +45,21 @@ export interface DeviceAuthFromEnvOptions {
   secretsProvider?: SecretsProvider;
 }
 
+/** Throws one RelayError ERR_CONFIG listing every wrong or missing variable (lib/settings-check.ts). */
 export function deviceAuthenticatorFromEnv(env: NodeJS.ProcessEnv = process.env, options: DeviceAuthFromEnvOptions = {}): DeviceAuthenticator {
+  const check = new SettingsCheck();
   const project = env.IOTCORE_PROJECT?.trim() ?? '';
-  if (project === '') throw new RelayError('ERR_CONFIG', 'IOTCORE_PROJECT must name the IoT Core project (the device JWT audience)');
-  const maxAgeSeconds = cacheSeconds(env.DEVICE_AUTH_CACHE_SECONDS);
+  if (project === '') {
+    check.add(new RelayError('ERR_CONFIG', 'IOTCORE_PROJECT must name the IoT Core project (the device JWT audience)', { field: 'IOTCORE_PROJECT' }));
+  }
+  const maxAgeSeconds = check.read(() => cacheSeconds(env.DEVICE_AUTH_CACHE_SECONDS)) ?? DEFAULT_SECRET_MAX_AGE_SECONDS;
   const source = (secretVar: string, fileVar: string): SecretTextSource | undefined => {
     const secretId = env[secretVar]?.trim() ?? '';
     const file = env[fileVar]?.trim() ?? '';
-    if (secretId !== '' && file !== '') throw new RelayError('ERR_CONFIG', `set ${secretVar} or ${fileVar}, not both`);
+    if (secretId !== '' && file !== '') {
+      check.add(new RelayError('ERR_CONFIG', `set ${secretVar} or ${fileVar}, not both`, { field: secretVar }));
+      return undefined;
+    }
     if (secretId !== '') {
       return secretsManagerTextSource(secretId, { maxAgeSeconds, ...(options.secretsProvider ? { provider: options.secretsProvider } : {}) });
     }
@@ -59,13 +67,18 @@ export function deviceAuthenticatorFromEnv(env: NodeJS.ProcessEnv = process.env,
   };
   const keys = source('DEVICE_KEYS_SECRET', 'DEVICE_KEYS_FILE');
   const master = source('DEVICE_KEY_MASTER_SECRET', 'DEVICE_KEY_MASTER_FILE');
-  if (keys === undefined && master === undefined) {
-    throw new RelayError(
-      'ERR_CONFIG',
-      'no device authentication configured: set DEVICE_KEYS_SECRET or DEVICE_KEYS_FILE, ' +
-        'and/or DEVICE_KEY_MASTER_SECRET or DEVICE_KEY_MASTER_FILE',
+  const anySet = ['DEVICE_KEYS_SECRET', 'DEVICE_KEYS_FILE', 'DEVICE_KEY_MASTER_SECRET', 'DEVICE_KEY_MASTER_FILE'].some((name) => (env[name]?.trim() ?? '') !== '');
+  if (!anySet) {
+    check.add(
+      new RelayError(
+        'ERR_CONFIG',
+        'no device authentication configured: set DEVICE_KEYS_SECRET or DEVICE_KEYS_FILE, ' +
+          'and/or DEVICE_KEY_MASTER_SECRET or DEVICE_KEY_MASTER_FILE',
+        { field: 'DEVICE_KEYS_SECRET' },
+      ),
     );
   }
+  check.throwIfAny();
   return new DeviceAuthenticator({
     project,
     ...(keys ? { publicKeys: new DevicePublicKeys(keys) } : {}),
@@ -78,7 +91,9 @@ function cacheSeconds(value: string | undefined): number {
   const seconds = /^\d{1,9}$/.test(value.trim()) ? Number(value) : Number.NaN;
   // Whole seconds only: Powertools computes the expiry with Date#setSeconds, which drops fractions.
   if (!Number.isSafeInteger(seconds)) {
-    throw new RelayError('ERR_CONFIG', `DEVICE_AUTH_CACHE_SECONDS must be a whole number of seconds >= 0 (got ${JSON.stringify(value)})`);
+    throw new RelayError('ERR_CONFIG', `DEVICE_AUTH_CACHE_SECONDS must be a whole number of seconds >= 0 (got ${JSON.stringify(value)})`, {
+      field: 'DEVICE_AUTH_CACHE_SECONDS',
+    });
   }
   return seconds;
 }

@@ -15,12 +15,12 @@ import type { ConfigStoreOptions } from './config-store.js';
  */
 export function configStoreOptionsFromEnv(env: NodeJS.ProcessEnv): ConfigStoreOptions {
   const tableName = env.CONFIG_TABLE?.trim() ?? '';
-  if (tableName === '') throw new RelayError('ERR_CONFIG', 'CONFIG_TABLE must name the config table');
+  if (tableName === '') throw new RelayError('ERR_CONFIG', 'CONFIG_TABLE must name the config table', { field: 'CONFIG_TABLE' });
   const days = env.CONFIG_RETENTION_DAYS?.trim();
   if (days === undefined || days === '') return { tableName };
   const retentionDays = Number(days);
   if (!Number.isFinite(retentionDays) || retentionDays <= 0) {
-    throw new RelayError('ERR_CONFIG', `CONFIG_RETENTION_DAYS must be a positive number (got ${JSON.stringify(days)})`);
+    throw new RelayError('ERR_CONFIG', `CONFIG_RETENTION_DAYS must be a positive number (got ${JSON.stringify(days)})`, { field: 'CONFIG_RETENTION_DAYS' });
   }
   return { tableName, retentionDays };
 }

@@ -129,6 +129,24 @@ const TLS_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|SELF_SIGNED_|DEPTH_ZERO_|
 const NETWORK_CODE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
 
 /**
+ * The settings to check after a failed connection, by what failed: an operator reads the reason in the relay's log
+ * line or in a dead letter's `relay.reason`, and should not have to know OpenSSL's codes to act on it.
+ */
+export const CHECK_HOST_AND_PORT = 'check IOTCORE_MQTT_HOST and IOTCORE_MQTT_PORT';
+const CHECK_TRUST = 'check IOTCORE_CA_FILE (a PEM of the root the bridge chains to, added to the system roots) and IOTCORE_MQTT_HOST';
+const CHECK_NAME = "check IOTCORE_MQTT_HOST: the bridge's certificate does not carry that name";
+const CHECK_TLS_PORT = 'check IOTCORE_MQTT_PORT: the bridge speaks TLS 1.2 or higher on 8883 and 443';
+const CHECK_CREDENTIALS =
+  "check the gateway's private key (GATEWAY_KEY_SECRET or GATEWAY_KEY_FILE) against its public key in the registry, " +
+  'and IOTCORE_PROJECT, IOTCORE_LOCATION, IOTCORE_REGISTRY';
+
+function tlsHint(code: string): string {
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID' || code.startsWith('HOSTNAME_')) return CHECK_NAME;
+  if (code.startsWith('ERR_SSL_')) return CHECK_TLS_PORT;
+  return CHECK_TRUST;
+}
+
+/**
  * What an `error` emitted by mqtt.js before CONNACK means. CONNACK 4 and 5 are both credential failures:
  * ClearBlade documents 4 while Google's bridge answered 5 (iotcore-protocol.md §1.4).
  */
@@ -142,17 +160,18 @@ export function classifyConnectError(err: unknown, where: string): RelayError {
     // case ClearBlade documents for it: another live connection holds the ID, and the bridge refuses the newer one
     // instead of dropping the older (iotcore-protocol.md §1.5). That is a takeover seen from the other side.
     const code = rc === 4 || rc === 5 ? 'ERR_CONNECT_REFUSED_AUTH' : rc === 2 ? 'ERR_TAKEOVER' : 'ERR_CONNECT_REFUSED';
-    return new RelayError(code, `${where} refused the connection: CONNACK ${rc}, ${meaning}`, { cause: err });
+    const hint = code === 'ERR_CONNECT_REFUSED_AUTH' ? `; ${CHECK_CREDENTIALS}` : '';
+    return new RelayError(code, `${where} refused the connection: CONNACK ${rc}, ${meaning}${hint}`, { cause: err });
   }
   if (message === 'connack timeout') {
-    return new RelayError('ERR_CONNECT_TIMEOUT', `${where} sent no CONNACK in time`, { cause: err });
+    return new RelayError('ERR_CONNECT_TIMEOUT', `${where} sent no CONNACK in time; ${CHECK_HOST_AND_PORT}`, { cause: err });
   }
   if (typeof e?.code === 'string') {
-    if (TLS_CODE.test(e.code)) return new RelayError('ERR_TLS', `TLS with ${where} failed: ${e.code}`, { cause: err });
+    if (TLS_CODE.test(e.code)) return new RelayError('ERR_TLS', `TLS with ${where} failed: ${e.code}; ${tlsHint(e.code)}`, { cause: err });
     // OpenSSL reports a handshake refused for its protocol version (a server offering only TLS 1.1, say) as EPROTO
     // with the alert in the message: a TLS failure to back off from, not a lost connection to retry at once.
-    if (e.code === 'EPROTO') return new RelayError('ERR_TLS', `TLS with ${where} failed: ${message.slice(0, 200)}`, { cause: err });
-    if (NETWORK_CODE.has(e.code)) return new RelayError('ERR_CONNECT_REFUSED', `cannot reach ${where}: ${e.code}`, { cause: err });
+    if (e.code === 'EPROTO') return new RelayError('ERR_TLS', `TLS with ${where} failed: ${message.slice(0, 200)}; ${CHECK_TLS_PORT}`, { cause: err });
+    if (NETWORK_CODE.has(e.code)) return new RelayError('ERR_CONNECT_REFUSED', `cannot reach ${where}: ${e.code}; ${CHECK_HOST_AND_PORT}`, { cause: err });
     return new RelayError('ERR_CONNECTION_LOST', `the connection to ${where} failed before CONNACK: ${e.code}`, { cause: err });
   }
   return new RelayError('ERR_CONNECTION_LOST', `the connection to ${where} failed before CONNACK: ${message}`, { cause: err });

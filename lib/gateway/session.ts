@@ -31,7 +31,7 @@ import { generate as generatePacket } from 'mqtt-packet';
 import { isRelayError, RelayError, type RelayErrorCode } from '../errors.js';
 import { parseGatewayError, type GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { attachTopic, configTopic, detachTopic, errorsTopic, type RegistryPath } from '../iotcore/topics.js';
-import { classifyConnectError, gatewayConnectOptions, openGatewaySocket } from './connect-options.js';
+import { CHECK_HOST_AND_PORT, classifyConnectError, gatewayConnectOptions, openGatewaySocket } from './connect-options.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type SentPacket } from './error-correlation.js';
 import { planPublishes, type PublishRequest } from './publish-plan.js';
 
@@ -584,7 +584,10 @@ export class GatewaySession {
           reject(
             byDeadline
               ? new RelayError('ERR_DEADLINE', `the invocation deadline came while connecting to ${this.where}`)
-              : new RelayError('ERR_CONNECT_TIMEOUT', `${this.where} sent no CONNACK within ${this.options.connectTimeoutMs} ms`),
+              : new RelayError(
+                  'ERR_CONNECT_TIMEOUT',
+                  `${this.where} sent no CONNACK within ${this.options.connectTimeoutMs} ms; ${CHECK_HOST_AND_PORT}, or raise RELAY_CONNECT_TIMEOUT_MS`,
+                ),
           );
         },
         Math.max(0, bound),

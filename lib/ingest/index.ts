@@ -22,7 +22,8 @@ import { ConfigStore, type ConfigReader } from '../config-store/config-store.js'
 import { configStoreFromEnv } from '../config-store/store-from-env.js';
 import { RelayError } from '../errors.js';
 import { parseGatewayIds } from '../gateway-pool.js';
-import { assertDeviceId } from '../iotcore/device-id.js';
+import { deviceIdProblem } from '../iotcore/device-id.js';
+import { SettingsCheck } from '../settings-check.js';
 import { SqsRelayQueue } from '../sqs-send/relay-queue-sender.js';
 import { IngestService, type AnswerConfig, type IngestServiceOptions } from './ingest-service.js';
 
@@ -49,26 +50,34 @@ export interface IngestFromEnvOptions extends DeviceAuthFromEnvOptions {
   dynamoDbClient?: DynamoDBClient;
 }
 
+/** Throws one RelayError ERR_CONFIG listing every wrong or missing variable (lib/settings-check.ts). */
 export function ingestServiceFromEnv(env: NodeJS.ProcessEnv = process.env, options: IngestFromEnvOptions = {}): IngestService {
-  const required = (name: string): string => {
+  const check = new SettingsCheck();
+  const required = (name: string): string | undefined => {
     const value = env[name]?.trim() ?? '';
-    if (value === '') throw new RelayError('ERR_CONFIG', `${name} must be set`);
-    return value;
+    if (value === '') check.add(new RelayError('ERR_CONFIG', `${name} must be set`, { field: name }));
+    return value === '' ? undefined : value;
   };
-  const registry = { project: required('IOTCORE_PROJECT'), location: required('IOTCORE_LOCATION'), registry: required('IOTCORE_REGISTRY') };
+  const project = required('IOTCORE_PROJECT');
+  const location = required('IOTCORE_LOCATION');
+  const registryId = required('IOTCORE_REGISTRY');
   // A registry ID follows the device ID rule (iotcore-protocol.md §4).
-  assertDeviceId(registry.registry, 'IOTCORE_REGISTRY');
-  const service: IngestServiceOptions = {
-    registry,
-    gatewayIds: parseGatewayIds(env.IOTCORE_GATEWAY_IDS),
-    authenticator: deviceAuthenticatorFromEnv(env, options),
-    queue: new SqsRelayQueue({ queueUrl: required('RELAY_QUEUE_URL'), ...(options.sqsClient ? { client: options.sqsClient } : {}) }),
-  };
+  const registryProblem = registryId === undefined ? undefined : deviceIdProblem(registryId);
+  if (registryProblem !== undefined) check.add(new RelayError('ERR_CONFIG', `IOTCORE_REGISTRY ${registryProblem}`, { field: 'IOTCORE_REGISTRY' }));
+  const gatewayIds = check.read(() => parseGatewayIds(env.IOTCORE_GATEWAY_IDS));
+  const queueUrl = required('RELAY_QUEUE_URL');
+  const authenticator = check.read(() => deviceAuthenticatorFromEnv(env, options));
   const table = env.CONFIG_TABLE?.trim() ?? '';
-  if (table !== '') {
-    const store = options.dynamoDbClient === undefined ? configStoreFromEnv(env) : new ConfigStore({ tableName: table, client: options.dynamoDbClient });
-    service.latestConfig = latestConfigFrom(store);
-  }
+  const store = table === '' ? undefined : check.read(() => (options.dynamoDbClient === undefined ? configStoreFromEnv(env) : new ConfigStore({ tableName: table, client: options.dynamoDbClient })));
+  check.throwIfAny();
+
+  const service: IngestServiceOptions = {
+    registry: { project: project!, location: location!, registry: registryId! },
+    gatewayIds: gatewayIds!,
+    authenticator: authenticator!,
+    queue: new SqsRelayQueue({ queueUrl: queueUrl!, ...(options.sqsClient ? { client: options.sqsClient } : {}) }),
+  };
+  if (store !== undefined) service.latestConfig = latestConfigFrom(store);
   return new IngestService(service);
 }
 

@@ -66,7 +66,7 @@ export function payloadLimit(type: 'event' | 'state'): number {
 export function assertPayloadSize(type: 'event' | 'state', payload: Uint8Array, field = 'payload'): void {
   const limit = payloadLimit(type);
   if (payload.byteLength > limit) {
-    throw new RelayError('ERR_PAYLOAD_TOO_LARGE', `${field} is ${payload.byteLength} bytes; a ${type} takes at most ${limit}`, { field });
+    throw new RelayError('ERR_PAYLOAD_TOO_LARGE', `${field} is ${payload.byteLength} bytes; ${type === 'event' ? 'an event' : 'a state'} takes at most ${limit}`, { field });
   }
 }
 

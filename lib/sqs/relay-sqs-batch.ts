@@ -240,12 +240,25 @@ function report(outcomes: RecordOutcome[], sessions: SessionSummary[], deps: Rel
   m.addMetric('RecordsDeadLettered', MetricUnit.Count, deadLettered);
   m.addMetric('Sessions', MetricUnit.Count, sessions.length);
   m.addMetric('SessionsEndedEarly', MetricUnit.Count, sessions.filter((s) => s.failure !== undefined).length);
-  const samples = (name: string, values: number[]): void => {
-    for (const v of values.slice(0, MAX_SAMPLES)) m.addMetric(name, MetricUnit.Milliseconds, v);
-  };
-  samples('ConnectLatency', sessions.flatMap((s) => (s.connectMs === undefined ? [] : [s.connectMs])));
-  samples('AttachLatency', sessions.flatMap((s) => s.attachLatenciesMs));
-  samples('PublishLatency', sessions.flatMap((s) => s.publishLatenciesMs));
+  // Each metric name is written out at its addMetric call: test/deploy/template.test.ts reads the names the code
+  // emits from those calls, and checks the CloudWatch dashboard against them.
+  const samples = (values: number[], add: (v: number) => void): void => values.slice(0, MAX_SAMPLES).forEach(add);
+  samples(
+    sessions.map((s) => s.durationMs),
+    (v) => m.addMetric('SessionDuration', MetricUnit.Milliseconds, v),
+  );
+  samples(
+    sessions.flatMap((s) => (s.connectMs === undefined ? [] : [s.connectMs])),
+    (v) => m.addMetric('ConnectLatency', MetricUnit.Milliseconds, v),
+  );
+  samples(
+    sessions.flatMap((s) => s.attachLatenciesMs),
+    (v) => m.addMetric('AttachLatency', MetricUnit.Milliseconds, v),
+  );
+  samples(
+    sessions.flatMap((s) => s.publishLatenciesMs),
+    (v) => m.addMetric('PublishLatency', MetricUnit.Milliseconds, v),
+  );
   const byCode = new Map<string, number>();
   for (const o of outcomes) if (o.code !== undefined) byCode.set(o.code, (byCode.get(o.code) ?? 0) + 1);
   for (const [code, n] of byCode) {

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { decodeJwt } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { sendCommand } from '../../cli/send-command.js';
@@ -66,7 +67,11 @@ beforeAll(async () => {
     DEVICE_KEYS_FILE: join(dir, 'device-keys.json'),
     DEVICE_KEY_MASTER_FILE: masterFile,
   };
-  const handler = createIngestHandler({ service: ingestServiceFromEnv(env, { sqsClient: sqs.client }), logger: new Logger({ logLevel: 'SILENT' }) });
+  // The stand-in ingest's EMF documents would mix with the command's own stdout, which these tests read.
+  vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true');
+  const metrics = new Metrics({ namespace: 'SendCommandTest', serviceName: 'iotcore-relay' });
+  vi.unstubAllEnvs();
+  const handler = createIngestHandler({ service: ingestServiceFromEnv(env, { sqsClient: sqs.client }), logger: new Logger({ logLevel: 'SILENT' }), metrics });
   api = await serveHttpApi([{ method: 'POST', path: /^\/(v1|devices)\//, handler }]);
 });
 afterAll(async () => {
@@ -142,19 +147,31 @@ describe('iotcore-relay send', () => {
 
       expect([trusted.code, trusted.out]).toEqual([0, ['202 {"messageIds":["tls"]}']]);
       expect(untrusted.code).toBe(1);
-      expect(untrusted.out[0]).toMatch(/^error .*(self-signed|unable to verify|certificate)/i);
+      expect(untrusted.out).toEqual([]);
+      expect(untrusted.err).toMatch(/^iotcore-relay send: TLS with https:\/\/.* failed \((SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT)\) .*--ca-file/);
     } finally {
       await secure.close();
     }
   });
 
-  it('reports an unreachable ingest URL and exits 1', async () => {
+  it('with no local stack running, asks whether `npm start` runs, names the URL tried, says it once and exits 1', async () => {
     const port = await closedPort();
 
-    const { code, out } = await run('--url', `http://127.0.0.1:${port}`, '--device', 'pump-0042', '--device-key', 'k');
+    const { code, out, err } = await run('--url', `http://127.0.0.1:${port}`, '--device', 'pump-0042', '--device-key', 'k', '--count', '3');
 
     expect(code).toBe(1);
-    expect(out[0]).toMatch(/^error .*ECONNREFUSED/);
+    expect(out).toEqual([]);
+    expect(err).toBe(
+      `iotcore-relay send: nothing answers at http://127.0.0.1:${port}/devices/pump-0042/events (ECONNREFUSED): is \`npm start\` running? ` +
+        'It serves the ingest on http://127.0.0.1:3000 unless told otherwise; --url names another\n',
+    );
+  });
+
+  it('for a remote URL that cannot be reached, names it and says to check --url', async () => {
+    const { code, err } = await run('--url', 'http://ingest.invalid', '--device', 'pump-0042', '--device-key', 'k');
+
+    expect(code).toBe(1);
+    expect(err).toMatch(/^iotcore-relay send: cannot reach http:\/\/ingest\.invalid\/devices\/pump-0042\/events \((ENOTFOUND|EAI_AGAIN)\): check --url\n$/);
   });
 
   it('exits 2 on a usage error, saying what is wrong', async () => {

@@ -16,6 +16,7 @@ import { loadRelaySettings } from '../../lib/config.js';
 import { configTableDefinition, TTL_ATTRIBUTE } from '../../lib/config-store/table.js';
 import { sizeFleet } from '../../lib/fleet/capacity.js';
 import { matchRoute } from '../../lib/ingest/routes.js';
+import { emittedMetrics } from './emitted-metrics.js';
 import { PROJECT_ROOT, runServerless, type CliRun } from './serverless-cli.js';
 import { readZip, type ZipEntry } from './zip-archive.js';
 
@@ -51,6 +52,7 @@ const MINIMAL_RELAY_ENV = {
   IOTCORE_LOCATION: 'us-central1',
   IOTCORE_REGISTRY: 'demo-registry',
   IOTCORE_GATEWAY_IDS: 'gw-1',
+  IOTCORE_MQTT_HOST: 'bridge.example.com',
   GATEWAY_KEY_SECRET: 'any',
 };
 
@@ -64,14 +66,25 @@ describe('serverless package', () => {
   let artifacts: string;
   let run: CliRun;
   let template: Template;
+  /** The same stage packaged with `--param tracing=true`. */
+  let traced: Template;
 
   beforeAll(async () => {
     scratch = await mkdtemp(join(tmpdir(), 'iotcore-relay-package-'));
     artifacts = join(scratch, 'artifacts');
-    run = await runServerless(['package', '--stage', STAGE, '--package', artifacts], { scratchDir: scratch, timeoutMs: 110_000 });
-    if (run.code !== 0) throw new Error(`serverless package failed\n${run.output}`);
+    const tracedArtifacts = join(scratch, 'traced');
+    // One after the other: both build in the project's own .esbuild folder.
+    const plain = await runServerless(['package', '--stage', STAGE, '--package', artifacts], { scratchDir: scratch, timeoutMs: 110_000 });
+    const withTracing = await runServerless(['package', '--stage', STAGE, '--param', 'tracing=true', '--package', tracedArtifacts], {
+      scratchDir: scratch,
+      timeoutMs: 110_000,
+    });
+    run = plain;
+    if (plain.code !== 0) throw new Error(`serverless package failed\n${plain.output}`);
+    if (withTracing.code !== 0) throw new Error(`serverless package --param tracing=true failed\n${withTracing.output}`);
     template = JSON.parse(await readFile(join(artifacts, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
-  }, 120_000);
+    traced = JSON.parse(await readFile(join(tracedArtifacts, 'cloudformation-template-update-stack.json'), 'utf8')) as Template;
+  }, 230_000);
 
   afterAll(async () => {
     if (scratch !== undefined) await rm(scratch, { recursive: true, force: true });
@@ -223,6 +236,10 @@ describe('serverless package', () => {
       }
     });
 
+    // Every conditional statement counts here, whatever its condition: the X-Ray writes only exist with tracing on
+    // (checked under 'tracing' below), and X-Ray takes no resource-level permissions.
+    const XRAY = { 'xray:PutTraceSegments': ['*'], 'xray:PutTelemetryRecords': ['*'] };
+
     it('grants each function exactly what its code calls, on exact resources', () => {
       const secret = (name: string): string => `arn:\${AWS::Partition}:secretsmanager:\${AWS::Region}:\${AWS::AccountId}:secret:iotcore-relay/${STAGE}/${name}-??????`;
       expect(grants(template, 'RelayRole')).toEqual({
@@ -237,6 +254,7 @@ describe('serverless package', () => {
         'dynamodb:UpdateItem': ['ConfigTable'],
         'secretsmanager:GetSecretValue': [secret('gateway-keys')],
         'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
+        ...XRAY,
       });
       expect(grants(template, 'IngestRole')).toEqual({
         'logs:CreateLogStream': ['IngestLogGroup'],
@@ -245,6 +263,7 @@ describe('serverless package', () => {
         'dynamodb:GetItem': ['ConfigTable'],
         'secretsmanager:GetSecretValue': [secret('device-key-master'), secret('device-keys')],
         'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
+        ...XRAY,
       });
       expect(grants(template, 'ConfigRole')).toEqual({
         'logs:CreateLogStream': ['ConfigLogGroup'],
@@ -252,6 +271,7 @@ describe('serverless package', () => {
         'dynamodb:GetItem': ['ConfigTable'],
         'secretsmanager:GetSecretValue': [secret('device-key-master'), secret('device-keys')],
         'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
+        ...XRAY,
       });
       expect(grants(template, 'LorawanRole')).toEqual({
         'logs:CreateLogStream': ['LorawanLogGroup'],
@@ -261,12 +281,14 @@ describe('serverless package', () => {
         'dynamodb:UpdateItem': ['ConfigTable'],
         'secretsmanager:GetSecretValue': [secret('lorawan')],
         'kms:Decrypt': ['(the secretsKmsKeyArn parameter)'],
+        ...XRAY,
       });
       expect(grants(template, 'PollRole')).toEqual({
         'logs:CreateLogStream': ['PollLogGroup'],
         'logs:PutLogEvents': ['PollLogGroup'],
         'sqs:SendMessage': ['RelayQueue'],
         'dynamodb:Scan': ['ConfigTable'],
+        ...XRAY,
       });
     });
   });
@@ -402,6 +424,119 @@ describe('serverless package', () => {
     });
   });
 
+  describe('dashboard', () => {
+    const dashboard = (): { text: string; names: Record<string, Json> } => {
+      const found = ofType('AWS::CloudWatch::Dashboard');
+      expect(found.map(([id]) => id)).toEqual(['RelayDashboard']);
+      const sub = (found[0]![1].Properties.DashboardBody as { 'Fn::Sub': [string, Record<string, Json>] })['Fn::Sub'];
+      expect(Array.isArray(sub) && typeof sub[0] === 'string').toBe(true);
+      return { text: sub[0], names: sub[1] };
+    };
+    /** The body as CloudFormation will hand it over: `${...}` replaced, a stack reference by `<reference>`. */
+    const resolved = (): DashboardBody => {
+      const { text, names } = dashboard();
+      return JSON.parse(
+        text.replace(/\$\{([^}]+)\}/g, (_m, ref: string) => {
+          if (ref in names) return String(names[ref]);
+          return ref === 'AWS::Region' ? 'us-east-1' : `<${ref}>`;
+        }),
+      ) as DashboardBody;
+    };
+    const emitted = emittedMetrics();
+
+    it('is a dashboard of the stage whose body is valid JSON once CloudFormation has put in the names', () => {
+      expect(resource('RelayDashboard').Properties.DashboardName).toBe(`iotcore-relay-${STAGE}`);
+      const body = resolved();
+      expect(body.widgets.length).toBeGreaterThanOrEqual(10);
+      for (const w of body.widgets) expect(w.properties, JSON.stringify(w)).toBeDefined();
+      // Every graph draws in the stack's region.
+      for (const w of body.widgets.filter((w) => w.type === 'metric')) expect(w.properties.region).toBe('us-east-1');
+    });
+
+    it("reads the relay's metrics in the namespace and service the handlers write them with", () => {
+      const { names } = dashboard();
+      for (const name of FUNCTIONS) {
+        const env = (fn(name).Environment as { Variables: JsonObject }).Variables;
+        expect({ name, namespace: env.POWERTOOLS_METRICS_NAMESPACE, service: env.POWERTOOLS_SERVICE_NAME }).toEqual({
+          name,
+          namespace: names.Namespace,
+          service: names.Service,
+        });
+      }
+    });
+
+    it('draws only metrics the code emits, read from its addMetric calls', () => {
+      // The list is complete: no metric is named other than literally.
+      expect(emitted.unreadable).toEqual([]);
+      expect(emitted.metrics.size).toBeGreaterThanOrEqual(20);
+      const drawn = dashboardMetrics(resolved(), String(dashboard().names.Namespace));
+      expect(drawn.own.length).toBeGreaterThan(0);
+      for (const { name, service } of drawn.own) {
+        expect(emitted.metrics.has(name), `${name} is on the dashboard but nothing emits it`).toBe(true);
+        expect(service).toBe(dashboard().names.Service);
+      }
+      for (const dimension of drawn.searchDimensions) expect(emitted.dimensions.has(dimension), dimension).toBe(true);
+      // What an operator must find there.
+      for (const name of ['RecordsConfirmed', 'RecordsFailedBack', 'RecordsDeadLettered', 'Sessions', 'SessionDuration', 'GatewayErrors', 'IngestRefused', 'IngestFailed', 'ConfigsDelivered', 'ConfigsChanged']) {
+        expect(drawn.own.map((m) => m.name), name).toContain(name);
+      }
+    });
+
+    it("points every queue, function, API and alarm at the stack's own resources", () => {
+      const { text, names } = dashboard();
+      const typeOf = (id: string): string | undefined => template.Resources[id]?.Type;
+      // Every reference is a name given by serverless.yml, the region, or a resource of this stack.
+      for (const [, ref] of text.matchAll(/\$\{([^}]+)\}/g)) {
+        if (ref! in names || ref === 'AWS::Region') continue;
+        expect(typeOf(ref!.split('.')[0]!), ref).toBeDefined();
+      }
+      const expectedType: Record<string, string> = { QueueName: 'AWS::SQS::Queue', FunctionName: 'AWS::Lambda::Function', ApiId: 'AWS::ApiGatewayV2::Api' };
+      const { aws } = dashboardMetrics(resolved(), String(names.Namespace));
+      expect(aws.length).toBeGreaterThan(0);
+      for (const m of aws) {
+        for (const [dimension, value] of Object.entries(m.dimensions)) {
+          const ref = /^<([A-Za-z0-9]+)(?:\.QueueName)?>$/.exec(value);
+          expect(ref, `${m.namespace} ${m.name}: ${dimension}=${value} is not a reference to the stack`).not.toBeNull();
+          expect(typeOf(ref![1]!), `${dimension}=${value}`).toBe(expectedType[dimension]);
+        }
+      }
+      // The relay queue's age and depth, the dead-letter queue's depth, the API's 4xx and 5xx.
+      const drawn = (namespace: string, name: string, dimension: string, value: string): boolean =>
+        aws.some((m) => m.namespace === namespace && m.name === name && m.dimensions[dimension] === value);
+      expect(drawn('AWS/SQS', 'ApproximateAgeOfOldestMessage', 'QueueName', '<RelayQueue.QueueName>')).toBe(true);
+      expect(drawn('AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', '<RelayQueue.QueueName>')).toBe(true);
+      expect(drawn('AWS/SQS', 'ApproximateNumberOfMessagesVisible', 'QueueName', '<RelayDeadLetterQueue.QueueName>')).toBe(true);
+      expect(drawn('AWS/ApiGateway', '4xx', 'ApiId', '<HttpApi>')).toBe(true);
+      expect(drawn('AWS/ApiGateway', '5xx', 'ApiId', '<HttpApi>')).toBe(true);
+      for (const name of FUNCTIONS) expect(drawn('AWS/Lambda', 'Errors', 'FunctionName', `<${logicalId(name)}>`), name).toBe(true);
+      // The alarm widget lists the stack's three alarms.
+      const alarms = resolved().widgets.filter((w) => w.type === 'alarm').flatMap((w) => w.properties.alarms as string[]);
+      expect(alarms.sort()).toEqual(ofType('AWS::CloudWatch::Alarm').map(([id]) => `<${id}.Arn>`).sort());
+    });
+  });
+
+  describe('tracing', () => {
+    it('is off by default: no function traces and no role may write to X-Ray', () => {
+      for (const name of FUNCTIONS) expect(fn(name).TracingConfig, name).toBeUndefined();
+      for (const role of ROLES) expect(grantsWhere(template, role)).not.toHaveProperty('xray:PutTraceSegments');
+    });
+
+    it('with --param tracing=true, every function traces actively and every role may write its traces, and nothing else changes', () => {
+      for (const name of FUNCTIONS) expect(traced.Resources[logicalId(name)]!.Properties.TracingConfig, name).toEqual({ Mode: 'Active' });
+      for (const role of ROLES) {
+        const on = grantsWhere(traced, role);
+        const off = grantsWhere(template, role);
+        expect(on, role).toMatchObject({ 'xray:PutTraceSegments': ['*'], 'xray:PutTelemetryRecords': ['*'] });
+        const { ['xray:PutTraceSegments']: _a, ['xray:PutTelemetryRecords']: _b, ...rest } = on;
+        expect(rest, role).toEqual(off);
+      }
+      // The same resources; a function version's logical ID is a hash of its configuration, so it changes.
+      const ids = (t: Template): string[] => Object.entries(t.Resources).filter(([, r]) => r.Type !== 'AWS::Lambda::Version').map(([id]) => id).sort();
+      expect(ids(traced)).toEqual(ids(template));
+      expect(Object.values(traced.Resources).filter((r) => r.Type === 'AWS::Lambda::Version')).toHaveLength(FUNCTIONS.length);
+    });
+  });
+
   describe('bundles', () => {
     const zips = new Map<FunctionName, Map<string, ZipEntry>>();
     beforeAll(async () => {
@@ -526,6 +661,80 @@ function grants(template: Template, roleId: string): Record<string, string[]> {
     if (where !== roleId) continue;
     for (const action of list(statement.Action).map(String)) {
       out[action] = [...(out[action] ?? []), ...list(statement.Resource).map(target)].sort();
+    }
+  }
+  return out;
+}
+
+// --- Reading the dashboard ------------------------------------------------------------------------------------------
+
+interface DashboardBody {
+  widgets: { type: string; properties: JsonObject }[];
+}
+
+interface DrawnMetrics {
+  /** The relay's own metrics (its namespace), with the service dimension they are read with. */
+  own: { name: string; service: string | undefined }[];
+  /** Dimensions the SEARCH expressions group the relay's metrics by. */
+  searchDimensions: string[];
+  /** Metrics of AWS services, with their dimensions. */
+  aws: { namespace: string; name: string; dimensions: Record<string, string> }[];
+}
+
+/** Every metric the graphs draw: `[namespace, name, dimension, value, ..., {options}]` and SEARCH expressions. */
+function dashboardMetrics(body: DashboardBody, namespace: string): DrawnMetrics {
+  const drawn: DrawnMetrics = { own: [], searchDimensions: [], aws: [] };
+  for (const widget of body.widgets.filter((w) => w.type === 'metric')) {
+    for (const entry of widget.properties.metrics as Json[][]) {
+      const first = entry[0];
+      if (typeof first === 'object' && first !== null && !Array.isArray(first) && typeof first.expression === 'string') {
+        const search = /^SEARCH\('\{([^}]+)\} MetricName="([^"]+)" service="([^"]+)"'/.exec(first.expression);
+        if (search === null) throw new Error(`an expression the test cannot read: ${first.expression}`);
+        const [ns, ...dimensions] = search[1]!.split(',');
+        expect(ns).toBe(namespace);
+        drawn.own.push({ name: search[2]!, service: search[3] });
+        drawn.searchDimensions.push(...dimensions);
+        continue;
+      }
+      const parts = entry.filter((p): p is string => typeof p === 'string');
+      // Shorthand ('...', '.') would hide what is drawn from this reading, and from a reader of the JSON.
+      expect(parts, JSON.stringify(entry)).not.toContain('...');
+      expect(parts, JSON.stringify(entry)).not.toContain('.');
+      const [ns, name, ...pairs] = parts;
+      const dimensions: Record<string, string> = {};
+      for (let i = 0; i + 1 < pairs.length; i += 2) dimensions[pairs[i]!] = pairs[i + 1]!;
+      if (ns === namespace) drawn.own.push({ name: name!, service: dimensions.service });
+      else drawn.aws.push({ namespace: ns!, name: name!, dimensions });
+    }
+  }
+  return drawn;
+}
+
+// --- Conditions --------------------------------------------------------------------------------------------------
+
+const ROLES = ['RelayRole', 'IngestRole', 'ConfigRole', 'PollRole'] as const;
+
+/** A condition of the template, evaluated: the framework resolved every parameter, so only literals remain. */
+function holds(template: Template, condition: Json): boolean {
+  const c = condition as JsonObject;
+  if (typeof c.Condition === 'string') return holds(template, template.Conditions![c.Condition]!);
+  if (Array.isArray(c['Fn::Equals'])) return String(c['Fn::Equals'][0]) === String(c['Fn::Equals'][1]);
+  if (Array.isArray(c['Fn::Not'])) return !holds(template, c['Fn::Not'][0]!);
+  throw new Error(`a condition this test cannot evaluate: ${JSON.stringify(condition)}`);
+}
+
+/** A role's grants as action -> sorted targets, counting a conditional statement only where its condition holds. */
+function grantsWhere(template: Template, roleId: string): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  const role = template.Resources[roleId]!;
+  for (const policy of list(role.Properties.Policies)) {
+    for (const entry of list((policy as JsonObject).PolicyDocument && ((policy as JsonObject).PolicyDocument as JsonObject).Statement)) {
+      const conditional = (entry as JsonObject)['Fn::If'] as Json[] | undefined;
+      const statement = conditional === undefined ? entry : holds(template, { Condition: conditional[0]! }) ? conditional[1]! : conditional[2]!;
+      if (isNoValue(statement)) continue;
+      for (const action of list((statement as Statement).Action).map(String)) {
+        out[action] = [...(out[action] ?? []), ...list((statement as Statement).Resource).map(target)].sort();
+      }
     }
   }
   return out;

@@ -170,6 +170,32 @@ describe('GET /devices/{d}/config (raw form)', () => {
   });
 });
 
+describe('metrics', () => {
+  it('count ConfigsDelivered for each answer that carries a config, and nothing for 304 or 404', async () => {
+    const written: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      const measured = createConfigHandler({ env, store, logger: new Logger({ logLevel: 'SILENT' }) });
+      const auth = await bearer('dev-a');
+      const answers = [
+        await measured(get(rawPath('dev-a'), { headers: auth })),
+        await measured(get(longPath('dev-a'), { headers: auth })),
+        await measured(get(rawPath('dev-a'), { headers: { ...auth, 'if-none-match': `"${sha256Hex(A_V2)}"` } })),
+        await measured(get(rawPath('dev-empty'), { headers: await bearer('dev-empty') })),
+      ];
+      expect(answers.map((a) => a.statusCode)).toEqual([200, 200, 304, 404]);
+    } finally {
+      vi.restoreAllMocks();
+    }
+    const emf = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => '_aws' in l);
+    expect(emf.map((l) => l.ConfigsDelivered)).toEqual([1, 1]);
+    expect(emf[0]).toMatchObject({ service: 'iotcore-relay', _aws: { CloudWatchMetrics: [{ Namespace: 'IotCoreRelay', Dimensions: [['service']] }] } });
+  });
+});
+
 describe('authentication: a device reads only its own config', () => {
   const forms = [
     ['IoT Core form', longPath],

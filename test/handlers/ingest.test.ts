@@ -399,6 +399,25 @@ describe('the newest config in the answer', () => {
     }
   });
 
+  it('counts ConfigsDelivered for an answer that carries the config, not for one that does not', async () => {
+    const written: string[] = [];
+    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk));
+      return true;
+    });
+    try {
+      expect((await post('1')).body).toHaveProperty('config');
+      expect((await post('2')).body).not.toHaveProperty('config');
+    } finally {
+      vi.restoreAllMocks();
+    }
+    const emf = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => '_aws' in l);
+    expect(emf.map((l) => [l.IngestAccepted, l.ConfigsDelivered])).toEqual([
+      [1, 1],
+      [1, undefined],
+    ]);
+  });
+
   it('carries no config to a device that holds the newest, names no version, or names none readable', async () => {
     for (const held of ['2', undefined, 'latest', '-1']) {
       const answer = await post(held);
@@ -492,10 +511,16 @@ describe('configuration and logs', () => {
       vi.restoreAllMocks();
       await sqs.receiveAll();
 
-      const lines = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const all = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = all.filter((l) => !('_aws' in l));
       expect(lines).toMatchObject([
         { level: 'INFO', message: 'ingest queued', deviceId: 'pump-0042', statusCode: 202, queued: 1 },
         { level: 'WARN', message: 'ingest refused', deviceId: 'pump-0042', statusCode: 401, error: { code: 'ERR_AUTH_INVALID' } },
+      ]);
+      // One EMF document per request, counting its answer's class.
+      expect(all.filter((l) => '_aws' in l).map(({ IngestAccepted, IngestRefused, IngestFailed }) => ({ IngestAccepted, IngestRefused, IngestFailed }))).toEqual([
+        { IngestAccepted: 1, IngestRefused: undefined, IngestFailed: undefined },
+        { IngestAccepted: undefined, IngestRefused: 1, IngestFailed: undefined },
       ]);
       const text = written.join('');
       expect(text).not.toContain(token.split('.')[2]);

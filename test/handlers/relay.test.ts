@@ -153,6 +153,10 @@ describe('relay handler', () => {
     expect(counts).toMatchObject({ RecordsReceived: 10, RecordsConfirmed: 7, RecordsDeadLettered: 3, RecordsFailedBack: 0, Sessions: 4 });
     expect(counts.PublishLatency).toBeDefined();
     expect(counts.AttachLatency).toBeDefined();
+    // One duration per session, each the session's own as its log line gives it.
+    const sessionLines = lines.filter((l) => l.message === 'gateway session' || l.message === 'gateway session ended early');
+    expect([counts.SessionDuration].flat().sort()).toEqual(sessionLines.map((l) => l.durationMs).sort());
+    expect(sessionLines).toHaveLength(4);
     expect(emf.some((l) => l.code === 'ERR_ATTACH_REJECTED' && l.RecordFailures === 1)).toBe(true);
     expect(emf.some((l) => l.errorType === 'GATEWAY_ATTACHMENT_ERROR' && l.GatewayErrors === 1)).toBe(true);
 
@@ -224,9 +228,9 @@ describe('relay handler and the config store', () => {
 });
 
 describe('relay handler, misconfigured', () => {
-  it('fails every record back and says which setting is wrong', async () => {
+  it('fails every record back and says which settings are wrong, all of them at once', async () => {
     const { createRelayHandler } = await import('../../handlers/relay.js');
-    const relay = createRelayHandler({ env: { ...relayEnv, IOTCORE_MQTT_PORT: 'eighty' } });
+    const relay = createRelayHandler({ env: { ...relayEnv, IOTCORE_MQTT_PORT: 'eighty', IOTCORE_LOCATION: '', GATEWAY_KEY_SECRET: 'also-a-secret' } });
     const records = [sqsRecord(eventBody(PUMPS[3]!), { groupId: GW.assoc }), sqsRecord('not json', { groupId: GW.assoc })];
     const response = await relay(sqsEvent(records), lambdaContext(5000));
     expect(response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(records.map((r) => r.messageId));
@@ -235,7 +239,8 @@ describe('relay handler, misconfigured', () => {
     expectOutcomeInvariant({ records, outcomes, emulator, registryId: fleet.registryId });
     const error = logLines().find((l) => l.level === 'ERROR');
     expect(error).toMatchObject({ message: 'relay is misconfigured; every record goes back', code: 'ERR_CONFIG' });
-    expect(String(error?.error)).toContain('IOTCORE_MQTT_PORT');
+    expect(String(error?.error)).toMatch(/^3 settings are wrong: /);
+    for (const name of ['IOTCORE_MQTT_PORT', 'IOTCORE_LOCATION', 'GATEWAY_KEY_SECRET']) expect(String(error?.error)).toContain(name);
   });
 
   it('backs off every record of a gateway whose key cannot be read, by receive count', async () => {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadRelaySettings } from '../../lib/config.js';
 import { generateTlsMaterial } from '../../emulator/tls.js';
+import { thrownRelayError } from '../helpers/relay-error.js';
 
 let dir: string;
 let caFile: string;
@@ -21,6 +22,7 @@ const minimal = {
   IOTCORE_LOCATION: 'us-central1',
   IOTCORE_REGISTRY: 'demo-registry',
   IOTCORE_GATEWAY_IDS: 'gw-1, gw-2',
+  IOTCORE_MQTT_HOST: 'bridge.example.com',
   GATEWAY_KEY_SECRET: 'iotcore-relay/gateway-keys',
 };
 
@@ -30,7 +32,7 @@ describe('loadRelaySettings', () => {
     expect(s).toMatchObject({
       registry: { project: 'demo-project', location: 'us-central1', registry: 'demo-registry' },
       gatewayIds: ['gw-1', 'gw-2'],
-      mqttHost: 'us-central1-mqtt.clearblade.com',
+      mqttHost: 'bridge.example.com',
       mqttPort: 8883,
       extraCaPem: undefined,
       publishWindow: 32,
@@ -95,6 +97,7 @@ describe('loadRelaySettings', () => {
     [{ IOTCORE_GATEWAY_IDS: 'gw-1,gw/2' }, 'IOTCORE_GATEWAY_IDS'],
     [{ IOTCORE_GATEWAY_IDS: 'gw-1,gw-1' }, 'IOTCORE_GATEWAY_IDS'],
     [{ IOTCORE_MQTT_HOST: 'host name' }, 'IOTCORE_MQTT_HOST'],
+    [{ IOTCORE_MQTT_HOST: undefined }, 'IOTCORE_MQTT_HOST'],
     [{ IOTCORE_MQTT_PORT: '0' }, 'IOTCORE_MQTT_PORT'],
     [{ IOTCORE_MQTT_PORT: '8883.5' }, 'IOTCORE_MQTT_PORT'],
     [{ IOTCORE_CA_FILE: '/nonexistent/ca.pem' }, 'IOTCORE_CA_FILE'],
@@ -110,6 +113,46 @@ describe('loadRelaySettings', () => {
   ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
     const env = { ...minimal, ...change };
     expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));
+  });
+
+  it('assumes no bridge host: a missing IOTCORE_MQTT_HOST says where to find the G5 host of the region', () => {
+    const e = thrownRelayError(() => loadRelaySettings({ ...minimal, IOTCORE_MQTT_HOST: undefined }), 'ERR_CONFIG');
+    expect(e.field).toBe('IOTCORE_MQTT_HOST');
+    expect(e.message).toMatch(/^IOTCORE_MQTT_HOST must be set: .*G5 host.*Targeting devices.*docs\/deploy\.md/);
+  });
+
+  it('lists every missing or wrong variable in one ERR_CONFIG', () => {
+    const e = thrownRelayError(
+      () =>
+        loadRelaySettings({
+          IOTCORE_LOCATION: 'US Central',
+          IOTCORE_GATEWAY_IDS: 'gw-1,gw-1',
+          IOTCORE_MQTT_PORT: '0',
+          RELAY_PUBLISH_WINDOW: 'lots',
+          RELAY_BACKOFF_BASE_SECONDS: '100',
+          RELAY_BACKOFF_MAX_SECONDS: '50',
+        }),
+      'ERR_CONFIG',
+    );
+    const named = [
+      'IOTCORE_PROJECT',
+      'IOTCORE_LOCATION',
+      'IOTCORE_REGISTRY',
+      'IOTCORE_GATEWAY_IDS',
+      'IOTCORE_MQTT_HOST',
+      'IOTCORE_MQTT_PORT',
+      'GATEWAY_KEY_SECRET',
+      'RELAY_BACKOFF_MAX_SECONDS',
+      'RELAY_PUBLISH_WINDOW',
+    ];
+    expect(e.message).toMatch(new RegExp(`^${named.length} settings are wrong: `));
+    for (const name of named) expect(e.message).toContain(name);
+    expect(e.field!.split(',').sort()).toEqual([...named].sort());
+    // Each problem keeps its own reason.
+    expect(e.message).toContain('IOTCORE_PROJECT must be set');
+    expect(e.message).toContain('IOTCORE_LOCATION must be a region such as us-central1');
+    expect(e.message).toContain('IOTCORE_GATEWAY_IDS lists gateway gw-1 twice');
+    expect(e.message).toContain('RELAY_BACKOFF_MAX_SECONDS must not be below RELAY_BACKOFF_BASE_SECONDS');
   });
 
   it('refuses a CA file that holds no certificate', () => {

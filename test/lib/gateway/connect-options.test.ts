@@ -135,4 +135,24 @@ describe('classifyConnectError', () => {
   it('a CONNACK timeout is ERR_CONNECT_TIMEOUT', () => {
     expect(classifyConnectError(new Error('connack timeout'), 'host:8883').code).toBe('ERR_CONNECT_TIMEOUT');
   });
+
+  it.each([
+    ['UNABLE_TO_VERIFY_LEAF_SIGNATURE', /failed: UNABLE_TO_VERIFY_LEAF_SIGNATURE; check IOTCORE_CA_FILE .* and IOTCORE_MQTT_HOST$/],
+    ['SELF_SIGNED_CERT_IN_CHAIN', /; check IOTCORE_CA_FILE /],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', /; check IOTCORE_MQTT_HOST: the bridge's certificate does not carry that name$/],
+    ['ERR_SSL_WRONG_VERSION_NUMBER', /; check IOTCORE_MQTT_PORT: the bridge speaks TLS/],
+    ['ECONNREFUSED', /^cannot reach host:8883: ECONNREFUSED; check IOTCORE_MQTT_HOST and IOTCORE_MQTT_PORT$/],
+    ['ENOTFOUND', /: ENOTFOUND; check IOTCORE_MQTT_HOST and IOTCORE_MQTT_PORT$/],
+  ])('socket error %s names the setting to check', (errno, message) => {
+    const err = Object.assign(new Error('boom'), { code: errno });
+    expect(classifyConnectError(err, 'host:8883').message).toMatch(message);
+  });
+
+  it('a refused JWT names the gateway key and registry settings; a CONNACK timeout the host and port', () => {
+    expect(classifyConnectError(new ErrorWithReasonCode('Connection refused: Bad username or password', 4), 'host:8883').message).toMatch(
+      /CONNACK 4, bad user name or password; check the gateway's private key \(GATEWAY_KEY_SECRET or GATEWAY_KEY_FILE\).*IOTCORE_PROJECT, IOTCORE_LOCATION, IOTCORE_REGISTRY$/,
+    );
+    expect(classifyConnectError(new ErrorWithReasonCode('Connection refused: Server unavailable', 3), 'host:8883').message).not.toContain('check');
+    expect(classifyConnectError(new Error('connack timeout'), 'host:8883').message).toMatch(/; check IOTCORE_MQTT_HOST and IOTCORE_MQTT_PORT$/);
+  });
 });

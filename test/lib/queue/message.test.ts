@@ -36,6 +36,15 @@ describe('parseQueueMessage', () => {
     expect(refusal(body({ type: 'state', payload: 's'.repeat(MAX_STATE_BYTES + 1) }))).toEqual({ code: 'ERR_PAYLOAD_TOO_LARGE', field: 'payload' });
   });
 
+  it('says which limit was passed, with the right article', () => {
+    expect(thrownRelayError(() => parseQueueMessage(body({ payload: 'e'.repeat(MAX_EVENT_BYTES + 1) }))).message).toBe(
+      `payload is ${MAX_EVENT_BYTES + 1} bytes; an event takes at most ${MAX_EVENT_BYTES}`,
+    );
+    expect(thrownRelayError(() => parseQueueMessage(body({ type: 'state', payload: 's'.repeat(MAX_STATE_BYTES + 1) }))).message).toBe(
+      `payload is ${MAX_STATE_BYTES + 1} bytes; a state takes at most ${MAX_STATE_BYTES}`,
+    );
+  });
+
   it.each<[string, string, RelayErrorCode, string | undefined]>([
     ['not JSON', '{"v":1,', 'ERR_INVALID_MESSAGE', undefined],
     ['an array', '[1]', 'ERR_INVALID_MESSAGE', undefined],
