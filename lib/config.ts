@@ -19,7 +19,7 @@ export type Env = Readonly<Record<string, string | undefined>>;
 
 export interface RelaySettings {
   registry: RegistryPath;
-  /** The first is the default gateway; devices spread over the rest (lib/gateway-pool.ts). */
+  /** The pool; each device goes through `gatewayFor(deviceId, gatewayIds)` (lib/gateway-pool.ts). */
   gatewayIds: string[];
   mqttHost: string;
   mqttPort: number;

@@ -7,6 +7,9 @@
  *
  * Keep one instance per container (module scope): the cache lives in the instance.
  *
+ * A secret ID holding `{gateway}` names one secret per gateway (`key-location.ts`): each session then reads only its
+ * own gateway's secret, and all of them share one provider, one client and one cache.
+ *
  * Powertools and the Secrets Manager client it brings are loaded by the first `signingKey()`, not when this module
  * is imported: the relay's handler reaches this module, and its cold start must not evaluate the AWS SDK before the
  * handler even runs (handlers/relay.ts). The first invocation pays for the client instead; it fetches the secret
@@ -20,13 +23,14 @@ import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets'
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { RelayError } from '../errors.js';
 import { keyEntryFor } from './key-document.js';
+import { keyLocation, type KeyLocation } from './key-location.js';
 import type { KeySource } from './key-source.js';
 import { importSigningKey, type SigningKey } from './signing-key.js';
 
 export const DEFAULT_KEY_CACHE_SECONDS = 300;
 
 export interface SecretsManagerKeySourceOptions {
-  /** Secret name or ARN. */
+  /** Secret name or ARN; `{gateway}` in it names one secret per gateway. */
   secretId: string;
   /** How long a fetched secret string is reused, in whole seconds; 0 fetches on every call. Default 300. */
   cacheSeconds?: number;
@@ -38,10 +42,11 @@ export class SecretsManagerKeySource implements KeySource {
   readonly secretId: string;
   readonly cacheSeconds: number;
   readonly #client: SecretsManagerClient | undefined;
-  /** Built once, by the first call; Powertools' cache of the secret string lives in it. */
+  readonly #location: KeyLocation;
+  /** Built once, by the first call; Powertools' cache of the secret strings lives in it. */
   #provider: Promise<SecretsProvider> | undefined;
-  /** The read in progress, which calls arriving meanwhile share. */
-  #reading: Promise<string> | undefined;
+  /** The reads in progress by secret ID, which calls arriving meanwhile share. */
+  readonly #reading = new Map<string, Promise<string>>();
 
   constructor(options: SecretsManagerKeySourceOptions) {
     const cacheSeconds = options.cacheSeconds ?? DEFAULT_KEY_CACHE_SECONDS;
@@ -51,13 +56,15 @@ export class SecretsManagerKeySource implements KeySource {
     }
     if (options.secretId.trim() === '') throw new RelayError('ERR_CONFIG', 'the key secret ID is empty');
     this.secretId = options.secretId;
+    this.#location = keyLocation(options.secretId, 'GATEWAY_KEY_SECRET');
     this.cacheSeconds = cacheSeconds;
     this.#client = options.client;
   }
 
   async signingKey(gatewayId: string): Promise<SigningKey> {
-    const document = await this.#secretText();
-    const entry = keyEntryFor(document, gatewayId, `secret ${this.secretId}`);
+    const secretId = this.#location.for(gatewayId);
+    const document = await this.#secretText(secretId);
+    const entry = keyEntryFor(document, gatewayId, `secret ${secretId}`);
     return importSigningKey(entry.pem, { origin: entry.origin, declaredAlgorithm: entry.algorithm });
   }
 
@@ -66,30 +73,31 @@ export class SecretsManagerKeySource implements KeySource {
    * so without this every gateway session of a cold container's first batch (they start together) would make its
    * own GetSecretValue call, and every session after the TTL expired as well.
    */
-  #secretText(): Promise<string> {
-    if (this.#reading !== undefined) return this.#reading;
-    const reading = this.#readSecret().finally(() => {
-      if (this.#reading === reading) this.#reading = undefined;
+  #secretText(secretId: string): Promise<string> {
+    const inProgress = this.#reading.get(secretId);
+    if (inProgress !== undefined) return inProgress;
+    const reading = this.#readSecret(secretId).finally(() => {
+      if (this.#reading.get(secretId) === reading) this.#reading.delete(secretId);
     });
-    this.#reading = reading;
+    this.#reading.set(secretId, reading);
     return reading;
   }
 
-  async #readSecret(): Promise<string> {
+  async #readSecret(secretId: string): Promise<string> {
     // Outside the try: a module that fails to load is a packaging defect, not an unreachable Secrets Manager.
     const provider = await this.#secretsProvider();
     let value: string | Uint8Array | undefined;
     try {
-      value = await provider.get(this.secretId, { maxAge: this.cacheSeconds });
+      value = await provider.get(secretId, { maxAge: this.cacheSeconds });
     } catch (e) {
-      throw unavailable(this.secretId, e);
+      throw unavailable(secretId, e);
     }
     if (typeof value === 'string') return value;
     // A secret created with SecretBinary (e.g. `--secret-binary fileb://key.pem`) holds the PEM file's bytes.
     if (value instanceof Uint8Array) return new TextDecoder().decode(value);
     throw new RelayError(
       'ERR_KEY_UNAVAILABLE',
-      `secret ${this.secretId} has no value (neither SecretString nor SecretBinary)`,
+      `secret ${secretId} has no value (neither SecretString nor SecretBinary)`,
     );
   }
 

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { RelayError } from '../errors.js';
-import { gatewayFor } from '../gateway-pool.js';
+import { assignmentFor } from '../gateway-pool.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
 import { encodeConfigPollMessage } from '../queue/message.js';
@@ -52,12 +52,13 @@ export function planConfigPolls(deviceIds: Iterable<string>, options: PollPlanOp
   if (Number.isNaN(scheduledAt.getTime())) throw new RelayError('ERR_CONFIG', 'the schedule time is not a valid date');
 
   const gateways = new Set(gatewayIds);
+  const assignment = assignmentFor(gatewayIds);
   const byGateway = new Map<string, string[]>();
   for (const id of new Set(deviceIds)) {
     assertDeviceId(id);
     // A gateway cannot attach itself or another gateway: the registry refuses to bind a gateway to a gateway.
     if (gateways.has(id)) continue;
-    const gw = gatewayFor(id, gatewayIds);
+    const gw = assignment.gatewayFor(id);
     const list = byGateway.get(gw) ?? [];
     list.push(id);
     byGateway.set(gw, list);

@@ -87,3 +87,21 @@ describe('FileKeySource', () => {
     expectNoKeyMaterial(e, p384.pkcs8);
   });
 });
+
+describe('FileKeySource: one file per gateway ({gateway} in the path)', () => {
+  it('reads the file of the gateway asked for, and only that one', async () => {
+    const sub = await mkdtemp(join(dir, 'per-gateway-'));
+    await writeFile(join(sub, 'gw-001_private.pem'), ec.pkcs8);
+    await writeFile(join(sub, 'gw-002_private.pem'), ecOther.pkcs8);
+    const source = new FileKeySource(join(sub, '{gateway}_private.pem'));
+    expect(await signedBy(await source.signingKey('gw-001'), ec.publicKey)).toBe(true);
+    expect(await signedBy(await source.signingKey('gw-002'), ecOther.publicKey)).toBe(true);
+    const e = await rejection(() => source.signingKey('gw-003'));
+    expect(e).toMatchObject({ code: 'ERR_KEY_UNAVAILABLE' });
+    expect((e as Error).message).toContain(join(sub, 'gw-003_private.pem'));
+  });
+
+  it('refuses any other brace in the path as ERR_CONFIG', () => {
+    expect(() => new FileKeySource(join(dir, '{gw}.pem'))).toThrow(/may hold only the placeholder \{gateway\}/);
+  });
+});

@@ -251,3 +251,28 @@ describe('SecretsManagerKeySource: unavailable secrets', () => {
     expect(e.message).toContain('socket hang up');
   });
 });
+
+describe('SecretsManagerKeySource: one secret per gateway ({gateway} in the secret ID)', () => {
+  it("reads only the secret of the gateway asked for, each once within the TTL, through one client", async () => {
+    const prefix = `iotcore/per-gateway-${++secretSeq}`;
+    sm.putSecret(`${prefix}/gw-001`, ec.pkcs8);
+    sm.putSecret(`${prefix}/gw-002`, JSON.stringify({ privateKey: ecRotated.pkcs8, algorithm: 'ES256' }));
+    sm.putSecret(`${prefix}/gw-003`, rsa.pkcs8);
+    const source = new SecretsManagerKeySource({ secretId: `${prefix}/{gateway}`, client: sm.client() });
+
+    const [a, again, b] = await Promise.all([source.signingKey('gw-001'), source.signingKey('gw-001'), source.signingKey('gw-002')]);
+    expect(await signedBy(a, ec.publicKey)).toBe(true);
+    expect(await signedBy(again, ec.publicKey)).toBe(true);
+    expect(await signedBy(b, ecRotated.publicKey)).toBe(true);
+    expect(sm.calls(`${prefix}/gw-001`)).toBe(1);
+    expect(sm.calls(`${prefix}/gw-002`)).toBe(1);
+    expect(sm.calls(`${prefix}/gw-003`)).toBe(0);
+  });
+
+  it('names the gateway secret that is missing', async () => {
+    const source = new SecretsManagerKeySource({ secretId: `iotcore/absent-${++secretSeq}/{gateway}`, client: sm.client() });
+    const e = await rejection(() => source.signingKey('gw-9'));
+    expect(e).toMatchObject({ code: 'ERR_KEY_UNAVAILABLE' });
+    expect((e as Error).message).toContain(`iotcore/absent-${secretSeq}/gw-9 was not found`);
+  });
+});

@@ -16,8 +16,8 @@ describe('planConfigPolls', () => {
       expect(parseQueueMessage(job.body)).toEqual({ v: 1, type: 'config-poll', deviceIds: job.deviceIds });
     }
     expect(jobs.flatMap((j) => j.deviceIds).sort()).toEqual(devices);
-    // With several gateways the first is the default and the devices spread over the others.
-    expect(jobs.map((j) => j.gatewayId).sort()).toEqual(['gw-a', 'gw-b', 'gw-c']);
+    // Every gateway of the pool carries some of the 50 devices: none is set aside.
+    expect(jobs.map((j) => j.gatewayId).sort()).toEqual(['gw-a', 'gw-b', 'gw-c', 'gw-default']);
   });
 
   it('cuts a gateway list into chunks of the chunk size, indexed from 0, sorted', () => {
