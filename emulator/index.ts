@@ -19,19 +19,29 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { createAdminHandler } from './admin-api.js';
 import { Bridge } from './bridge.js';
+import { createClearBladeHandler, isClearBladePath } from './clearblade-api.js';
+import { ClearBladeCredentials } from './clearblade-credentials.js';
+import type { ServiceAccount } from './clearblade-credentials.js';
 import type { ConnectionInfo } from './bridge.js';
 import { loadDemoRegistry } from './demo.js';
 import type { Faults } from './faults.js';
 import type { BridgeOptions } from './options.js';
+import { CallQuota } from './rate-limit.js';
+import type { CallQuotas } from './rate-limit.js';
 import { Registry } from './registry.js';
 import type { RegistryDocument } from './registry.js';
+import { REGISTRY_POLICY_KEYS, resolveRegistryPolicy } from './registry-policy.js';
+import type { RegistryPolicy } from './registry-policy.js';
 import { generateTlsMaterial, readTlsMaterial, serverOptions } from './tls.js';
 
 export type { ConnectionInfo } from './bridge.js';
 export type { Faults, Phase, ConnackRefusal } from './faults.js';
 export type { BridgeOptions } from './options.js';
+export type { ServiceAccount, RegistryCredentials } from './clearblade-credentials.js';
+export type { RegistryPolicy } from './registry-policy.js';
+export type { CallKind, CallQuotas } from './rate-limit.js';
 
-export interface EmulatorOptions extends Partial<Omit<BridgeOptions, 'log'>> {
+export interface EmulatorOptions extends Partial<Omit<BridgeOptions, 'log'>>, Partial<RegistryPolicy> {
   /** Interface to listen on. Default 127.0.0.1. */
   host?: string;
   /** MQTT port; 0 (default) picks a free one. */
@@ -52,6 +62,13 @@ export interface EmulatorOptions extends Partial<Omit<BridgeOptions, 'log'>> {
   dataDir?: string;
   /** Connection events (connects, refusals and their reasons, closes); silent if absent. */
   log?: (line: string) => void;
+  /**
+   * Per-minute quotas of the device-manager calls in ClearBlade's REST form, answered 429 RESOURCE_EXHAUSTED when
+   * used up: `true` for the documented quotas, or some quotas by kind (the others documented). Off by default.
+   */
+  rateLimits?: boolean | Partial<CallQuotas>;
+  /** The quotas' window; 60,000 ms. Tests shorten it to see a window end. */
+  rateLimitWindowMs?: number;
 }
 
 export interface Emulator {
@@ -77,6 +94,11 @@ export interface Emulator {
   sendCommand(registryId: string, deviceId: string, subfolder: string | undefined, payload: Buffer): boolean;
   /** Closes a client's connection as a takeover would; by client ID or device ID. */
   kick(clientIdOrDeviceId: string): boolean;
+  /**
+   * The project's ClearBlade service account (`systemKey`, `token`, `url` = the admin URL, `project`), as the
+   * console's JSON file holds it: what getRegistryCredentials takes. Throws when no admin API is served.
+   */
+  serviceAccount(): ServiceAccount;
   close(): Promise<void>;
 }
 
@@ -100,10 +122,21 @@ const urlHost = (host: string): string => (host.includes(':') ? `[${host}]` : ho
 export async function startEmulator(options: EmulatorOptions = {}): Promise<Emulator> {
   const host = options.host ?? '127.0.0.1';
   const useTls = options.tls !== false;
-  const registry =
-    options.registry instanceof Registry
-      ? options.registry
-      : Registry.fromDocument(options.registry ?? (await loadDemoRegistry()).document);
+  // Checked before anything starts, so a bad value fails the start and leaves nothing running.
+  const policy: Partial<RegistryPolicy> = Object.fromEntries(REGISTRY_POLICY_KEYS.filter((k) => options[k] !== undefined).map((k) => [k, options[k]]));
+  resolveRegistryPolicy(policy);
+  const quota =
+    options.rateLimits === undefined || options.rateLimits === false
+      ? undefined
+      : new CallQuota(options.rateLimits === true ? {} : options.rateLimits, options.rateLimitWindowMs);
+  let registry: Registry;
+  if (options.registry instanceof Registry) {
+    registry = options.registry;
+    registry.configure(policy);
+  } else {
+    registry = Registry.fromDocument(options.registry ?? (await loadDemoRegistry()).document, policy);
+  }
+  const clearBlade = new ClearBladeCredentials(registry.project);
   // TLS material first: it can fail (unreadable files) before anything needs undoing.
   const material = !useTls ? undefined : options.tlsFiles ? await readTlsMaterial(options.tlsFiles) : await generateTlsMaterial();
 
@@ -154,8 +187,11 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await listen(server, options.port ?? 0, host);
     let adminUrl: string | undefined;
     if (options.adminPort !== null) {
-      admin = createHttpServer(createAdminHandler(registry, bridge));
+      const v1 = createAdminHandler(registry, bridge);
+      const clearBladeForm = createClearBladeHandler(registry, clearBlade, quota === undefined ? {} : { quota });
+      admin = createHttpServer((req, res) => (isClearBladePath(req.url) ? clearBladeForm(req, res) : v1(req, res)));
       adminUrl = `http://${urlHost(host)}:${await listen(admin, options.adminPort ?? 0, host)}`;
+      clearBlade.url = adminUrl;
     }
 
     let closing: Promise<void> | undefined;
@@ -176,6 +212,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       connections: () => bridge.connections(),
       sendCommand: (r, d, s, p) => bridge.sendCommand(r, d, s, p),
       kick: (id) => bridge.kick(id),
+      serviceAccount: () => {
+        if (adminUrl === undefined) throw new Error('no service account: the admin API is not served (adminPort: null)');
+        return clearBlade.serviceAccount();
+      },
       close: () => (closing ??= shutdown()),
     };
   } catch (e) {

@@ -12,6 +12,9 @@
 import { EventEmitter } from 'node:events';
 import { deviceIdProblem } from '../lib/iotcore/device-id.js';
 import { MAX_CONFIG_BYTES } from '../lib/iotcore/limits.js';
+import { OrderedIndex } from './ordered-index.js';
+import { DEFAULT_REGISTRY_POLICY, resolveRegistryPolicy } from './registry-policy.js';
+import type { RegistryPolicy } from './registry-policy.js';
 
 export type KeyFormat = 'RSA_PEM' | 'RSA_X509_PEM' | 'ES256_PEM' | 'ES256_X509_PEM';
 export const KEY_FORMATS: readonly KeyFormat[] = ['RSA_PEM', 'RSA_X509_PEM', 'ES256_PEM', 'ES256_X509_PEM'];
@@ -187,7 +190,6 @@ export interface DeviceInput {
 const MAX_CONFIG_VERSIONS = 10;
 const MAX_STATES = 10;
 const MAX_CREDENTIALS = 3;
-const MAX_BINDINGS_PER_DEVICE = 10;
 /** Device metadata limits (iotcore-protocol.md §4). */
 const MAX_METADATA_PAIRS = 500;
 const MAX_METADATA_VALUE_BYTES = 32 * 1024;
@@ -201,9 +203,23 @@ interface RegistryEntry {
   devices: Map<string, Device>;
   configVersions: Map<string, DeviceConfig[]>;
   states: Map<string, DeviceState[]>;
-  /** gatewayId -> bound device IDs */
-  bindings: Map<string, Set<string>>;
+  /** numId -> device ID */
+  byNumId: Map<string, string>;
+  /** Device IDs in numId order (which is creation order): all of them, the gateways, the others. */
+  order: { all: OrderedIndex<string>; gateways: OrderedIndex<string>; others: OrderedIndex<string> };
+  /** gatewayId -> the devices bound to it, in binding order. */
+  bound: Map<string, OrderedIndex<string>>;
+  /** deviceId -> the gateways it is bound to, in binding order (the reverse of `bound`, same keys). */
+  boundTo: Map<string, OrderedIndex<string>>;
+  /** The key of the next binding, shared by its entries in `bound` and `boundTo`. */
+  nextBinding: bigint;
 }
+
+/** Which devices a page lists: all, gateways or the others, those bound to a gateway, or a device's gateways. */
+export type DeviceSelection =
+  | { kind: 'all' | 'gateways' | 'nonGateways' }
+  | { kind: 'boundTo'; gatewayId: string }
+  | { kind: 'gatewaysOf'; deviceId: string };
 
 const now = (): string => new Date().toISOString();
 
@@ -223,6 +239,7 @@ export class Registry extends EventEmitter {
   private readonly entries = new Map<string, RegistryEntry>();
   private nextNumId = 2_000_000_000_000_000n;
   private nextMessageId = 1;
+  #policy: RegistryPolicy = { ...DEFAULT_REGISTRY_POLICY };
 
   constructor(project: string, location: string) {
     super();
@@ -230,17 +247,29 @@ export class Registry extends EventEmitter {
     this.location = location;
   }
 
-  static fromDocument(doc: RegistryDocument): Registry {
+  /** A registry loaded from a registry file; `policy` is in force while its bindings are made, and after. */
+  static fromDocument(doc: RegistryDocument, policy: Partial<RegistryPolicy> = {}): Registry {
     if (typeof doc?.project !== 'string' || typeof doc.location !== 'string' || !Array.isArray(doc.registries)) {
       throw badArg('registry file needs "project", "location" and "registries"');
     }
     const reg = new Registry(doc.project, doc.location);
+    reg.configure(policy);
     for (const r of doc.registries) {
       reg.createRegistry(r);
       for (const d of r.devices ?? []) reg.createDevice(r.id, d);
       for (const b of r.bindings ?? []) reg.bind(r.id, b.gatewayId, b.deviceId);
     }
     return reg;
+  }
+
+  /** The limits and variants in force (registry-policy.ts). */
+  get policy(): Readonly<RegistryPolicy> {
+    return this.#policy;
+  }
+
+  /** Changes some of the policy; checks every value and throws TypeError on a bad one, changing nothing. */
+  configure(policy: Partial<RegistryPolicy>): void {
+    this.#policy = resolveRegistryPolicy(policy, this.#policy);
   }
 
   registryName(registryId: string): string {
@@ -261,7 +290,17 @@ export class Registry extends EventEmitter {
       httpConfig: input.httpConfig ?? { httpEnabledState: 'HTTP_ENABLED' },
     };
     if (input.stateNotificationConfig) registry.stateNotificationConfig = input.stateNotificationConfig;
-    this.entries.set(input.id, { registry, devices: new Map(), configVersions: new Map(), states: new Map(), bindings: new Map() });
+    this.entries.set(input.id, {
+      registry,
+      devices: new Map(),
+      configVersions: new Map(),
+      states: new Map(),
+      byNumId: new Map(),
+      order: { all: new OrderedIndex(), gateways: new OrderedIndex(), others: new OrderedIndex() },
+      bound: new Map(),
+      boundTo: new Map(),
+      nextBinding: 1n,
+    });
     return registry;
   }
 
@@ -291,8 +330,9 @@ export class Registry extends EventEmitter {
     if (!e) return undefined;
     const byId = e.devices.get(idOrNumId);
     if (byId) return byId;
-    if (/^\d+$/.test(idOrNumId)) return [...e.devices.values()].find((d) => d.numId === idOrNumId);
-    return undefined;
+    // IDs start with a letter, so all digits can only be a numId.
+    const id = /^\d+$/.test(idOrNumId) ? e.byNumId.get(idOrNumId) : undefined;
+    return id === undefined ? undefined : e.devices.get(id);
   }
 
   listDevices(registryId: string): Device[] {
@@ -327,6 +367,10 @@ export class Registry extends EventEmitter {
     };
     if (input.logLevel !== undefined) device.logLevel = input.logLevel;
     e.devices.set(device.id, device);
+    e.byNumId.set(device.numId, device.id);
+    const key = BigInt(device.numId);
+    e.order.all.add(key, device.id);
+    (gatewayType === 'GATEWAY' ? e.order.gateways : e.order.others).add(key, device.id);
     e.configVersions.set(device.id, [{ ...config }]);
     e.states.set(device.id, []);
     return device;
@@ -365,54 +409,126 @@ export class Registry extends EventEmitter {
     return d;
   }
 
+  /**
+   * Deletes a device. A gateway that still has bound devices, or a device still bound to gateways, is refused or
+   * unbound first, as the policy says.
+   */
   deleteDevice(registryId: string, idOrNumId: string): void {
     const e = this.entry(registryId);
     const d = this.getDevice(registryId, idOrNumId);
-    if (d.gatewayConfig.gatewayType === 'GATEWAY' && (e.bindings.get(d.id)?.size ?? 0) > 0) {
-      throw new ApiError('FAILED_PRECONDITION', `gateway ${d.id} still has bound devices`);
+    const devices = e.bound.get(d.id);
+    if (devices !== undefined && devices.size > 0 && this.#policy.deleteGatewayWithDevices === 'refuse') {
+      throw new ApiError('FAILED_PRECONDITION', `gateway ${d.id} still has ${devices.size} bound device(s): unbind them first`);
     }
+    const gateways = e.boundTo.get(d.id);
+    if (gateways !== undefined && gateways.size > 0 && this.#policy.deleteBoundDevice === 'refuse') {
+      throw new ApiError('FAILED_PRECONDITION', `device ${d.id} is still bound to ${gateways.size} gateway(s): unbind it first`);
+    }
+    for (const deviceId of [...(devices?.values() ?? [])]) this.#unlink(e, d.id, deviceId);
+    for (const gatewayId of [...(gateways?.values() ?? [])]) this.#unlink(e, gatewayId, d.id);
     e.devices.delete(d.id);
+    e.byNumId.delete(d.numId);
+    e.order.all.delete(d.id);
+    e.order.gateways.delete(d.id);
+    e.order.others.delete(d.id);
     e.configVersions.delete(d.id);
     e.states.delete(d.id);
-    for (const set of e.bindings.values()) set.delete(d.id);
-    e.bindings.delete(d.id);
     this.emit('device-deleted', registryId, d.id);
   }
 
+  /** bindDeviceToGateway: both by ID or numId. Limits and a repeated binding follow the policy. */
   bind(registryId: string, gatewayIdOrNum: string, deviceIdOrNum: string): void {
     const e = this.entry(registryId);
     const gw = this.getDevice(registryId, gatewayIdOrNum);
     const dev = this.getDevice(registryId, deviceIdOrNum);
     if (gw.gatewayConfig.gatewayType !== 'GATEWAY') throw badArg(`${gw.id} is not a gateway`);
     if (dev.gatewayConfig.gatewayType === 'GATEWAY') throw badArg(`${dev.id} is a gateway and cannot be bound to a gateway`);
-    const boundTo = [...e.bindings.values()].filter((s) => s.has(dev.id)).length;
-    const set = e.bindings.get(gw.id) ?? new Set<string>();
-    if (!set.has(dev.id) && boundTo >= MAX_BINDINGS_PER_DEVICE) {
-      throw new ApiError('RESOURCE_EXHAUSTED', `${dev.id} is already bound to ${MAX_BINDINGS_PER_DEVICE} gateways`);
+    const devices = e.bound.get(gw.id);
+    if (devices?.has(dev.id)) {
+      if (this.#policy.bindExisting === 'conflict') throw new ApiError('ALREADY_EXISTS', `${dev.id} is already bound to ${gw.id}`);
+      return;
     }
-    set.add(dev.id);
-    e.bindings.set(gw.id, set);
+    const { maxGatewaysPerDevice, maxDevicesPerGateway, bindingLimitStatus } = this.#policy;
+    if ((e.boundTo.get(dev.id)?.size ?? 0) >= maxGatewaysPerDevice) {
+      throw new ApiError(bindingLimitStatus, `${dev.id} is already bound to ${maxGatewaysPerDevice} gateways, the most a device may be bound to`);
+    }
+    if ((devices?.size ?? 0) >= maxDevicesPerGateway) {
+      throw new ApiError(bindingLimitStatus, `${gw.id} already has ${maxDevicesPerGateway} bound devices, the most a gateway may have`);
+    }
+    const key = e.nextBinding++;
+    let list = devices;
+    if (list === undefined) e.bound.set(gw.id, (list = new OrderedIndex()));
+    list.add(key, dev.id);
+    let reverse = e.boundTo.get(dev.id);
+    if (reverse === undefined) e.boundTo.set(dev.id, (reverse = new OrderedIndex()));
+    reverse.add(key, gw.id);
   }
 
   unbind(registryId: string, gatewayIdOrNum: string, deviceIdOrNum: string): void {
     const e = this.entry(registryId);
     const gw = this.getDevice(registryId, gatewayIdOrNum);
     const dev = this.getDevice(registryId, deviceIdOrNum);
-    if (!e.bindings.get(gw.id)?.has(dev.id)) throw new ApiError('NOT_FOUND', `${dev.id} is not bound to ${gw.id}`);
-    e.bindings.get(gw.id)!.delete(dev.id);
+    if (!e.bound.get(gw.id)?.has(dev.id)) throw new ApiError('NOT_FOUND', `${dev.id} is not bound to ${gw.id}`);
+    this.#unlink(e, gw.id, dev.id);
+  }
+
+  #unlink(e: RegistryEntry, gatewayId: string, deviceId: string): void {
+    const devices = e.bound.get(gatewayId);
+    devices?.delete(deviceId);
+    if (devices?.size === 0) e.bound.delete(gatewayId);
+    const gateways = e.boundTo.get(deviceId);
+    gateways?.delete(gatewayId);
+    if (gateways?.size === 0) e.boundTo.delete(deviceId);
   }
 
   isBound(registryId: string, gatewayId: string, deviceId: string): boolean {
-    return this.entries.get(registryId)?.bindings.get(gatewayId)?.has(deviceId) ?? false;
+    return this.entries.get(registryId)?.bound.get(gatewayId)?.has(deviceId) ?? false;
   }
 
-  /** Gateways a device is bound to, or devices bound to a gateway. */
+  /** Devices bound to a gateway, in binding order. */
   boundDevices(registryId: string, gatewayId: string): string[] {
-    return [...(this.entry(registryId).bindings.get(gatewayId) ?? [])];
+    return [...(this.entry(registryId).bound.get(gatewayId)?.values() ?? [])];
   }
 
+  /** Gateways a device is bound to, in binding order. */
   gatewaysOf(registryId: string, deviceId: string): string[] {
-    return [...this.entry(registryId).bindings.entries()].filter(([, s]) => s.has(deviceId)).map(([g]) => g);
+    return [...(this.entry(registryId).boundTo.get(deviceId)?.values() ?? [])];
+  }
+
+  /**
+   * One page of a selection of devices: up to `limit` devices after the position `after` (a key an earlier page
+   * returned), and whether more follow. Devices page in numId order; bound devices and a device's gateways in
+   * binding order. Costs O(log n + limit) whatever the registry's size; devices created, bound or deleted between
+   * two pages neither repeat nor hide the others.
+   */
+  pageDevices(
+    registryId: string,
+    selection: DeviceSelection,
+    after: bigint | undefined,
+    limit: number,
+  ): { devices: Device[]; lastKey: bigint | undefined; more: boolean } {
+    const e = this.entry(registryId);
+    let index: OrderedIndex<string> | undefined;
+    switch (selection.kind) {
+      case 'all':
+        index = e.order.all;
+        break;
+      case 'gateways':
+        index = e.order.gateways;
+        break;
+      case 'nonGateways':
+        index = e.order.others;
+        break;
+      case 'boundTo':
+        index = e.bound.get(this.getDevice(registryId, selection.gatewayId).id);
+        break;
+      case 'gatewaysOf':
+        index = e.boundTo.get(this.getDevice(registryId, selection.deviceId).id);
+        break;
+    }
+    if (index === undefined) return { devices: [], lastKey: undefined, more: false };
+    const { entries, more } = index.page(after, limit);
+    return { devices: entries.map((x) => e.devices.get(x.value)!), lastKey: entries[entries.length - 1]?.key, more };
   }
 
   /** devices.modifyCloudToDeviceConfig: a new version, pushed to subscribers through the `config` event. */
