@@ -27,6 +27,7 @@ import {
   isClearBladeError,
   type CallKind,
   type DeviceResource,
+  type Operation,
 } from '../lib/clearblade/rest-client.js';
 import { readServiceAccount, type ServiceAccount } from '../lib/clearblade/service-account.js';
 import { isRelayError } from '../lib/errors.js';
@@ -105,6 +106,22 @@ export interface FleetIo {
   exitNow(code: number): void;
   /** Plain progress lines at most this often (ms). */
   progressIntervalMs?: number;
+  /** Told what the run did, for scripts and benchmarks that run the command in their own process. */
+  onReport?: (report: FleetReport) => void;
+}
+
+/** What one run of the command did. */
+export interface FleetReport {
+  subcommand: 'plan' | 'gateways' | 'apply' | 'apply --finish';
+  exitCode: number;
+  wallMs: number;
+  /** Sizes of the plan the run made (not for `gateways`). */
+  plan?: { deviceCount: number; gatewaysToCreate: number; devicesToCreate: number; bindingsToAdd: number; bindingsToRemove: number; violations: number };
+  /** What the run changed (apply, apply --finish, gateways). */
+  result?: RunResult;
+  calls: Record<Operation, number>;
+  callsByKind: Record<CallKind, number>;
+  rateLimited: Record<CallKind, number>;
 }
 
 export function processIo(): FleetIo {
@@ -218,24 +235,27 @@ export async function fleetCommand(argv: string[], io: FleetIo = processIo()): P
     stop.abort(new Interrupted());
   });
   const run = new FleetRun(settings, io, stop.signal);
+  let code: number = EXIT.FAILED;
   try {
-    return await run.main();
+    code = await run.main();
+    return code;
   } catch (e) {
     if (stop.signal.aborted) {
       io.stderr.write(`iotcore-relay fleet ${sub}: interrupted before any change was made\n`);
-      return EXIT.INTERRUPTED;
+      return (code = EXIT.INTERRUPTED);
     }
     if (isRelayError(e) && (e.code === 'ERR_CONFIG' || e.code === 'ERR_KEY_INVALID')) {
       io.stderr.write(`iotcore-relay fleet ${sub}: ${e.message}\n`);
-      return EXIT.USAGE;
+      return (code = EXIT.USAGE);
     }
     if (isClearBladeError(e) || isRelayError(e)) {
       io.stderr.write(`iotcore-relay fleet ${sub}: ${(e as Error).message}\n`);
-      return EXIT.FAILED;
+      return (code = EXIT.FAILED);
     }
     throw e;
   } finally {
     off();
+    io.onReport?.(run.summary(code));
   }
 }
 
@@ -350,6 +370,8 @@ class FleetRun {
   private readonly client: ClearBladeClient;
   private readonly started = performance.now();
   private progress: Progress | undefined;
+  private lastPlan: FleetPlan | undefined;
+  private lastResult: RunResult | undefined;
 
   constructor(
     private readonly s: Settings,
@@ -367,6 +389,30 @@ class FleetRun {
         else this.progress?.setNote(`retrying ${operation} (${httpStatus === undefined ? 'no answer' : `HTTP ${httpStatus}`})`);
       },
     });
+  }
+
+  summary(exitCode: number): FleetReport {
+    const p = this.lastPlan;
+    return {
+      subcommand: this.s.sub === 'apply' && this.s.finish ? 'apply --finish' : this.s.sub,
+      exitCode,
+      wallMs: performance.now() - this.started,
+      plan:
+        p === undefined
+          ? undefined
+          : {
+              deviceCount: p.deviceCount,
+              gatewaysToCreate: p.gatewaysToCreate.length,
+              devicesToCreate: p.devicesToCreate.length,
+              bindingsToAdd: p.bindingsToAdd.length,
+              bindingsToRemove: p.bindingsToRemove.length,
+              violations: p.violations.length,
+            },
+      result: this.lastResult,
+      calls: { ...this.client.calls },
+      callsByKind: this.client.callsByKind(),
+      rateLimited: { ...this.client.rateLimited },
+    };
   }
 
   private get registryName(): string {
@@ -404,13 +450,13 @@ class FleetRun {
     const snapshot = await readRegistryState(this.client, { onPage: (n) => bar.tick(n), parallel: Math.min(8, this.s.concurrency) });
     bar.finish();
     this.progress = undefined;
-    return planFleet({
+    return (this.lastPlan = planFleet({
       pool: this.s.pool,
       devices: devices ?? [...snapshot.state.devices],
       devicesFrom: devices === undefined ? 'registry' : 'file',
       state: snapshot.state,
       retired: this.s.retired,
-    });
+    }));
   }
 
   private describePlan(plan: FleetPlan): void {
@@ -420,11 +466,11 @@ class FleetRun {
     this.out(`devices    ${count(plan.deviceCount)}, from ${plan.devicesFrom === 'file' ? this.s.devicesFile : 'the registry (devices that are not gateways)'}`);
     this.out('');
     this.out('fleet apply:');
-    this.out(`  gateways to create   ${count(plan.gatewaysToCreate.length).padStart(9)}   ${sample(plan.gatewaysToCreate, (g) => g)}`);
-    this.out(`  devices to create    ${count(plan.devicesToCreate.length).padStart(9)}   ${sample(plan.devicesToCreate, (d) => d)}`);
-    this.out(`  bindings to add      ${count(plan.bindingsToAdd.length).padStart(9)}   ${sample(plan.bindingsToAdd, arrow)}`);
+    this.out(`  gateways to create   ${count(plan.gatewaysToCreate.length).padStart(9)}   ${sample(plan.gatewaysToCreate, (g) => g)}`.trimEnd());
+    this.out(`  devices to create    ${count(plan.devicesToCreate.length).padStart(9)}   ${sample(plan.devicesToCreate, (d) => d)}`.trimEnd());
+    this.out(`  bindings to add      ${count(plan.bindingsToAdd.length).padStart(9)}   ${sample(plan.bindingsToAdd, arrow)}`.trimEnd());
     this.out('fleet apply --finish (once the pool is deployed):');
-    this.out(`  bindings to remove   ${count(plan.bindingsToRemove.length).padStart(9)}   ${sample(plan.bindingsToRemove, cross)}`);
+    this.out(`  bindings to remove   ${count(plan.bindingsToRemove.length).padStart(9)}   ${sample(plan.bindingsToRemove, cross)}`.trimEnd());
     if (plan.foreignBindings.count > 0 || plan.devicesOutsideSet > 0) {
       this.out('left alone:');
       if (plan.foreignBindings.count > 0) {
@@ -473,7 +519,7 @@ class FleetRun {
 
   /** The options that name the pool, registry and devices, to repeat in the next command. */
   private commonArgs(): string {
-    const q = (v: string): string => (/^[-A-Za-z0-9_./:=@]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
+    const q = (v: string): string => (/^[-A-Za-z0-9_./:=@,]+$/.test(v) ? v : `'${v.replaceAll("'", `'\\''`)}'`);
     const args = [`--pool ${q(this.s.poolText)}`];
     if (this.s.devicesFile !== undefined) args.push(`--devices ${q(this.s.devicesFile)}`);
     if (this.s.retired.length > 0) args.push(`--retired ${q(this.s.retired.join(','))}`);
@@ -575,6 +621,7 @@ class FleetRun {
     });
     bar.finish();
     this.progress = undefined;
+    this.lastResult = result;
     return result;
   }
 
@@ -602,7 +649,7 @@ class FleetRun {
       const done = result.done[kind];
       const already = result.already[kind];
       if (done + already === 0) continue;
-      parts.push(`${count(done)} ${name}${already > 0 ? ` (${count(already)} more already were)` : ''}`);
+      parts.push(`${count(done)} ${done === 1 ? name.replace(/^(\w+)s\b/, '$1') : name}${already > 0 ? ` (${count(already)} more already were)` : ''}`);
     }
     const calls = this.client.callsByKind();
     const limited = Object.values(this.client.rateLimited).reduce((a, b) => a + b, 0);

@@ -57,6 +57,8 @@ export class Progress {
     this.now = options.now ?? (() => performance.now());
     this.started = this.now();
     this.samples.push({ t: this.started, done: 0 });
+    // A plain log gets its first line after one interval: a phase shorter than that prints only its last line.
+    if (!options.tty) this.lastDraw = this.started;
   }
 
   get completed(): number {

@@ -5,7 +5,8 @@
  * The bucket refills continuously at its rate and holds at most one second of calls (or one call), so a quota of
  * 3,000 a minute becomes at most 50 calls in any second and never a burst of 3,000. When the server answers 429
  * anyway (another client shares the project's quota), `slowDown` halts the kind until the time the server named and
- * lowers its rate, so the run converges on what the server allows instead of failing.
+ * lowers its rate by a quarter (once per refused burst), so the run converges on what the server allows instead of
+ * failing.
  *
  * @example
  * const creates = new TokenBucket(3000 / 60_000);      // per millisecond
@@ -101,8 +102,11 @@ export class TokenBucket {
    * to `factor` of what it was (not below the floor). The tokens saved up are dropped too.
    */
   slowDown(pauseMs: number, factor = 0.75): void {
-    this.notBefore = Math.max(this.notBefore, this.now() + pauseMs);
-    if (this.ratePerMs !== Infinity) {
+    const t = this.now();
+    // Calls in flight together are refused together: one refusal lowers the rate, the rest of that burst do not.
+    const alreadyPaused = this.notBefore > t;
+    this.notBefore = Math.max(this.notBefore, t + pauseMs);
+    if (this.ratePerMs !== Infinity && !alreadyPaused) {
       this.refill();
       this.ratePerMs = Math.max(this.minRatePerMs, this.ratePerMs * factor);
       this.tokens = Math.min(this.tokens, 0);

@@ -346,7 +346,8 @@ export class ClearBladeClient {
       res = await this.fetchImpl(url, {
         method,
         headers,
-        body: body === undefined ? undefined : JSON.stringify(body),
+        // As bytes: with 16 calls in flight on loopback, fetch sends a string body 2 to 3 times slower.
+        body: body === undefined ? undefined : Buffer.from(JSON.stringify(body)),
         signal: AbortSignal.timeout(this.timeoutMs),
         redirect: 'error',
       });

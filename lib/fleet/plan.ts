@@ -126,6 +126,8 @@ export function planFleet(input: PlanInput): FleetPlan {
   let peakDevice: { id: string; count: number } | undefined;
   for (const deviceId of input.devices) {
     if (deviceSet.has(deviceId)) continue;
+    // A pool ID taken by a device is reported once, above, as not a gateway.
+    if (poolSet.has(deviceId) && state.devices.has(deviceId)) continue;
     deviceSet.add(deviceId);
     if (state.gateways.has(deviceId) || poolSet.has(deviceId)) {
       violations.push({ kind: 'not-a-device', id: deviceId, message: `${deviceId} is listed as a device but is a gateway` });

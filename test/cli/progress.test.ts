@@ -19,7 +19,7 @@ describe('Progress', () => {
     p.finish();
     const lines = out.text().trim().split('\n');
     expect(lines).toHaveLength(2);
-    expect(lines[0]).toBe('bind: 1/1,000 calls · 100/s · ETA 10s');
+    expect(lines[0]).toBe('bind: 500/1,000 calls · 100/s · ETA 5s');
     expect(lines[1]).toBe('bind: 502/1,000 calls · 2 failed · 100/s · ETA 5s');
     expect(out.text()).not.toContain('\r');
   });
