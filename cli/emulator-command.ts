@@ -1,15 +1,20 @@
 /**
  * `iotcore-relay emulator`: runs the emulator of the ClearBlade IoT Core MQTT bridge until SIGINT or SIGTERM.
  * When ready it prints one JSON line on stdout, `{"mqtt": ..., "admin": ..., "caFile": ...}` (admin only when the
- * admin API is served, caFile only with TLS), so scripts can read where to connect; connection events go to stderr.
+ * admin API is served, caFile only with TLS, serviceAccountFile only with --service-account-out), so scripts can read
+ * where to connect; connection events go to stderr.
  *
  * @example
  * iotcore-relay emulator --port 8883 --registry registry.json --auth-failure-code 5
+ * iotcore-relay emulator --service-account-out sa.json --max-devices-per-gateway 50 --quota create=100
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
+import { writeServiceAccountFile } from '../emulator/clearblade-credentials.js';
 import { startEmulator } from '../emulator/index.js';
-import type { EmulatorOptions } from '../emulator/index.js';
+import type { CallQuotas, EmulatorOptions } from '../emulator/index.js';
+import { CALL_KINDS } from '../emulator/rate-limit.js';
+import type { CallKind } from '../emulator/rate-limit.js';
 import type { RegistryDocument } from '../emulator/registry.js';
 
 const USAGE = `usage: iotcore-relay emulator [options]
@@ -22,6 +27,7 @@ const USAGE = `usage: iotcore-relay emulator [options]
   --data-dir <dir>                    where the generated CA (ca.pem) is written (default: a temporary folder)
   --registry <file>                   registry JSON (default: the demo registry, keys in .local/keys/)
   --admin-port <p|none>               admin REST API port (default 0: a free one; none: no admin API)
+  --service-account-out <file>        write the project's ClearBlade service-account JSON there (mode 0600)
   --latency-ms <n>                    delay before every packet the bridge sends
 
 Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
@@ -40,6 +46,22 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --packets-before-connack <process|drop|close>
                                       what a client sends behind CONNECT before the CONNACK: processed once
                                       the CONNECT is accepted (default, MQTT 3.1.1), dropped, or a close
+  --bind-existing <succeed|conflict>  binding a bound pair again: succeeds (default) or 409 ALREADY_EXISTS
+  --delete-bound-device <unbind|refuse>
+                                      deleting a bound device unbinds it (default) or is FAILED_PRECONDITION
+  --delete-gateway-with-devices <refuse|unbind>
+                                      deleting a gateway with bound devices: FAILED_PRECONDITION (default)
+                                      or its devices are unbound
+  --binding-limit-status <RESOURCE_EXHAUSTED|FAILED_PRECONDITION>
+                                      what a bind over a limit answers (default RESOURCE_EXHAUSTED, 429)
+
+Device-manager limits and quotas (ClearBlade's documented values by default):
+  --max-devices-per-gateway <n>       devices bound to one gateway (default 10000)
+  --max-gateways-per-device <n>       gateways one device is bound to (default 10)
+  --rate-limits                       enforce the per-minute quotas of the ClearBlade form's calls (off by default)
+  --quota <kind=n>                    a per-minute quota (kind: create, delete, bind, read); repeatable;
+                                      implies --rate-limits
+  --rate-limit-window-ms <n>          the quota window (default 60000)
 
   --quiet                             no connection log on stderr
   -h, --help
@@ -79,6 +101,7 @@ const FLAGS = {
   'data-dir': { type: 'string' },
   registry: { type: 'string' },
   'admin-port': { type: 'string' },
+  'service-account-out': { type: 'string' },
   'latency-ms': { type: 'string' },
   'auth-failure-code': { type: 'string' },
   'duplicate-client-id': { type: 'string' },
@@ -91,6 +114,15 @@ const FLAGS = {
   'config-resend-ms': { type: 'string' },
   'idle-timeout-seconds': { type: 'string' },
   'packets-before-connack': { type: 'string' },
+  'bind-existing': { type: 'string' },
+  'delete-bound-device': { type: 'string' },
+  'delete-gateway-with-devices': { type: 'string' },
+  'binding-limit-status': { type: 'string' },
+  'max-devices-per-gateway': { type: 'string' },
+  'max-gateways-per-device': { type: 'string' },
+  'rate-limits': { type: 'boolean' },
+  quota: { type: 'string', multiple: true },
+  'rate-limit-window-ms': { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -104,8 +136,33 @@ function parseFlags(argv: string[]) {
   }
 }
 
+/** `--quota create=100 --quota read=5000` -> `{ create: 100, read: 5000 }`. */
+function quotas(raw: string[] | undefined): Partial<CallQuotas> | undefined {
+  if (raw === undefined || raw.length === 0) return undefined;
+  const out: Partial<CallQuotas> = {};
+  for (const item of raw) {
+    const m = /^([a-z]+)=(\d+)$/.exec(item);
+    if (!m || !CALL_KINDS.includes(m[1] as CallKind)) {
+      throw new UsageError(`--quota takes <kind>=<calls per window>, kind one of ${CALL_KINDS.join(', ')} (got ${JSON.stringify(item)})`);
+    }
+    out[m[1] as CallKind] = Number(m[2]);
+  }
+  return out;
+}
+
+/** What the command does besides starting the emulator. */
+export interface CommandExtras {
+  /** Where to write the service-account JSON, when asked. */
+  serviceAccountOut?: string;
+}
+
 /** Turns the command line into emulator options; throws UsageError naming the bad flag. */
 export async function emulatorOptionsFromArgs(argv: string[]): Promise<EmulatorOptions | 'help'> {
+  const parsed = await commandFromArgs(argv);
+  return parsed === 'help' ? 'help' : parsed.options;
+}
+
+async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptions; extras: CommandExtras } | 'help'> {
   const values = parseFlags(argv);
   if (values.help) return 'help';
   if (values.tls && values['no-tls']) throw new UsageError('--tls and --no-tls contradict each other');
@@ -126,6 +183,11 @@ export async function emulatorOptionsFromArgs(argv: string[]): Promise<EmulatorO
   }
   const admin = values['admin-port'];
   options.adminPort = admin === 'none' ? null : (integer('admin-port', admin, 0) ?? 0);
+  const extras: CommandExtras = {};
+  if (values['service-account-out'] !== undefined) {
+    if (options.adminPort === null) throw new UsageError('--service-account-out needs the admin API (not --admin-port none)');
+    extras.serviceAccountOut = values['service-account-out'];
+  }
   const latency = integer('latency-ms', values['latency-ms'], 0);
   if (latency !== undefined) options.latencyMs = latency;
   const code = choice('auth-failure-code', values['auth-failure-code'], ['4', '5'] as const);
@@ -147,23 +209,41 @@ export async function emulatorOptionsFromArgs(argv: string[]): Promise<EmulatorO
   if (idle !== undefined) options.idleTimeoutSeconds = idle;
   const early = choice('packets-before-connack', values['packets-before-connack'], ['process', 'drop', 'close'] as const);
   if (early !== undefined) options.packetsBeforeConnack = early;
+  const bindExisting = choice('bind-existing', values['bind-existing'], ['succeed', 'conflict'] as const);
+  if (bindExisting !== undefined) options.bindExisting = bindExisting;
+  const deleteBound = choice('delete-bound-device', values['delete-bound-device'], ['unbind', 'refuse'] as const);
+  if (deleteBound !== undefined) options.deleteBoundDevice = deleteBound;
+  const deleteGateway = choice('delete-gateway-with-devices', values['delete-gateway-with-devices'], ['refuse', 'unbind'] as const);
+  if (deleteGateway !== undefined) options.deleteGatewayWithDevices = deleteGateway;
+  const limitStatus = choice('binding-limit-status', values['binding-limit-status'], ['RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION'] as const);
+  if (limitStatus !== undefined) options.bindingLimitStatus = limitStatus;
+  const perGateway = integer('max-devices-per-gateway', values['max-devices-per-gateway'], 1);
+  if (perGateway !== undefined) options.maxDevicesPerGateway = perGateway;
+  const perDevice = integer('max-gateways-per-device', values['max-gateways-per-device'], 1);
+  if (perDevice !== undefined) options.maxGatewaysPerDevice = perDevice;
+  const quota = quotas(values.quota);
+  if (quota !== undefined) options.rateLimits = quota;
+  else if (values['rate-limits']) options.rateLimits = true;
+  const window = integer('rate-limit-window-ms', values['rate-limit-window-ms'], 1);
+  if (window !== undefined) options.rateLimitWindowMs = window;
   if (!values.quiet) options.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
-  return options;
+  return { options, extras };
 }
 
 export async function emulatorCommand(argv: string[]): Promise<number> {
-  let options: EmulatorOptions | 'help';
+  let parsed: Awaited<ReturnType<typeof commandFromArgs>>;
   try {
-    options = await emulatorOptionsFromArgs(argv);
+    parsed = await commandFromArgs(argv);
   } catch (e) {
     if (!(e instanceof UsageError)) throw e;
     process.stderr.write(`iotcore-relay emulator: ${e.message}\n\n${USAGE}`);
     return 2;
   }
-  if (options === 'help') {
+  if (parsed === 'help') {
     process.stdout.write(USAGE);
     return 0;
   }
+  const { options, extras } = parsed;
   // Listening before anything is printed: whoever reads the ready line may signal at once.
   let stop: (s: NodeJS.Signals) => void = () => {};
   const stopped = new Promise<NodeJS.Signals>((resolve) => (stop = resolve));
@@ -183,6 +263,16 @@ export async function emulatorCommand(argv: string[]): Promise<number> {
   const ready: Record<string, string> = { mqtt: emulator.mqttUrl };
   if (emulator.adminUrl !== undefined) ready['admin'] = emulator.adminUrl;
   if (emulator.caFile !== undefined) ready['caFile'] = emulator.caFile;
+  if (extras.serviceAccountOut !== undefined) {
+    try {
+      await writeServiceAccountFile(extras.serviceAccountOut, emulator.serviceAccount());
+    } catch (e) {
+      stopListening();
+      await emulator.close();
+      throw new Error(`--service-account-out ${extras.serviceAccountOut}: ${(e as Error).message}`);
+    }
+    ready['serviceAccountFile'] = extras.serviceAccountOut;
+  }
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 
   const signal = await stopped;

@@ -330,11 +330,12 @@ interface PageToken {
   a: string;
 }
 
-function encodePageToken(selection: string, last: bigint): string {
+function encodePageToken(selection: string, last: number | bigint): string {
   return Buffer.from(JSON.stringify({ s: selection, a: last.toString() } satisfies PageToken)).toString('base64url');
 }
 
-function decodePageToken(token: string, selection: string): bigint {
+/** The position a page token resumes after, as decimal digits (a registry order key, or a numId for named devices). */
+function decodePageToken(token: string, selection: string): string {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
@@ -345,7 +346,7 @@ function decodePageToken(token: string, selection: string): bigint {
     throw badArg('pageToken is not one this API returned');
   }
   if (parsed.s !== selection) throw badArg('pageToken belongs to a list with other filters: send the same filters as the first page');
-  return BigInt(parsed.a);
+  return parsed.a;
 }
 
 /** devices.list: one gateway filter at most, then a page, then the field mask (`id`, `name`, `numId` unless it asks for more). */
@@ -390,9 +391,13 @@ function listDevices(registry: Registry, registryId: string, query: Query): Json
   if (named) signature = `ids:${signature}`;
   const token = query.one('pageToken');
   const after = token === undefined || token === '' ? undefined : decodePageToken(token, signature);
-  const page = named ? pageOfNamedDevices(registry, registryId, ids, numIds, selection, after, size) : registry.pageDevices(registryId, selection, after, size);
+  const page = named
+    ? pageOfNamedDevices(registry, registryId, ids, numIds, selection, after === undefined ? undefined : BigInt(after), size)
+    : registry.pageDevices(registryId, selection, after === undefined ? undefined : Number(after), size);
   // As Google's devices.list: `id`, `name` and `numId`, and the fields the mask names.
   const out: Json = { devices: page.devices.map((d) => clearBladeDevice(registry, registryId, d, mask, base64Encode, false)) };
+  // The token holds the last device's position, not an offset: creating or deleting devices between two pages
+  // neither repeats nor skips the others.
   if (page.more && page.lastKey !== undefined) out.nextPageToken = encodePageToken(signature, page.lastKey);
   return out;
 }

@@ -1,62 +1,74 @@
 /**
  * A set of values kept in the order of an increasing key, for paging through large lists without sorting or
- * scanning them per request: devices in numId order, a gateway's bound devices in binding order.
+ * scanning them per request: devices in creation order, a gateway's bound devices in binding order.
  *
- * Keys only ever grow (numIds and binding sequence numbers are handed out increasing), so adding is an append.
+ * Keys only ever grow (creation and binding sequence numbers are handed out increasing), so adding is an append.
  * Deleting leaves a hole that is skipped and, once holes outnumber values, swept out in one pass; so every
  * operation is O(1) or O(log n) amortized, and a page costs O(log n + its size).
  *
+ * It is made for hundreds of thousands of small ones too (one per device, for the gateways it is bound to, at most
+ * ten): keys are plain numbers in a packed array, and the value-to-key map exists only past a few values, below
+ * which a value is found by a short linear search.
+ *
  * @example
  * const index = new OrderedIndex<string>();
- * index.add(1n, 'pump-1'); index.add(2n, 'pump-2'); index.add(3n, 'pump-3');
+ * index.add(1, 'pump-1'); index.add(2, 'pump-2'); index.add(3, 'pump-3');
  * index.delete('pump-2');
- * index.page(1n, 10); // { entries: [{ key: 3n, value: 'pump-3' }], more: false }
+ * index.page(1, 10); // { entries: [{ key: 3, value: 'pump-3' }], more: false }
  */
 
 export interface IndexEntry<V> {
-  key: bigint;
+  key: number;
   value: V;
 }
 
 /** Holes are swept out once there are more of them than this and than live values. */
 const MIN_HOLES_TO_SWEEP = 64;
+/** Up to this many slots, values are found by a linear search; past it, through a map. */
+const LINEAR_SLOTS = 16;
 
 export class OrderedIndex<V> {
-  #keys: bigint[] = [];
+  #keys: number[] = [];
   /** `undefined` marks a deleted value, skipped until the next sweep. */
   #values: (V | undefined)[] = [];
-  #keyOf = new Map<V, bigint>();
+  #keyOf: Map<V, number> | undefined;
+  #size = 0;
   #holes = 0;
 
   get size(): number {
-    return this.#keyOf.size;
+    return this.#size;
   }
 
   has(value: V): boolean {
-    return this.#keyOf.has(value);
+    return this.keyOf(value) !== undefined;
   }
 
-  keyOf(value: V): bigint | undefined {
-    return this.#keyOf.get(value);
+  keyOf(value: V): number | undefined {
+    if (this.#keyOf !== undefined) return this.#keyOf.get(value);
+    const i = this.#values.indexOf(value);
+    return i < 0 ? undefined : this.#keys[i];
   }
 
   /** Appends a value; its key must be larger than every key added before, and the value new to the index. */
-  add(key: bigint, value: V): void {
+  add(key: number, value: V): void {
     const last = this.#keys[this.#keys.length - 1];
     if (last !== undefined && key <= last) throw new RangeError(`index keys must increase (${key} after ${last})`);
-    if (this.#keyOf.has(value)) throw new RangeError('value is already in the index');
+    if (this.has(value)) throw new RangeError('value is already in the index');
     this.#keys.push(key);
     this.#values.push(value);
-    this.#keyOf.set(value, key);
+    this.#size += 1;
+    if (this.#keyOf !== undefined) this.#keyOf.set(value, key);
+    else if (this.#values.length > LINEAR_SLOTS) this.#keyOf = new Map(this.#live().map((e) => [e.value, e.key]));
   }
 
   delete(value: V): boolean {
-    const key = this.#keyOf.get(value);
+    const key = this.keyOf(value);
     if (key === undefined) return false;
-    this.#keyOf.delete(value);
+    this.#keyOf?.delete(value);
     this.#values[this.#firstAtOrAfter(key)] = undefined;
+    this.#size -= 1;
     this.#holes += 1;
-    if (this.#holes > MIN_HOLES_TO_SWEEP && this.#holes > this.#keyOf.size) this.#sweep();
+    if (this.#holes > MIN_HOLES_TO_SWEEP && this.#holes > this.#size) this.#sweep();
     return true;
   }
 
@@ -69,9 +81,9 @@ export class OrderedIndex<V> {
    * Up to `limit` entries with a key larger than `after` (from the start when undefined), and whether any entry
    * follows them.
    */
-  page(after: bigint | undefined, limit: number): { entries: IndexEntry<V>[]; more: boolean } {
+  page(after: number | undefined, limit: number): { entries: IndexEntry<V>[]; more: boolean } {
     const entries: IndexEntry<V>[] = [];
-    let i = after === undefined ? 0 : this.#firstAtOrAfter(after + 1n);
+    let i = after === undefined ? 0 : this.#firstAfter(after);
     for (; i < this.#values.length && entries.length < limit; i++) {
       const value = this.#values[i];
       if (value !== undefined) entries.push({ key: this.#keys[i]!, value });
@@ -81,7 +93,7 @@ export class OrderedIndex<V> {
   }
 
   /** The position of the first key >= `key` (binary search; keys are sorted). */
-  #firstAtOrAfter(key: bigint): number {
+  #firstAtOrAfter(key: number): number {
     let lo = 0;
     let hi = this.#keys.length;
     while (lo < hi) {
@@ -92,17 +104,25 @@ export class OrderedIndex<V> {
     return lo;
   }
 
-  #sweep(): void {
-    const keys: bigint[] = [];
-    const values: V[] = [];
+  /** The position of the first key > `key`. */
+  #firstAfter(key: number): number {
+    const i = this.#firstAtOrAfter(key);
+    return i < this.#keys.length && this.#keys[i] === key ? i + 1 : i;
+  }
+
+  #live(): IndexEntry<V>[] {
+    const out: IndexEntry<V>[] = [];
     for (let i = 0; i < this.#values.length; i++) {
-      const v = this.#values[i];
-      if (v === undefined) continue;
-      keys.push(this.#keys[i]!);
-      values.push(v);
+      const value = this.#values[i];
+      if (value !== undefined) out.push({ key: this.#keys[i]!, value });
     }
-    this.#keys = keys;
-    this.#values = values;
+    return out;
+  }
+
+  #sweep(): void {
+    const live = this.#live();
+    this.#keys = live.map((e) => e.key);
+    this.#values = live.map((e) => e.value);
     this.#holes = 0;
   }
 }

@@ -205,14 +205,16 @@ interface RegistryEntry {
   states: Map<string, DeviceState[]>;
   /** numId -> device ID */
   byNumId: Map<string, string>;
-  /** Device IDs in numId order (which is creation order): all of them, the gateways, the others. */
+  /** Device IDs in creation order (which is numId order): all of them, the gateways, the others. */
   order: { all: OrderedIndex<string>; gateways: OrderedIndex<string>; others: OrderedIndex<string> };
+  /** The order key of the next device created. */
+  nextOrder: number;
   /** gatewayId -> the devices bound to it, in binding order. */
   bound: Map<string, OrderedIndex<string>>;
   /** deviceId -> the gateways it is bound to, in binding order (the reverse of `bound`, same keys). */
   boundTo: Map<string, OrderedIndex<string>>;
   /** The key of the next binding, shared by its entries in `bound` and `boundTo`. */
-  nextBinding: bigint;
+  nextBinding: number;
 }
 
 /** Which devices a page lists: all, gateways or the others, those bound to a gateway, or a device's gateways. */
@@ -297,9 +299,10 @@ export class Registry extends EventEmitter {
       states: new Map(),
       byNumId: new Map(),
       order: { all: new OrderedIndex(), gateways: new OrderedIndex(), others: new OrderedIndex() },
+      nextOrder: 1,
       bound: new Map(),
       boundTo: new Map(),
-      nextBinding: 1n,
+      nextBinding: 1,
     });
     return registry;
   }
@@ -368,7 +371,7 @@ export class Registry extends EventEmitter {
     if (input.logLevel !== undefined) device.logLevel = input.logLevel;
     e.devices.set(device.id, device);
     e.byNumId.set(device.numId, device.id);
-    const key = BigInt(device.numId);
+    const key = e.nextOrder++;
     e.order.all.add(key, device.id);
     (gatewayType === 'GATEWAY' ? e.order.gateways : e.order.others).add(key, device.id);
     e.configVersions.set(device.id, [{ ...config }]);
@@ -497,16 +500,16 @@ export class Registry extends EventEmitter {
 
   /**
    * One page of a selection of devices: up to `limit` devices after the position `after` (a key an earlier page
-   * returned), and whether more follow. Devices page in numId order; bound devices and a device's gateways in
-   * binding order. Costs O(log n + limit) whatever the registry's size; devices created, bound or deleted between
+   * returned), and whether more follow. Devices page in creation order, which is numId order; bound devices and a
+   * device's gateways in binding order. Costs O(log n + limit) whatever the registry's size; devices created, bound or deleted between
    * two pages neither repeat nor hide the others.
    */
   pageDevices(
     registryId: string,
     selection: DeviceSelection,
-    after: bigint | undefined,
+    after: number | undefined,
     limit: number,
-  ): { devices: Device[]; lastKey: bigint | undefined; more: boolean } {
+  ): { devices: Device[]; lastKey: number | undefined; more: boolean } {
     const e = this.entry(registryId);
     let index: OrderedIndex<string> | undefined;
     switch (selection.kind) {

@@ -24,6 +24,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
+import { writeServiceAccountFile } from '../emulator/clearblade-credentials.js';
 import { DEMO, loadDemoRegistry } from '../emulator/demo.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
 import { ConfigStore } from '../lib/config-store/config-store.js';
@@ -95,6 +96,8 @@ export interface Stack {
   ports: StackPorts;
   /** The emulator's CA certificate file, which MQTT clients must trust. */
   caFile: string;
+  /** The emulator's ClearBlade service-account JSON (mode 0600), for clients of ClearBlade's REST form. */
+  serviceAccountFile: string;
   stage: string;
   emulator: Emulator;
   sqs: SqsServer;
@@ -183,6 +186,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // The bridge
     const emulator = await startEmulator({ registry: demo.document, port: ports.mqtt, adminPort: ports.admin, dataDir: join(dataDir, 'emulator') });
     closers.push({ what: 'the bridge emulator', close: () => emulator.close() });
+    const serviceAccountFile = join(dataDir, 'clearblade-service-account.json');
+    await writeServiceAccountFile(serviceAccountFile, emulator.serviceAccount());
 
     // AWS stand-ins
     const queueIds = resourcesOfType(template, 'AWS::SQS::Queue');
@@ -385,6 +390,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       urls,
       ports: actualPorts,
       caFile,
+      serviceAccountFile,
       stage,
       emulator,
       sqs,
@@ -402,6 +408,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         readyBanner({
           urls,
           caFile: shortPath(caFile),
+          serviceAccountFile: shortPath(serviceAccountFile),
           relayQueue: relay.queue.spec.name,
           deadLetterQueue: deadLetterQueue.spec.name,
           configTable,
@@ -572,6 +579,7 @@ function describeBatch(functionName: string, r: BatchReport): string {
 interface BannerFacts {
   urls: StackUrls;
   caFile: string;
+  serviceAccountFile: string;
   relayQueue: string;
   deadLetterQueue: string;
   configTable: string;
@@ -605,7 +613,7 @@ export function readyBanner(f: BannerFacts): string {
     row('ingest (HTTP API)', f.urls.ingest),
     row('dashboard', f.urls.dashboard),
     row('bridge (MQTT, TLS)', f.urls.mqtt, `CA: ${f.caFile}`),
-    row('bridge admin API', f.urls.admin),
+    row('bridge admin API', f.urls.admin, `ClearBlade service account: ${f.serviceAccountFile}`),
     row('SQS', f.urls.sqs, `${f.relayQueue}, ${f.deadLetterQueue}`),
     row('DynamoDB', f.urls.dynamodb, f.configTable),
     '',

@@ -403,3 +403,170 @@ describe('malformed device requests', () => {
     expect(s.emulator.registry.listDevices(REGISTRY)).toEqual([]);
   });
 });
+
+describe('binding limits', () => {
+  async function fleet(s: Setup, gateways: number, devices: number): Promise<void> {
+    for (let g = 1; g <= gateways; g++) await create(s, gatewayBody(`gw-${g}`));
+    for (let d = 1; d <= devices; d++) await create(s, { id: `dev-${d}` });
+  }
+
+  it('refuses a device over the devices-per-gateway limit with 429 RESOURCE_EXHAUSTED, and takes it once one is unbound', async () => {
+    const s = await setup({ maxDevicesPerGateway: 3 });
+    await fleet(s, 2, 4);
+    for (let d = 1; d <= 3; d++) expect((await bind(s, 'gw-1', `dev-${d}`)).status).toBe(200);
+    expectError(await bind(s, 'gw-1', 'dev-4'), 429, 'RESOURCE_EXHAUSTED', /gw-1 already has 3 bound devices/);
+    expect(s.emulator.registry.isBound(REGISTRY, 'gw-1', 'dev-4')).toBe(false);
+    // Another gateway is not affected, and a freed place can be taken.
+    expect((await bind(s, 'gw-2', 'dev-4')).status).toBe(200);
+    expect((await s.call('POST', 'cloudiot?method=unbindDeviceFromGateway', { gatewayId: 'gw-1', deviceId: 'dev-1' })).status).toBe(200);
+    expect((await bind(s, 'gw-1', 'dev-4')).status).toBe(200);
+  });
+
+  it('refuses a gateway over the gateways-per-device limit', async () => {
+    const s = await setup({ maxGatewaysPerDevice: 2 });
+    await fleet(s, 3, 1);
+    expect((await bind(s, 'gw-1', 'dev-1')).status).toBe(200);
+    expect((await bind(s, 'gw-2', 'dev-1')).status).toBe(200);
+    expectError(await bind(s, 'gw-3', 'dev-1'), 429, 'RESOURCE_EXHAUSTED', /dev-1 is already bound to 2 gateways/);
+    expect(s.emulator.registry.gatewaysOf(REGISTRY, 'dev-1')).toEqual(['gw-1', 'gw-2']);
+  });
+
+  it('answers FAILED_PRECONDITION (400) instead when told', async () => {
+    const s = await setup({ maxDevicesPerGateway: 1, maxGatewaysPerDevice: 1, bindingLimitStatus: 'FAILED_PRECONDITION' });
+    await fleet(s, 2, 2);
+    expect((await bind(s, 'gw-1', 'dev-1')).status).toBe(200);
+    expectError(await bind(s, 'gw-1', 'dev-2'), 400, 'FAILED_PRECONDITION', /bound devices/);
+    expectError(await bind(s, 'gw-2', 'dev-1'), 400, 'FAILED_PRECONDITION', /bound to 1 gateways/);
+  });
+
+  it('defaults to the documented limits', async () => {
+    const s = await setup();
+    expect(s.emulator.registry.policy).toMatchObject({ maxDevicesPerGateway: 10_000, maxGatewaysPerDevice: 10 });
+    await fleet(s, 11, 1);
+    for (let g = 1; g <= 10; g++) expect((await bind(s, `gw-${g}`, 'dev-1')).status).toBe(200);
+    expectError(await bind(s, 'gw-11', 'dev-1'), 429, 'RESOURCE_EXHAUSTED');
+  });
+
+  it('applies to the bindings of a registry file too', async () => {
+    const registry: RegistryDocument = {
+      project: PROJECT,
+      location: LOCATION,
+      registries: [
+        {
+          id: REGISTRY,
+          devices: [{ id: 'gw-1', gatewayConfig: { gatewayType: 'GATEWAY' } }, { id: 'dev-1' }, { id: 'dev-2' }],
+          bindings: [
+            { gatewayId: 'gw-1', deviceId: 'dev-1' },
+            { gatewayId: 'gw-1', deviceId: 'dev-2' },
+          ],
+        },
+      ],
+    };
+    await expect(startEmulator({ tls: false, registry, maxDevicesPerGateway: 1 })).rejects.toMatchObject({ status: 'RESOURCE_EXHAUSTED' });
+  });
+});
+
+describe('variants', () => {
+  async function boundPair(s: Setup): Promise<void> {
+    await create(s, gatewayBody('gw-1'));
+    await create(s, { id: 'dev-1' });
+    expect((await bind(s, 'gw-1', 'dev-1')).status).toBe(200);
+  }
+
+  it('binding a bound pair again succeeds by default, and is 409 ALREADY_EXISTS with bindExisting conflict', async () => {
+    const idempotent = await setup();
+    await boundPair(idempotent);
+    const again = await bind(idempotent, 'gw-1', 'dev-1');
+    expect(again.status).toBe(200);
+    expect(idempotent.emulator.registry.gatewaysOf(REGISTRY, 'dev-1')).toEqual(['gw-1']);
+
+    const strict = await setup({ bindExisting: 'conflict' });
+    await boundPair(strict);
+    expectError(await bind(strict, 'gw-1', 'dev-1'), 409, 'ALREADY_EXISTS', /already bound to gw-1/);
+    expect(strict.emulator.registry.gatewaysOf(REGISTRY, 'dev-1')).toEqual(['gw-1']);
+  });
+
+  it('deleting a bound device unbinds it by default, and is refused with deleteBoundDevice refuse', async () => {
+    const lenient = await setup();
+    await boundPair(lenient);
+    expect((await lenient.call('DELETE', 'cloudiot_devices?name=dev-1')).status).toBe(204);
+    expect((await walk(lenient, 'gatewayListOptions.associationsGatewayId=gw-1')).ids).toEqual([]);
+
+    const strict = await setup({ deleteBoundDevice: 'refuse' });
+    await boundPair(strict);
+    expectError(await strict.call('DELETE', 'cloudiot_devices?name=dev-1'), 400, 'FAILED_PRECONDITION', /still bound to 1 gateway/);
+    expect((await strict.call('GET', 'cloudiot_devices?name=dev-1')).status).toBe(200);
+    expect((await walk(strict, 'gatewayListOptions.associationsGatewayId=gw-1')).ids).toEqual(['dev-1']);
+    // Unbound, it can go.
+    await strict.call('POST', 'cloudiot?method=unbindDeviceFromGateway', { gatewayId: 'gw-1', deviceId: 'dev-1' });
+    expect((await strict.call('DELETE', 'cloudiot_devices?name=dev-1')).status).toBe(204);
+  });
+
+  it('deleting a gateway with bound devices is refused by default, and unbinds them with deleteGatewayWithDevices unbind', async () => {
+    const strict = await setup();
+    await boundPair(strict);
+    expectError(await strict.call('DELETE', 'cloudiot_devices?name=gw-1'), 400, 'FAILED_PRECONDITION', /still has 1 bound device/);
+    expect((await strict.call('GET', 'cloudiot_devices?name=gw-1')).status).toBe(200);
+
+    const lenient = await setup({ deleteGatewayWithDevices: 'unbind' });
+    await boundPair(lenient);
+    expect((await lenient.call('DELETE', 'cloudiot_devices?name=gw-1')).status).toBe(204);
+    expect((await walk(lenient, 'gatewayListOptions.associationsDeviceId=dev-1')).ids).toEqual([]);
+    expect((await lenient.call('GET', 'cloudiot_devices?name=dev-1')).status).toBe(200);
+  });
+
+  it('the v1 paths follow the same policy, since both forms share the registry', async () => {
+    const s = await setup({ bindExisting: 'conflict' });
+    await boundPair(s);
+    const v1 = await request('POST', `${s.emulator.adminUrl}/v1/${REGISTRY_NAME}:bindDeviceToGateway`, { gatewayId: 'gw-1', deviceId: 'dev-1' });
+    expectError(v1, 409, 'ALREADY_EXISTS');
+  });
+
+  it('a bad option fails the start', async () => {
+    await expect(startEmulator({ tls: false, registry: document(), bindExisting: 'maybe' as 'succeed' })).rejects.toThrow(/bindExisting/);
+    await expect(startEmulator({ tls: false, registry: document(), maxDevicesPerGateway: 0 })).rejects.toThrow(/maxDevicesPerGateway/);
+    await expect(startEmulator({ tls: false, registry: document(), rateLimits: { create: -1 } })).rejects.toThrow(/create quota/);
+  });
+});
+
+describe('rate limits', () => {
+  it('are off by default', async () => {
+    const s = await setup();
+    await pool(Array.from({ length: 200 }, (_, i) => `dev-${i}`), 8, async (id) => void (await create(s, { id })));
+    for (let i = 0; i < 50; i++) expect((await s.call('GET', 'cloudiot_devices?pageSize=1')).status).toBe(200);
+  });
+
+  it('answer 429 RESOURCE_EXHAUSTED over the quota of each kind, change nothing, and leave other kinds alone', async () => {
+    const s = await setup({ rateLimits: { create: 3, bind: 1, delete: 1, read: 4 } });
+    for (const id of ['gw-1', 'dev-1']) expect((await s.call('POST', 'cloudiot_devices', id === 'gw-1' ? gatewayBody(id) : { id })).status).toBe(200);
+    expect((await s.call('POST', 'cloudiot_devices', { id: 'dev-2' })).status).toBe(200);
+    const over = await s.call('POST', 'cloudiot_devices', { id: 'dev-3' });
+    expectError(over, 429, 'RESOURCE_EXHAUSTED', /at most 3 device creates per minute/);
+    expect(s.emulator.registry.findDevice(REGISTRY, 'dev-3')).toBeUndefined();
+
+    expect((await bind(s, 'gw-1', 'dev-1')).status).toBe(200);
+    expectError(await bind(s, 'gw-1', 'dev-2'), 429, 'RESOURCE_EXHAUSTED', /binds and unbinds/);
+    expectError(await s.call('POST', 'cloudiot?method=unbindDeviceFromGateway', { gatewayId: 'gw-1', deviceId: 'dev-1' }), 429, 'RESOURCE_EXHAUSTED');
+    expect(s.emulator.registry.isBound(REGISTRY, 'gw-1', 'dev-2')).toBe(false);
+
+    for (let i = 0; i < 2; i++) expect((await s.call('GET', 'cloudiot_devices?name=dev-1')).status).toBe(200);
+    for (let i = 0; i < 2; i++) expect((await s.call('GET', 'cloudiot_devices')).status).toBe(200);
+    expectError(await s.call('GET', 'cloudiot_devices?name=dev-1'), 429, 'RESOURCE_EXHAUSTED', /reads and lists/);
+
+    expect((await s.call('DELETE', 'cloudiot_devices?name=dev-2')).status).toBe(204);
+    expectError(await s.call('DELETE', 'cloudiot_devices?name=dev-1'), 429, 'RESOURCE_EXHAUSTED', /deletes/);
+    expect(s.emulator.registry.findDevice(REGISTRY, 'dev-1')).toBeDefined();
+    // The credentials exchange is not a device-manager call and is never limited.
+    expect((await exchange(s.account)).status).toBe(200);
+  });
+
+  it('open a new window when the last one ends', async () => {
+    const s = await setup({ rateLimits: { read: 2 }, rateLimitWindowMs: 1_500 });
+    // The first call opens the window, so the quota counts from it whatever the wall clock says.
+    expect((await s.call('GET', 'cloudiot_devices')).status).toBe(200);
+    expect((await s.call('GET', 'cloudiot_devices')).status).toBe(200);
+    expectError(await s.call('GET', 'cloudiot_devices'), 429, 'RESOURCE_EXHAUSTED');
+    await new Promise((r) => setTimeout(r, 1_600));
+    expect((await s.call('GET', 'cloudiot_devices')).status).toBe(200);
+  });
+});

@@ -3,7 +3,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -41,6 +41,20 @@ describe('flags', () => {
     });
   });
 
+  it('map the device-manager limits, variants and quotas', async () => {
+    const options = await emulatorOptionsFromArgs([
+      '--max-devices-per-gateway', '5', '--max-gateways-per-device', '2', '--binding-limit-status', 'FAILED_PRECONDITION',
+      '--bind-existing', 'conflict', '--delete-bound-device', 'refuse', '--delete-gateway-with-devices', 'unbind',
+      '--quota', 'create=10', '--quota', 'read=20', '--rate-limit-window-ms', '1000', '--quiet',
+    ]);
+    expect(options).toMatchObject({
+      maxDevicesPerGateway: 5, maxGatewaysPerDevice: 2, bindingLimitStatus: 'FAILED_PRECONDITION', bindExisting: 'conflict',
+      deleteBoundDevice: 'refuse', deleteGatewayWithDevices: 'unbind', rateLimits: { create: 10, read: 20 }, rateLimitWindowMs: 1000,
+    });
+    expect(await emulatorOptionsFromArgs(['--rate-limits', '--quiet'])).toMatchObject({ rateLimits: true });
+    expect(await emulatorOptionsFromArgs(['--quiet'])).not.toHaveProperty('rateLimits');
+  });
+
   it('default to port 8883, TLS, an admin port picked at random and a log on stderr', async () => {
     const options = await emulatorOptionsFromArgs([]);
     expect(options).toMatchObject({ port: 8883, tls: true, adminPort: 0 });
@@ -54,6 +68,11 @@ describe('flags', () => {
     [['--tls', '--no-tls']],
     [['--cert', 'a.pem']],
     [['--unknown']],
+    [['--max-devices-per-gateway', '0']],
+    [['--bind-existing', 'maybe']],
+    [['--quota', 'update=5']],
+    [['--quota', 'create']],
+    [['--service-account-out', 'sa.json', '--admin-port', 'none']],
   ])('refuses %j', async (argv) => {
     await expect(emulatorOptionsFromArgs(argv)).rejects.toThrow();
   });
@@ -85,6 +104,29 @@ describe('the command', () => {
       // The flag took effect: a bad token gets 5.
       expect(await connackCode(target, fleet, 'dev-1', { password: 'x.y.z' })).toBe(5);
       expect((await fetch(`${ready['admin']}/emulator/health`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await withTimeout(exited, 10_000, 'the emulator did not exit')).toBe(0);
+  });
+
+  it('writes the service account, readable by its owner only, and its token buys registry credentials', async () => {
+    const file = join(dir, 'service-account.json');
+    // An existing file readable by others is replaced, and loses its wide mode before the token is written.
+    await writeFile(file, 'old', { mode: 0o644 });
+    const { child, ready, exited } = await run(['--port', '0', '--registry', registryFile, '--no-tls', '--service-account-out', file, '--quiet']);
+    try {
+      expect(ready['serviceAccountFile']).toBe(file);
+      expect((await stat(file)).mode & 0o777).toBe(0o600);
+      const account = JSON.parse(await readFile(file, 'utf8')) as { systemKey: string; token: string; url: string; project: string };
+      expect(account).toEqual({ systemKey: expect.stringMatching(/^[0-9a-f]{30}$/), token: expect.any(String), url: ready['admin'], project: fleet.project });
+      const reply = await fetch(`${account.url}/api/v/1/code/${account.systemKey}/getRegistryCredentials`, {
+        method: 'POST',
+        headers: { 'ClearBlade-UserToken': account.token },
+        body: JSON.stringify({ project: account.project, region: fleet.location, registry: fleet.registryId }),
+      });
+      expect(reply.status).toBe(200);
+      expect(await reply.json()).toMatchObject({ url: ready['admin'] });
     } finally {
       child.kill('SIGTERM');
     }

@@ -4,7 +4,7 @@
  * the config store, where the config route serves it.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -124,5 +124,24 @@ describe('the local stack', () => {
     expect(state.readings.total).toBeGreaterThanOrEqual(1);
     expect(state.readings.recent.some((r) => r.deviceId === 'pump-0001')).toBe(true);
     expect(state.gateways.find((g) => g.id === 'gw-1')?.sessions).toBeGreaterThanOrEqual(2);
+  });
+
+  it('writes the ClearBlade service account (0600) that opens the emulator\'s ClearBlade REST form, and names it in the banner', async () => {
+    expect(stack.serviceAccountFile).toBe(join(dataDir, 'clearblade-service-account.json'));
+    expect((await stat(stack.serviceAccountFile)).mode & 0o777).toBe(0o600);
+    const account = JSON.parse(await readFile(stack.serviceAccountFile, 'utf8')) as { systemKey: string; token: string; url: string; project: string };
+    expect(account.url).toBe(stack.urls.admin);
+    expect(stack.banner()).toContain('clearblade-service-account.json');
+    const res = await fetch(`${account.url}/api/v/1/code/${account.systemKey}/getRegistryCredentials`, {
+      method: 'POST',
+      headers: { 'ClearBlade-UserToken': account.token },
+      body: JSON.stringify({ project: account.project, region: stack.registry.location, registry: stack.registry.registry }),
+    });
+    expect(res.status).toBe(200);
+    const creds = (await res.json()) as { systemKey: string; serviceAccountToken: string; url: string };
+    const list = await fetch(`${creds.url}/api/v/4/webhook/execute/${creds.systemKey}/cloudiot_devices?gatewayListOptions.associationsGatewayId=gw-1`, {
+      headers: { 'ClearBlade-UserToken': creds.serviceAccountToken },
+    });
+    expect(((await list.json()) as { devices: { id: string }[] }).devices.map((d) => d.id)).toEqual(['pump-0001', 'pump-0002', 'pump-0003']);
   });
 });
