@@ -4,7 +4,7 @@
  *   npm run bench                      full run (several minutes); writes bench/results.md and bench/round-trips.svg
  *   npm run bench -- --quick           tiny sizes, one run each: proves the benchmark works (CI runs this)
  *   npm run bench -- --out <dir>       write results.md and round-trips.svg there instead
- *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http
+ *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http, fleet
  *
  * The results table goes to stdout, progress to stderr. The quick mode writes files only when given --out, so that
  * it never replaces a full run's results. The exit code is 1 when a scenario could not run or a run's deliveries
@@ -20,13 +20,14 @@ import { makeBenchFleet } from './bench-fleet.js';
 import { buildChildBundle, buildHandlerBundles, buildMqttAloneBundle } from './bundles.js';
 import { privateFile } from './child-process.js';
 import { measureColdStart } from './cold-start.js';
+import { measureFleetProvisioning } from './fleet-provisioning.js';
 import { measureHttpPath } from './http-path.js';
 import { renderResults, type BenchResults } from './results-report.js';
 import { roundTripsSvg } from './round-trips-chart.js';
 import { measureRoundTrips } from './round-trips.js';
 import { measureThroughput } from './throughput.js';
 
-const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http'] as const;
+const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http', 'fleet'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface RunOptions {
@@ -134,6 +135,19 @@ async function main(): Promise<number> {
         if (!r.accountedFor) {
           results.problems.push(`http: run ${i + 1}: ${r.accepted} readings accepted, ${r.atBridge} at the bridge and ${r.deadLettered} dead-lettered after ${Math.round(r.drainMs)} ms`);
         }
+      }
+    });
+    await attempt('fleet', async () => {
+      const f = await measureFleetProvisioning(context);
+      results.fleet = f;
+      for (const [when, check] of [
+        ['after apply from empty', f.afterApply],
+        [`after the resize to ${f.gatewaysAfter} gateways`, f.afterResize],
+      ] as const) {
+        if (check.exact !== check.devices) results.problems.push(`fleet: ${when}, ${check.devices - check.exact} of ${check.devices} devices are not bound to exactly their gateway`);
+      }
+      if (f.rebound / f.devices > f.reboundBound) {
+        results.problems.push(`fleet: the resize rebound ${f.rebound} of ${f.devices} devices, more than 1/${f.gatewaysAfter} + 1 %`);
       }
     });
   } finally {
