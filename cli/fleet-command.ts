@@ -73,8 +73,9 @@ where:
                                by 'fleet gateways' are recognised without it)
 
 options:
-  --gateway-public-key <path>  gateways, apply: public key PEM of every pool gateway, or a template with
-                               {gateway}, e.g. 'keys/{gateway}_public.pem'; ES256 or RS256 from the key
+  --gateway-public-key <path>  gateways, apply (also --public-key): the public key PEM every pool gateway
+                               gets, or a template with {gateway}, e.g. 'keys/{gateway}_public.pem';
+                               the format (ES256_PEM, RSA_PEM, or _X509_PEM for a certificate) from the key
   --finish                     apply: remove the old bindings (only of devices bound to their gateway)
   --dry-run                    apply, gateways: print the calls that would be made; change nothing
   --out <file>                 plan, apply --dry-run: write the full plan as JSON
@@ -86,7 +87,9 @@ options:
 
 exit status:
   0    done, or nothing to do
-  1    some calls failed after their retries (listed), or --finish kept bindings of unbound devices
+  1    some calls failed after their retries (listed); --finish kept bindings of devices not yet bound to
+       their gateway; gateways found a pool gateway with another key or auth method; or the registry
+       could not be read
   2    usage error (bad option, pool, file, key), or apply needs a gateway key it was not given
   3    plan --detailed-exitcode: changes pending
   4    limits would be exceeded (10 gateways a device, 10,000 devices a gateway) or a pool ID is taken
@@ -173,6 +176,7 @@ const OPTIONS = {
   devices: { type: 'string' },
   retired: { type: 'string' },
   'gateway-public-key': { type: 'string' },
+  'public-key': { type: 'string' },
   finish: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
   out: { type: 'string' },
@@ -187,6 +191,7 @@ const ONLY: Record<string, readonly Subcommand[]> = {
   devices: ['plan', 'apply'],
   retired: ['plan', 'apply'],
   'gateway-public-key': ['gateways', 'apply'],
+  'public-key': ['gateways', 'apply'],
   finish: ['apply'],
   'dry-run': ['gateways', 'apply'],
   out: ['plan', 'apply'],
@@ -310,7 +315,10 @@ async function readSettings(sub: Subcommand, argv: string[], env: FleetIo['env']
   if (!/^\d{1,4}$/.test(values.concurrency ?? '16') || concurrency < 1 || concurrency > 1000) {
     throw new UsageError(`--concurrency must be a whole number from 1 to 1000 (got ${JSON.stringify(values.concurrency)})`);
   }
-  const keySpec = text(values['gateway-public-key']);
+  if (values['gateway-public-key'] !== undefined && values['public-key'] !== undefined) {
+    throw new UsageError('--public-key and --gateway-public-key are the same option: give one');
+  }
+  const keySpec = text(values['gateway-public-key'] ?? values['public-key']);
   if (sub === 'gateways' && keySpec === undefined) {
     throw new UsageError("give the gateways' public key with --gateway-public-key <file> (or a template such as 'keys/{gateway}_public.pem')");
   }
