@@ -188,8 +188,9 @@ export class ClearBladeClient {
     return out;
   }
 
+  /** ClearBlade documents no query parameter for a create: the regional system key names the registry. */
   async createDevice(device: DeviceResource): Promise<DeviceResource> {
-    return (await this.regionalCall('create', 'POST', 'cloudiot_devices', { parent: this.parent }, device)) as DeviceResource;
+    return (await this.regionalCall('create', 'POST', 'cloudiot_devices', {}, device)) as DeviceResource;
   }
 
   async getDevice(id: string, fieldMask?: readonly string[]): Promise<DeviceResource> {
@@ -281,8 +282,9 @@ export class ClearBladeClient {
 
   private async regionalCall(operation: Operation, method: string, resource: string, query: Record<string, string>, body?: unknown): Promise<unknown> {
     let creds = await this.credentials();
+    const search = new URLSearchParams(query).toString();
     const url = (c: RegionalCredentials): string =>
-      `${c.base}/api/v/4/webhook/execute/${encodeURIComponent(c.systemKey)}/${resource}?${new URLSearchParams(query).toString()}`;
+      `${c.base}/api/v/4/webhook/execute/${encodeURIComponent(c.systemKey)}/${resource}${search === '' ? '' : `?${search}`}`;
     try {
       return (await this.send(operation, method, url(creds), creds.token, body)).body;
     } catch (e) {

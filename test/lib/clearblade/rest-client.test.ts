@@ -83,7 +83,8 @@ describe('ClearBladeClient', () => {
     const creates = fake.seen.filter((s) => s.path === '/api/v/4/webhook/execute/reg-key/cloudiot_devices');
     expect(creates).toHaveLength(20);
     expect(creates.every((s) => s.method === 'POST' && s.token === REGIONAL_TOKEN)).toBe(true);
-    expect(creates[0]!.query.get('parent')).toBe('projects/my-project/locations/us-central1/registries/my-registry');
+    // As ClearBlade documents a create: no query; the regional system key names the registry.
+    expect([...creates[0]!.query.keys()]).toEqual([]);
     expect(c.calls).toMatchObject({ getRegistryCredentials: 1, create: 20 });
   });
 
@@ -96,6 +97,7 @@ describe('ClearBladeClient', () => {
     expect(bind!.query.get('method')).toBe('bindDeviceToGateway');
     expect(unbind!.query.get('method')).toBe('unbindDeviceFromGateway');
     expect(JSON.parse(bind!.body)).toEqual({ gatewayId: 'gw-1', deviceId: 'pump-1' });
+    expect(bind!.query.get('parent')).toBe('projects/my-project/locations/us-central1/registries/my-registry');
     expect(c.callsByKind()).toEqual({ reads: 1, creates: 0, binds: 2 });
   });
 
