@@ -289,7 +289,7 @@ async function readSettings(sub: Subcommand, argv: string[], env: FleetIo['env']
   const text = (v: string | undefined): string | undefined => (v === undefined || v.trim() === '' ? undefined : v.trim());
   const poolText = text(values.pool) ?? text(env.IOTCORE_GATEWAY_IDS);
   if (poolText === undefined) throw new UsageError('give the pool with --pool (or IOTCORE_GATEWAY_IDS)');
-  const pool = parseGatewayIds(poolText);
+  const pool = parseGatewayIds(poolText, text(values.pool) !== undefined ? '--pool' : 'IOTCORE_GATEWAY_IDS');
 
   const saPath = text(values['service-account']) ?? text(env.CLEARBLADE_CONFIGURATION);
   if (saPath === undefined) throw new UsageError('give the service account JSON with --service-account (or CLEARBLADE_CONFIGURATION)');
@@ -307,7 +307,7 @@ async function readSettings(sub: Subcommand, argv: string[], env: FleetIo['env']
   if (registryProblem !== undefined) throw new UsageError(`--registry ${registryProblem}`);
 
   const retiredText = text(values.retired);
-  const retired = retiredText === undefined ? [] : parseGatewayIds(retiredText);
+  const retired = retiredText === undefined ? [] : parseGatewayIds(retiredText, '--retired');
   const inPool = retired.filter((g) => pool.includes(g));
   if (inPool.length > 0) throw new UsageError(`--retired lists gateways of the pool: ${inPool.slice(0, 5).join(', ')}`);
 
@@ -320,7 +320,7 @@ async function readSettings(sub: Subcommand, argv: string[], env: FleetIo['env']
   }
   const keySpec = text(values['gateway-public-key'] ?? values['public-key']);
   if (sub === 'gateways' && keySpec === undefined) {
-    throw new UsageError("give the gateways' public key with --gateway-public-key <file> (or a template such as 'keys/{gateway}_public.pem')");
+    throw new UsageError("give the gateways' public key with --public-key <file>, or a template such as 'keys/{gateway}_public.pem'");
   }
   if (values.finish === true && keySpec !== undefined) throw new UsageError('--finish creates nothing; leave --gateway-public-key out');
   const devicesFile = text(values.devices);

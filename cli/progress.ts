@@ -49,6 +49,7 @@ export class Progress {
   private drawn = false;
   private readonly now: () => number;
   private note = '';
+  private noteAt = -Infinity;
 
   constructor(
     private readonly out: { write(text: string): unknown },
@@ -65,9 +66,10 @@ export class Progress {
     return this.done + this.failed;
   }
 
-  /** A short note shown after the figures (e.g. "rate limited, slowing down"), until replaced. */
+  /** A short note shown after the figures (e.g. "rate limited, slowing down") for the next 10 seconds. */
   setNote(note: string): void {
     this.note = note;
+    this.noteAt = this.now();
   }
 
   tick(n = 1, failed = false): void {
@@ -96,7 +98,7 @@ export class Progress {
     parts.push(`${rate >= 10 ? Math.round(rate) : rate.toFixed(1)}/s`);
     if (total !== undefined) parts.push(n >= total ? `took ${formatDuration(t - this.started)}` : `ETA ${rate > 0 ? formatDuration(((total - n) / rate) * 1000) : '?'}`);
     else parts.push(formatDuration(t - this.started));
-    if (this.note !== '') parts.push(this.note);
+    if (this.note !== '' && t - this.noteAt <= WINDOW_MS) parts.push(this.note);
     return parts.join(' · ');
   }
 

@@ -47,7 +47,7 @@ describe('fleet: usage', () => {
     const fleet = await fleetWith();
     const cases: [string[], RegExp][] = [
       [['plan'], /give the pool with --pool/],
-      [['plan', '--pool', 'gw-{9..1}'], /write the range low to high/],
+      [['plan', '--pool', 'gw-{9..1}'], /--pool item "gw-\{9\.\.1\}": write the range low to high/],
       [['plan', '--pool', 'gw-1', '--bogus'], /Unknown option '--bogus'/],
       [['plan', '--pool', 'gw-1', '--finish'], /--finish does not apply to 'fleet plan'/],
       [['apply', '--pool', 'gw-1', '--detailed-exitcode'], /--detailed-exitcode does not apply to 'fleet apply'/],

@@ -55,6 +55,16 @@ describe('Progress', () => {
     expect(out.text().trim().split('\n').at(-1)).toMatch(/· 10\/s · ETA 14m40s$/);
   });
 
+  it('shows a note for 10 seconds', () => {
+    let t = 0;
+    const p = new Progress({ write: () => {} }, { label: 'bind', total: 10, tty: false, now: () => t });
+    p.setNote('rate limited on bind: waiting 2s, then slower');
+    t = 5000;
+    expect(p.line()).toMatch(/· rate limited on bind: waiting 2s, then slower$/);
+    t = 10_001;
+    expect(p.line()).not.toContain('rate limited');
+  });
+
   it('formats durations', () => {
     expect([formatDuration(400), formatDuration(61_000), formatDuration(3_720_000), formatDuration(Infinity)]).toEqual(['0s', '1m01s', '1h02m', '?']);
   });
