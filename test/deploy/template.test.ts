@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfigHandler, type ConfigEvent } from '../../handlers/config.js';
 import { loadRelaySettings } from '../../lib/config.js';
 import { configTableDefinition, TTL_ATTRIBUTE } from '../../lib/config-store/table.js';
+import { sizeFleet } from '../../lib/fleet/capacity.js';
 import { matchRoute } from '../../lib/ingest/routes.js';
 import { PROJECT_ROOT, runServerless, type CliRun } from './serverless-cli.js';
 import { readZip, type ZipEntry } from './zip-archive.js';
@@ -151,6 +152,13 @@ describe('serverless package', () => {
       expect(mapping.FunctionName).toEqual({ 'Fn::GetAtt': [logicalId('relay'), 'Arn'] });
       expect(mapping.BatchSize).toBe(10);
       expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    });
+
+    it("cap the relay's concurrency at relayMaxConcurrency, the cap the default publish quota allows", () => {
+      const [[, mapping]] = ofType('AWS::Lambda::EventSourceMapping') as [[string, Resource]];
+      // 8: 80 % of 60,000 publishes a minute over what one invocation can publish at its fastest (lib/fleet/capacity.ts).
+      expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: sizeFleet({ devices: 1, intervalSeconds: 600 }).relay.maxConcurrency });
+      expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 8 });
     });
   });
 
