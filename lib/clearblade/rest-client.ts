@@ -24,6 +24,7 @@
  * await client.bindDeviceToGateway('gw-007', 'pump-0042');
  * for await (const page of client.listDevices({ associationsGatewayId: 'gw-007' })) console.log(page.length);
  */
+import { setMaxListeners } from 'node:events';
 import type { RegistryPath } from '../iotcore/topics.js';
 import { ConcurrencyLimit, TokenBucket, sleep } from './rate-limit.js';
 import { checkEndpointUrl, type ServiceAccount } from './service-account.js';
@@ -175,6 +176,8 @@ export class ClearBladeClient {
     this.random = options.random ?? Math.random;
     const { project, location, registry } = options.registry;
     this.parent = `projects/${project}/locations/${location}/registries/${registry}`;
+    // Every call waiting for its turn (a token, a slot, a backoff) listens to the signal: dozens at once is normal.
+    if (options.signal !== undefined) setMaxListeners(0, options.signal);
   }
 
   get totalCalls(): number {
