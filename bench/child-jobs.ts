@@ -101,6 +101,10 @@ export interface HttpLoadAnswer {
   latencyMs: { p50: number; p99: number; max: number };
   /** From the first request sent to the last answer received. */
   elapsedMs: number;
+  /** Wall-clock time (epoch ms) of the first request, to set against times taken in other processes. */
+  startedAtEpochMs: number;
+  /** CPU time (user + system) of the generator's process from the first request to the last answer. */
+  cpuMs: number;
 }
 
 export type ChildJob = RoundTripJob | SessionJob | HttpLoadJob;

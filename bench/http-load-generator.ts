@@ -29,6 +29,8 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<HttpLoa
   const latencies: number[] = [];
   const acceptedSeqs: number[] = [];
   let seq = 0;
+  const startedAtEpochMs = Date.now();
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
   const end = started + options.durationMs;
   let lastAnswer = started;
@@ -61,6 +63,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<HttpLoa
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, () => worker()));
+  const cpu = process.cpuUsage(cpuBefore);
 
   return {
     kind: 'http-load',
@@ -69,5 +72,7 @@ export async function runClosedLoop(options: ClosedLoopOptions): Promise<HttpLoa
     acceptedSeqs,
     latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: percentile(latencies, 100) },
     elapsedMs: lastAnswer - started,
+    startedAtEpochMs,
+    cpuMs: (cpu.user + cpu.system) / 1000,
   };
 }

@@ -10,6 +10,7 @@ import type { ColdStartResults, RelayProcessTimings } from './cold-start.js';
 import type { FleetResults } from './fleet-provisioning.js';
 import type { HttpResults } from './http-path.js';
 import type { RoundTripResults, RoundTripRow } from './round-trips.js';
+import type { ScalingResults, ScalingRun } from './scaling.js';
 import { median, ratio } from './statistics.js';
 import type { ThroughputResults } from './throughput.js';
 
@@ -31,6 +32,7 @@ export interface BenchResults {
   throughput?: ThroughputResults;
   coldStart?: ColdStartResults;
   http?: HttpResults;
+  scaling?: ScalingResults;
   fleet?: FleetResults;
   /** What went wrong: a scenario that could not run, a run whose deliveries did not add up. */
   problems: string[];
@@ -365,6 +367,96 @@ function fleetSection(f: FleetResults): string {
   ].join('\n');
 }
 
+function scalingSection(sc: ScalingResults): string {
+  const med = (runs: readonly ScalingRun[], f: (r: ScalingRun) => number): number => median(runs.map(f));
+  const perReading = (cpu: number, readings: number): number => (readings > 0 ? cpu / readings : Number.NaN);
+  const stackCost = (runs: readonly ScalingRun[]): number => med(runs, (r) => perReading(r.stackCpuMs, r.accepted));
+  const rows = sc.points.map((p) => [
+    int(p.gateways),
+    p.runs.map((r) => String(r.gatewaysCarrying)).join(', '),
+    `**${int(med(p.runs, (r) => r.acceptedPerSecond))}**`,
+    `**${int(med(p.runs, (r) => r.deliveredPerSecond))}**`,
+    int(med(p.runs, (r) => r.drainDeliveredPerSecond)),
+    ms(med(p.runs, (r) => r.p50Ms)),
+    ms(med(p.runs, (r) => r.p99Ms)),
+    int(med(p.runs, (r) => r.drainMs)),
+    int(med(p.runs, (r) => r.sessions)),
+    x(med(p.runs, (r) => (r.sessions > 0 ? r.atBridge / r.sessions : Number.NaN))),
+    x(med(p.runs, (r) => (r.batches > 0 ? r.sessions / r.batches : Number.NaN))),
+    `**${x(stackCost(p.runs))}**`,
+    x(med(p.runs, (r) => perReading(r.generatorCpuMs, r.sent))),
+  ]);
+  const accounting = sc.points.flatMap((p) =>
+    p.runs.map((r, i) => [
+      int(p.gateways),
+      String(i + 1),
+      int(r.accepted),
+      int(r.atBridge),
+      int(r.deadLettered),
+      int(r.duplicates),
+      int(r.retried),
+      r.accountedFor ? 'yes' : '**NO**',
+    ]),
+  );
+  const warmUpsAccounted = sc.points.every((p) => p.warmUps.every((w) => w.accountedFor));
+  const warmUpReadings = sc.points.reduce((n, p) => n + p.warmUps.reduce((m, w) => m + w.accepted, 0), 0);
+  const [first] = sc.points;
+  const last = sc.points[sc.points.length - 1];
+  const costRatio = first === undefined || last === undefined ? Number.NaN : ratio(stackCost(last.runs), stackCost(first.runs));
+  const idle = median(sc.points.flatMap((p) => p.idleCpuMsPerSecond));
+  const seed = median(sc.points.flatMap((p) => p.seedMs));
+  const statuses = [...new Set(sc.points.flatMap((p) => p.runs.flatMap((r) => Object.keys(r.statuses))))].sort();
+  const statusCount = (s: string): number => sc.points.reduce((n, p) => n + p.runs.reduce((m, r) => m + (r.statuses[s] ?? 0), 0), 0);
+  return [
+    '## Relay scaling',
+    '',
+    `The local stack with a pool of ${sc.points.map((p) => p.gateways).join(', ')} gateways (one key shared by the pool), ${int(sc.devices)} devices at the bridge, ` +
+      'each bound to its gateway by `gatewayFor`. A closed-loop generator in its own process posts readings from the devices in turn (Device-Key ' +
+      `credentials, ${sc.concurrency} concurrent requests) for ${sc.durationMs} ms; then the relay drains the queue. Each point is a fresh stack process ` +
+      `(bench/scaling-stack.ts) that first runs an untimed ${sc.warmUpMs} ms warm-up; pool sizes take turns, ${sc.runs} run${sc.runs === 1 ? '' : 's'} each; medians. ` +
+      'The relay queue is FIFO with the gateway as message group, so one gateway means one batch at a time, and more gateways mean more batches at once ' +
+      'and more sessions per batch (a batch of 10 opens one session per gateway among its records). The whole stack (ingest, SQS and DynamoDB servers, ' +
+      "relay, bridge emulator) is one Node thread, as under `npm start`; on a 2-core machine shared with other work, read the shape and the cost per " +
+      'reading, not a ceiling.',
+    '',
+    table(
+      [
+        'gateways',
+        'gateways carrying readings (per run)',
+        'accepted/s',
+        'delivered/s',
+        'delivered/s after the load',
+        'ingest p50 ms',
+        'ingest p99 ms',
+        'drain ms',
+        'relay sessions',
+        'readings per session',
+        'sessions per batch',
+        'stack CPU ms / reading',
+        'generator CPU ms / request',
+      ],
+      rows,
+    ),
+    '',
+    '"delivered/s": accepted readings at the bridge per second from the first request to the last arrival; "after the load": the readings that arrived ' +
+      'after the last request, per second until the last arrival, the relay working with the ingest quiet ("–" when nothing was left). ' +
+      '"relay sessions": CONNECTs the bridge accepted from the start of the load to the end of the drain. "stack CPU": `process.cpuUsage()` of the ' +
+      "stack's process over the same time, per accepted reading; it includes what AWS and ClearBlade run elsewhere (the SQS and DynamoDB stand-ins, " +
+      'the SDK calls to them, the bridge emulator), so it is an upper bound of what the relay and the ingest cost. "generator CPU": the load ' +
+      "generator's process, per request sent.",
+    '',
+    `Stack CPU per reading, ${last?.gateways ?? '–'} gateways against ${first?.gateways ?? '–'}: **${x(costRatio)}×**. ` +
+      `The idle stack (its pollers and timers) takes ${x(idle)} ms of CPU per second; seeding ${int(sc.devices)} devices and their bindings took ${ms(seed)} ms.`,
+    '',
+    'Accounting: every reading answered 202 must be at the bridge or in the dead-letter queue, once.',
+    '',
+    table(['gateways', 'run', 'accepted (202)', 'at the bridge', 'dead-lettered', 'duplicates', 'sent back by the relay', 'all accounted for'], accounting),
+    '',
+    `Warm-ups: ${int(warmUpReadings)} readings accepted, ${warmUpsAccounted ? 'all accounted for' : '**not all accounted for**'}. ` +
+      `Response codes seen in the runs: ${statuses.map((s) => `${s} × ${int(statusCount(s))}`).join(', ')}.`,
+  ].join('\n');
+}
+
 export function renderResults(results: BenchResults, notes: readonly string[] = []): string {
   const m = results.meta;
   const checks = targetChecks(results);
@@ -388,6 +480,7 @@ export function renderResults(results: BenchResults, notes: readonly string[] = 
   if (results.throughput) parts.push('', throughputSection(results.throughput));
   if (results.coldStart) parts.push('', coldStartSection(results.coldStart));
   if (results.http) parts.push('', httpSection(results.http));
+  if (results.scaling) parts.push('', scalingSection(results.scaling));
   if (results.fleet) parts.push('', fleetSection(results.fleet));
   if (results.problems.length > 0) parts.push('', '## Problems', '', ...results.problems.map((p) => `- ${p}`));
   return `${parts.join('\n')}\n`;

@@ -4,7 +4,7 @@
  *   npm run bench                      full run (several minutes); writes bench/results.md and bench/round-trips.svg
  *   npm run bench -- --quick           tiny sizes, one run each: proves the benchmark works (CI runs this)
  *   npm run bench -- --out <dir>       write results.md and round-trips.svg there instead
- *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http, fleet
+ *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http, scaling, fleet
  *
  * The results table goes to stdout, progress to stderr. The quick mode writes files only when given --out, so that
  * it never replaces a full run's results. The exit code is 1 when a scenario could not run or a run's deliveries
@@ -25,9 +25,10 @@ import { measureHttpPath } from './http-path.js';
 import { renderResults, type BenchResults } from './results-report.js';
 import { roundTripsSvg } from './round-trips-chart.js';
 import { measureRoundTrips } from './round-trips.js';
+import { measureScaling } from './scaling.js';
 import { measureThroughput } from './throughput.js';
 
-const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http', 'fleet'] as const;
+const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http', 'scaling', 'fleet'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface RunOptions {
@@ -134,6 +135,18 @@ async function main(): Promise<number> {
       for (const [i, r] of results.http.runs.entries()) {
         if (!r.accountedFor) {
           results.problems.push(`http: run ${i + 1}: ${r.accepted} readings accepted, ${r.atBridge} at the bridge and ${r.deadLettered} dead-lettered after ${Math.round(r.drainMs)} ms`);
+        }
+      }
+    });
+    await attempt('scaling', async () => {
+      results.scaling = await measureScaling(context);
+      for (const point of results.scaling.points) {
+        const labelled = [...point.runs.map((run, n) => ({ label: `run ${n + 1}`, run })), ...point.warmUps.map((run, n) => ({ label: `warm-up of run ${n + 1}`, run }))];
+        for (const { label, run } of labelled) {
+          if (run.accountedFor) continue;
+          results.problems.push(
+            `scaling: ${point.gateways} gateways, ${label}: ${run.accepted} readings accepted, ${run.atBridge} at the bridge and ${run.deadLettered} dead-lettered after ${Math.round(run.drainMs)} ms`,
+          );
         }
       }
     });

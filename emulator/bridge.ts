@@ -40,6 +40,7 @@ export class Bridge {
   /** Live fault settings; change them at any time (see faults.ts). */
   readonly faults: Faults;
   private takeoverCount = 0;
+  private acceptedCount = 0;
   private readonly broker: Aedes;
   private readonly open = new Set<BridgeConnection>();
   private readonly byClient = new WeakMap<Client, BridgeConnection>();
@@ -106,6 +107,11 @@ export class Bridge {
   /** Client IDs that replaced a live connection with the same ID. A relay that never double-connects keeps it 0. */
   get takeovers(): number {
     return this.takeoverCount;
+  }
+
+  /** CONNECTs accepted since start: the sessions clients opened (a benchmark counts a relay's sessions with it). */
+  get connectionsAccepted(): number {
+    return this.acceptedCount;
   }
 
   /** Serves one client socket (already through TLS, if any). */
@@ -190,6 +196,7 @@ export class Bridge {
     }
     conn.authenticated(clientId, verdict.registryId, verdict.deviceId, verdict.exp);
     this.live.set(clientId, conn);
+    this.acceptedCount++;
     return null;
   }
 

@@ -86,6 +86,8 @@ export interface Emulator {
   readonly faults: Faults;
   /** Connections closed because a newer one used the same client ID. */
   readonly takeovers: number;
+  /** CONNECTs accepted since start, whatever became of the connections after. */
+  readonly connectionsAccepted: number;
   setFaults(faults: Partial<Faults>): void;
   clearFaults(): void;
   /** Live, authenticated connections. */
@@ -206,6 +208,9 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
       faults: bridge.faults,
       get takeovers() {
         return bridge.takeovers;
+      },
+      get connectionsAccepted() {
+        return bridge.connectionsAccepted;
       },
       setFaults: (f) => bridge.setFaults(f),
       clearFaults: () => bridge.clearFaults(),

@@ -27,8 +27,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'a
 import { writeServiceAccountFile } from '../emulator/clearblade-credentials.js';
 import { DEMO, loadDemoRegistry } from '../emulator/demo.js';
 import { startEmulator, type Emulator } from '../emulator/index.js';
+import type { RegistryDocument } from '../emulator/registry.js';
 import { ConfigStore } from '../lib/config-store/config-store.js';
 import { RelayError } from '../lib/errors.js';
+import { gatewayFor, parseGatewayIds } from '../lib/gateway-pool.js';
 import { registryName } from '../lib/iotcore/topics.js';
 import { serveHttpApi, type ServedHttpApi } from '../lib/local/http-adapter.js';
 import { DashboardFeed } from './dashboard-feed.js';
@@ -72,6 +74,12 @@ export interface StackOptions {
   ports?: Partial<StackPorts> | 'free';
   /** Seconds between two runs of each scheduled function; 0 runs them only on demand. Default 60. */
   scheduleEverySeconds?: number;
+  /**
+   * The gateway pool (`IOTCORE_GATEWAY_IDS`); default the demo gateway alone. Gateways the demo registry lacks are
+   * added association-only with the demo gateway's public key (one key pair for the whole pool), and each demo
+   * device is also bound to its gateway in the pool.
+   */
+  gatewayIds?: readonly string[];
   /** Simulated devices posting readings. Default 0. */
   simulate?: number;
   /** Mean time between two posts of a simulated device. Default 3000. */
@@ -180,7 +188,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await mkdir(dataDir, { recursive: true, mode: 0o700 });
     const demo = await loadDemoRegistry(join(dataDir, 'keys'));
     const credentials = await prepareDeviceCredentials(dataDir, demo);
-    const gatewayIds = [DEMO.gateway as string];
+    const gatewayIds = parseGatewayIds((options.gatewayIds ?? [DEMO.gateway]).join(','));
+    withGatewayPool(demo.document, gatewayIds);
     const registry = { project: DEMO.project as string, location: DEMO.location as string, registry: DEMO.registry as string, gatewayIds };
 
     // The bridge
@@ -354,7 +363,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       const ids = Array.from({ length: options.simulate! }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`);
       for (const id of ids) {
         emulator.registry.createDevice(registry.registry, { id });
-        emulator.registry.bind(registry.registry, DEMO.gateway, id);
+        emulator.registry.bind(registry.registry, gatewayFor(id, gatewayIds), id);
       }
       const sim = new DeviceSimulator({
         ingestUrl: api.url,
@@ -431,6 +440,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   } catch (e) {
     await close().catch(() => undefined);
     throw e;
+  }
+}
+
+/** Adds the pool's gateways the demo registry lacks, sharing the demo gateway's key, and binds each demo device to its gateway. */
+function withGatewayPool(document: RegistryDocument, gatewayIds: readonly string[]): void {
+  const registry = document.registries[0]!;
+  const devices = (registry.devices ??= []);
+  const demoGateway = devices.find((d) => d.id === DEMO.gateway)!;
+  for (const id of gatewayIds) {
+    if (!devices.some((d) => d.id === id)) devices.push({ id, credentials: demoGateway.credentials ?? [], gatewayConfig: { ...demoGateway.gatewayConfig } });
+  }
+  const bindings = (registry.bindings ??= []);
+  for (const deviceId of DEMO.devices) {
+    const gatewayId = gatewayFor(deviceId, gatewayIds);
+    if (!bindings.some((b) => b.gatewayId === gatewayId && b.deviceId === deviceId)) bindings.push({ gatewayId, deviceId });
   }
 }
 

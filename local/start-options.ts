@@ -6,6 +6,7 @@
  * // { options: { simulate: 5, ports: 'free' }, json: false, quiet: false }
  */
 import { parseArgs } from 'node:util';
+import { parseGatewayIds } from '../lib/gateway-pool.js';
 import type { StackOptions, StackPorts } from './stack.js';
 
 export interface StartCommand {
@@ -22,6 +23,9 @@ Starts the whole relay on 127.0.0.1: the bridge emulator, SQS and DynamoDB stand
 serverless.yml, the HTTP API, the relay and the poller, and the dashboard.
 
 options:
+  --pool <gateways>           the gateway pool, as IOTCORE_GATEWAY_IDS (e.g. 'gw-{000..099}'; default gw-1); its
+                              gateways are created at the bridge with the demo gateway's key, and
+                              \`iotcore-relay fleet\` binds devices to them (docs/fleet.md)
   --simulate <n>              n simulated devices posting readings (some wrong on purpose)
   --simulate-interval <ms>    mean time between two posts of one simulated device (default 3000)
   --schedule-every <seconds>  run the scheduled functions (the config poller) this often (default 60; 0: only
@@ -60,6 +64,7 @@ export function parseStartArgs(argv: readonly string[]): StartCommand | { help: 
       strict: true,
       allowPositionals: false,
       options: {
+        pool: { type: 'string' },
         simulate: { type: 'string' },
         'simulate-interval': { type: 'string' },
         'schedule-every': { type: 'string' },
@@ -102,6 +107,13 @@ export function parseStartArgs(argv: readonly string[]): StartCommand | { help: 
   }
   if (Object.keys(ports).length > 0) options.ports = ports;
 
+  if (typeof values.pool === 'string') {
+    try {
+      options.gatewayIds = parseGatewayIds(values.pool, '--pool');
+    } catch (e) {
+      return { error: (e as Error).message };
+    }
+  }
   if (typeof values['data-dir'] === 'string') options.dataDir = values['data-dir'];
   if (Array.isArray(values.param)) {
     const params: Record<string, string> = {};

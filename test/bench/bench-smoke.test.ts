@@ -50,7 +50,7 @@ describe('npm run bench -- --quick', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'iotcore-bench-smoke-'));
     run = await runQuickBench(outDir);
-  }, 120_000);
+  }, 240_000);
 
   afterAll(async () => {
     await rm(outDir, { recursive: true, force: true });
@@ -61,7 +61,7 @@ describe('npm run bench -- --quick', () => {
     expect(run.stderr).not.toMatch(/FAILED/);
     expect(run.code).toBe(0);
     expect(run.stdout).not.toContain('## Problems');
-    for (const section of ['## Targets', '## Round trips', '## Session throughput', '## Memory', '## Cold start', '## HTTP path', '## Fleet provisioning']) {
+    for (const section of ['## Targets', '## Round trips', '## Session throughput', '## Memory', '## Cold start', '## HTTP path', '## Relay scaling', '## Fleet provisioning']) {
       expect(run.stdout).toContain(section);
     }
   });
@@ -101,6 +101,35 @@ describe('npm run bench -- --quick', () => {
       expect(atBridge + deadLettered).toBe(accepted);
       expect(row[10]).toBe('yes');
     }
+  });
+
+  it('relays through pools of 1, 4 and 16 gateways, counting sessions and CPU per reading', () => {
+    const rows = tableAfter(run.stdout, '| gateways | gateways carrying readings');
+    expect(rows.map((r) => r[0])).toEqual(['1', '4', '16']);
+    for (const row of rows) {
+      const pool = Number(row[0]);
+      const carrying = Number(row[1]);
+      const number = (cell: string | undefined): number => Number(cell?.replace(/[*,]/g, ''));
+      // Readings only go through gateways of the pool, and only one gateway when there is one.
+      expect(carrying).toBeGreaterThanOrEqual(1);
+      expect(carrying).toBeLessThanOrEqual(pool);
+      // accepted/s, delivered/s, p50, p99, sessions, stack and generator CPU per reading: measured, not blank.
+      for (const i of [2, 3, 5, 6, 8, 11, 12]) expect(number(row[i]), `${row[0]} gateways, column ${i}`).toBeGreaterThan(0);
+    }
+    // One gateway: every relay batch is one session.
+    expect(rows[0]![10]).toBe('1.00');
+  });
+
+  it('accounts for every reading accepted in the scaling runs', () => {
+    const runs = tableAfter(run.stdout, '| gateways | run | accepted (202) |');
+    expect(runs.map((r) => r[0])).toEqual(['1', '4', '16']);
+    for (const row of runs) {
+      const [accepted, atBridge, deadLettered] = [row[2], row[3], row[4]].map((c) => Number(c?.replace(/,/g, '')));
+      expect(accepted).toBeGreaterThan(0);
+      expect(atBridge! + deadLettered!).toBe(accepted);
+      expect(row[7]).toBe('yes');
+    }
+    expect(run.stdout).toMatch(/Warm-ups: [\d,]+ readings accepted, all accounted for/);
   });
 
   it('provisions a fleet with the fleet command, and resizes it make-before-break', () => {

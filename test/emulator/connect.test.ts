@@ -290,6 +290,23 @@ describe('one connection per client ID', () => {
       expect(e.takeovers).toBe(0);
     });
   });
+
+  it('counts every accepted CONNECT, and none that was refused', async () => {
+    await withEmulator({}, async (e) => {
+      expect(e.connectionsAccepted).toBe(0);
+      for (let i = 0; i < 3; i++) {
+        const c = await connectDevice(e, fleet, 'dev-es');
+        await c.endAsync();
+      }
+      expect(await connackCode(e, fleet, 'dev-blocked')).not.toBe(0);
+      // A takeover is a session too: the newer connection was accepted.
+      const older = await connectDevice(e, fleet, 'dev-rs');
+      const newer = await connectDevice(e, fleet, 'dev-rs');
+      await closed(older);
+      await newer.endAsync();
+      expect(e.connectionsAccepted).toBe(5);
+    });
+  });
 });
 
 describe('packets sent behind CONNECT, before the CONNACK', () => {

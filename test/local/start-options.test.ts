@@ -30,5 +30,12 @@ describe('parseStartArgs', () => {
     expect(parseStartArgs(['--param', 'novalue'])).toEqual({ error: '--param must be name=value (got novalue)' });
     expect(parseStartArgs(['--log-level', 'loud'])).toMatchObject({ error: expect.stringContaining('--log-level') });
     expect(parseStartArgs(['--bogus'])).toMatchObject({ error: expect.stringContaining('--bogus') });
+    expect(parseStartArgs(['--pool', 'gw-{9..1}'])).toMatchObject({ error: expect.stringMatching(/^--pool .*low to high/) });
+  });
+
+  it('expands a compact gateway pool', () => {
+    const parsed = parseStartArgs(['--pool', 'gw-{000..099}']);
+    expect(parsed).toMatchObject({ options: { gatewayIds: expect.arrayContaining(['gw-000', 'gw-099']) } });
+    expect('options' in parsed && parsed.options.gatewayIds).toHaveLength(100);
   });
 });
