@@ -7,6 +7,7 @@
  * process.stdout.write(renderResults(results));
  */
 import type { ColdStartResults, RelayProcessTimings } from './cold-start.js';
+import type { FleetResults } from './fleet-provisioning.js';
 import type { HttpResults } from './http-path.js';
 import type { RoundTripResults, RoundTripRow } from './round-trips.js';
 import type { ScalingResults, ScalingRun } from './scaling.js';
@@ -32,6 +33,7 @@ export interface BenchResults {
   coldStart?: ColdStartResults;
   http?: HttpResults;
   scaling?: ScalingResults;
+  fleet?: FleetResults;
   /** What went wrong: a scenario that could not run, a run whose deliveries did not add up. */
   problems: string[];
 }
@@ -110,6 +112,22 @@ export function targetChecks(results: BenchResults): TargetCheck[] {
     target: '< 2×',
     measured: `${ms(relayImport)} / ${ms(mqttImport)} ms = ${x(ratio(relayImport, mqttImport))}×`,
     met: cs === undefined ? undefined : relayImport < 2 * mqttImport,
+  });
+  const f = results.fleet;
+  checks.push({
+    claim: `fleet apply from empty${f === undefined ? '' : `, ${int(f.devices)} devices on ${f.gatewaysBefore} gateways`}: every device bound to exactly its gateway`,
+    target: 'all',
+    measured: f === undefined ? '–' : `${int(f.afterApply.exact)} of ${int(f.afterApply.devices)}`,
+    met: f === undefined ? undefined : f.afterApply.exact === f.afterApply.devices,
+  });
+  checks.push({
+    claim: `fleet resize${f === undefined ? '' : ` ${f.gatewaysBefore} → ${f.gatewaysAfter} gateways`}: devices rebound`,
+    target:
+      f === undefined
+        ? '≤ 1/(N+1) + 1 %'
+        : `≤ 1/${f.gatewaysAfter} + 1 % = ${(f.reboundBound * 100).toFixed(2)} %${f.reboundBound <= 0.02 ? ' (within 2 %)' : ''}`,
+    measured: f === undefined ? '–' : `${int(f.rebound)} of ${int(f.devices)} = ${((f.rebound / f.devices) * 100).toFixed(2)} %`,
+    met: f === undefined ? undefined : f.rebound / f.devices <= f.reboundBound && f.afterResize.exact === f.afterResize.devices,
   });
   return checks;
 }
@@ -303,6 +321,52 @@ function httpSection(h: HttpResults): string {
   ].join('\n');
 }
 
+const seconds = (ms: number): string => (!Number.isFinite(ms) ? '–' : ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : ms < 120_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 60_000).toFixed(1)} min`);
+
+function fleetSection(f: FleetResults): string {
+  const changes = (s: FleetResults['steps'][number]): string =>
+    [
+      s.changes.gateways > 0 ? `${int(s.changes.gateways)} gateway${s.changes.gateways === 1 ? '' : 's'} created` : '',
+      s.changes.devices > 0 ? `${int(s.changes.devices)} devices created` : '',
+      s.changes.bindingsAdded > 0 ? `${int(s.changes.bindingsAdded)} bindings added` : '',
+      s.changes.bindingsRemoved > 0 ? `${int(s.changes.bindingsRemoved)} bindings removed` : '',
+    ]
+      .filter(Boolean)
+      .join(', ') || 'none';
+  const totalCalls = (s: FleetResults['steps'][number]): number => s.callsByKind.reads + s.callsByKind.creates + s.callsByKind.binds;
+  const rows = f.steps.map((s) => [
+    s.name,
+    seconds(s.wallMs),
+    int(totalCalls(s)),
+    `${int(s.callsByKind.reads)} / ${int(s.callsByKind.creates)} / ${int(s.callsByKind.binds)}`,
+    int((totalCalls(s) / s.wallMs) * 1000),
+    changes(s),
+  ]);
+  const ops = f.steps.map((s) => `${s.name}: ${Object.entries(s.calls).filter(([, n]) => n > 0).map(([op, n]) => `${op} ${int(n)}`).join(', ')}`);
+  const check = (c: FleetResults['afterApply']): string => `${int(c.exact)} of ${int(c.devices)} (${int(c.calls)} list calls, ${seconds(c.wallMs)})`;
+  return [
+    '## Fleet provisioning',
+    '',
+    `\`iotcore-relay fleet\` against the emulator's ClearBlade REST form over HTTP (the emulator in a child process, the command in the benchmark's), ` +
+      `${int(f.devices)} devices, ${f.concurrency} calls in flight, the command's pacing off (\`--rate reads=off,creates=off,binds=off\`): the times are ` +
+      "the tool's and the emulator's on this machine, not ClearBlade's quotas. Calls by quota kind: reads (list, get, getRegistryCredentials) / creates / binds (bind, unbind).",
+    '',
+    table(['step', 'wall time', 'calls', 'reads / creates / binds', 'calls/s', 'changes'], rows),
+    '',
+    `Calls by operation: ${ops.join('; ')}.`,
+    '',
+    `Every device bound to exactly its gateway, checked through the REST API: after the apply from empty ${check(f.afterApply)}; ` +
+      `after the resize to ${f.gatewaysAfter} gateways and its --finish ${check(f.afterResize)}. Between the resize's apply and its --finish, ` +
+      `${int(f.boundTwiceDuringResize)} devices were bound to both their old and their new gateway (make-before-break).`,
+    '',
+    `Devices rebound by the resize: **${int(f.rebound)} of ${int(f.devices)} = ${((f.rebound / f.devices) * 100).toFixed(2)} %**, each to the new ` +
+      `gateway (bound: 1/${f.gatewaysAfter} + 1 % = ${(f.reboundBound * 100).toFixed(2)} %; the target for 100 → 101 gateways is 2 %).`,
+    '',
+    `At ClearBlade's default quotas (3,000 creates and 3,000 binds a minute, which the tool paces separately and in parallel), the apply from empty ` +
+      `would take at least ${f.minutesAtDefaultQuotas.toFixed(1)} minutes.`,
+  ].join('\n');
+}
+
 function scalingSection(sc: ScalingResults): string {
   const med = (runs: readonly ScalingRun[], f: (r: ScalingRun) => number): number => median(runs.map(f));
   const perReading = (cpu: number, readings: number): number => (readings > 0 ? cpu / readings : Number.NaN);
@@ -417,6 +481,7 @@ export function renderResults(results: BenchResults, notes: readonly string[] = 
   if (results.coldStart) parts.push('', coldStartSection(results.coldStart));
   if (results.http) parts.push('', httpSection(results.http));
   if (results.scaling) parts.push('', scalingSection(results.scaling));
+  if (results.fleet) parts.push('', fleetSection(results.fleet));
   if (results.problems.length > 0) parts.push('', '## Problems', '', ...results.problems.map((p) => `- ${p}`));
   return `${parts.join('\n')}\n`;
 }

@@ -4,7 +4,7 @@
  *   npm run bench                      full run (several minutes); writes bench/results.md and bench/round-trips.svg
  *   npm run bench -- --quick           tiny sizes, one run each: proves the benchmark works (CI runs this)
  *   npm run bench -- --out <dir>       write results.md and round-trips.svg there instead
- *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http, scaling
+ *   npm run bench -- --only a,b        only these scenarios: round-trips, throughput, cold-start, http, scaling, fleet
  *
  * The results table goes to stdout, progress to stderr. The quick mode writes files only when given --out, so that
  * it never replaces a full run's results. The exit code is 1 when a scenario could not run or a run's deliveries
@@ -20,6 +20,7 @@ import { makeBenchFleet } from './bench-fleet.js';
 import { buildChildBundle, buildHandlerBundles, buildMqttAloneBundle } from './bundles.js';
 import { privateFile } from './child-process.js';
 import { measureColdStart } from './cold-start.js';
+import { measureFleetProvisioning } from './fleet-provisioning.js';
 import { measureHttpPath } from './http-path.js';
 import { renderResults, type BenchResults } from './results-report.js';
 import { roundTripsSvg } from './round-trips-chart.js';
@@ -27,7 +28,7 @@ import { measureRoundTrips } from './round-trips.js';
 import { measureScaling } from './scaling.js';
 import { measureThroughput } from './throughput.js';
 
-const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http', 'scaling'] as const;
+const SCENARIOS = ['round-trips', 'throughput', 'cold-start', 'http', 'scaling', 'fleet'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 interface RunOptions {
@@ -147,6 +148,19 @@ async function main(): Promise<number> {
             `scaling: ${point.gateways} gateways, ${label}: ${run.accepted} readings accepted, ${run.atBridge} at the bridge and ${run.deadLettered} dead-lettered after ${Math.round(run.drainMs)} ms`,
           );
         }
+      }
+    });
+    await attempt('fleet', async () => {
+      const f = await measureFleetProvisioning(context);
+      results.fleet = f;
+      for (const [when, check] of [
+        ['after apply from empty', f.afterApply],
+        [`after the resize to ${f.gatewaysAfter} gateways`, f.afterResize],
+      ] as const) {
+        if (check.exact !== check.devices) results.problems.push(`fleet: ${when}, ${check.devices - check.exact} of ${check.devices} devices are not bound to exactly their gateway`);
+      }
+      if (f.rebound / f.devices > f.reboundBound) {
+        results.problems.push(`fleet: the resize rebound ${f.rebound} of ${f.devices} devices, more than 1/${f.gatewaysAfter} + 1 %`);
       }
     });
   } finally {

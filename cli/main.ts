@@ -15,6 +15,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'run the local emulator of the ClearBlade IoT Core MQTT bridge',
     load: async () => (await import('./emulator-command.js')).emulatorCommand,
   },
+  fleet: {
+    summary: 'bring a ClearBlade registry in line with the gateway pool: plan, gateways, apply',
+    load: async () => (await import('./fleet-command.js')).fleetCommand,
+  },
   keys: {
     summary: 'generate an RS256 or ES256 key pair and print the public key to register',
     load: async () => (await import('./keys-command.js')).keysCommand,

@@ -50,7 +50,7 @@ describe('npm run bench -- --quick', () => {
   beforeAll(async () => {
     outDir = await mkdtemp(join(tmpdir(), 'iotcore-bench-smoke-'));
     run = await runQuickBench(outDir);
-  }, 180_000);
+  }, 240_000);
 
   afterAll(async () => {
     await rm(outDir, { recursive: true, force: true });
@@ -61,7 +61,7 @@ describe('npm run bench -- --quick', () => {
     expect(run.stderr).not.toMatch(/FAILED/);
     expect(run.code).toBe(0);
     expect(run.stdout).not.toContain('## Problems');
-    for (const section of ['## Targets', '## Round trips', '## Session throughput', '## Memory', '## Cold start', '## HTTP path', '## Relay scaling']) {
+    for (const section of ['## Targets', '## Round trips', '## Session throughput', '## Memory', '## Cold start', '## HTTP path', '## Relay scaling', '## Fleet provisioning']) {
       expect(run.stdout).toContain(section);
     }
   });
@@ -130,6 +130,15 @@ describe('npm run bench -- --quick', () => {
       expect(row[7]).toBe('yes');
     }
     expect(run.stdout).toMatch(/Warm-ups: [\d,]+ readings accepted, all accounted for/);
+  });
+
+  it('provisions a fleet with the fleet command, and resizes it make-before-break', () => {
+    const steps = tableAfter(run.stdout, '| step | wall time |');
+    expect(steps.map((r) => r[0])).toEqual(['apply from empty: 2,000 devices, 20 gateways', 'resize to 21 gateways: apply', 'resize to 21 gateways: apply --finish']);
+    expect(steps[0]![5]).toBe('20 gateways created, 2,000 devices created, 2,000 bindings added');
+    const added = Number(/, (\d+) bindings added$/.exec(steps[1]![5]!)?.[1]);
+    expect(steps[2]![5]).toBe(`${added} bindings removed`);
+    expect(run.stdout).toMatch(/after the apply from empty 2,000 of 2,000 .*after the resize to 21 gateways and its --finish 2,000 of 2,000/);
   });
 
   it('writes the same table to results.md, and the chart as SVG', async () => {

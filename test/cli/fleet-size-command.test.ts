@@ -128,3 +128,21 @@ describe('iotcore-relay fleet size', () => {
     }
   });
 });
+
+describe('iotcore-relay fleet size, through the fleet command', () => {
+  it('routes `size` to the calculation, with no registry or service account needed', async () => {
+    const { fleetCommand } = await import('../../cli/fleet-command.js');
+    let out = '';
+    let err = '';
+    const code = await fleetCommand(['size', '--devices', '50000', '--interval', '10m'], {
+      stdout: { write: (t: string) => (out += t) },
+      stderr: { write: (t: string) => (err += t) },
+      env: {},
+      stderrTty: false,
+    });
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    expect(out).toMatch(/gateways/i);
+    expect(out).toContain('50,000');
+  });
+});
