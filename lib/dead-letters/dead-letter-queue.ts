@@ -28,6 +28,7 @@
  * const { deadLetters } = await listDeadLetters(target, { filter: { codes: ['ERR_ATTACH_REJECTED'] } });
  * const report = await replayDeadLetters(target, { filter: {}, gatewayIds: ['gw-1'], dryRun: true });
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
@@ -122,6 +123,9 @@ const PAGE = 10;
 /** SendMessageBatch takes at most 10 entries; their bodies are kept under SQS's smallest batch payload limit. */
 const BATCH_BYTES = 256 * 1024;
 const DEFAULT_VISIBILITY_SECONDS = 30;
+/** Receives tried again, this far apart, while the queue reported more messages than a pass has reached. */
+const SHORTFALL_RETRIES = 3;
+const SHORTFALL_WAIT_MS = 300;
 
 export async function listDeadLetters(target: DeadLetterQueueTarget, options: PassOptions = {}): Promise<DeadLetterList> {
   const now = options.now ?? Date.now;
@@ -291,9 +295,14 @@ class Pass {
     return pass;
   }
 
-  /** Pages of dead letters not seen before in this pass, until the queue has nothing more to give. */
+  /**
+   * Pages of dead letters not seen before in this pass, until the queue has nothing more to give. When it gives
+   * nothing while it reported more than the pass has seen, another reader may be holding them for a moment (the
+   * local dashboard reads the queue too): the pass asks again a few times before it ends.
+   */
   async *pages(): AsyncGenerator<DeadLetter[]> {
     let confirming = false;
+    let retries = 0;
     while (this.#o.signal?.aborted !== true) {
       const room = this.#o.limit === undefined ? PAGE : Math.min(PAGE, this.#o.limit - this.examined);
       if (room <= 0) return;
@@ -313,7 +322,11 @@ class Pass {
       }
       if (fresh.length === 0) {
         // A short poll may miss messages on some SQS hosts; one long poll confirms that nothing is left.
-        if (confirming) return;
+        if (confirming) {
+          if (this.examined >= this.depth || retries >= SHORTFALL_RETRIES) return;
+          retries += 1;
+          await sleep(SHORTFALL_WAIT_MS, undefined, this.#o.signal === undefined ? {} : { signal: this.#o.signal }).catch(() => undefined);
+        }
         confirming = true;
         continue;
       }

@@ -93,6 +93,26 @@ describe('listDeadLetters', () => {
     expect(inAnHour.deadLetters).toHaveLength(4);
   });
 
+  it('asks again when another reader holds dead letters for a moment, as the local dashboard does', async () => {
+    for (let i = 0; i < 3; i++) await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody(`ghost-${i}`), code: 'ERR_ATTACH_REJECTED', deviceId: `ghost-${i}` });
+    // Another reader takes two of them and gives them back 400 ms later.
+    const held = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: sqs.deadLetterQueueUrl, MaxNumberOfMessages: 2, VisibilityTimeout: 30, WaitTimeSeconds: 0 }));
+    const giveBack = new Promise((r) => setTimeout(r, 400)).then(() =>
+      sqs.client.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: sqs.deadLetterQueueUrl,
+          Entries: (held.Messages ?? []).map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0 })),
+        }),
+      ),
+    );
+
+    const list = await listDeadLetters(target, LOCAL);
+    await giveBack;
+
+    expect(held.Messages).toHaveLength(2);
+    expect(list.deadLetters.map((d) => d.deviceId).sort()).toEqual(['ghost-0', 'ghost-1', 'ghost-2']);
+  });
+
   it('counts a message that came back during a long pass once, and stops at the limit', async () => {
     for (let i = 0; i < 15; i++) await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody(`ghost-${i}`), code: 'ERR_ATTACH_REJECTED', deviceId: `ghost-${i}` });
 
