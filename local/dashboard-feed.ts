@@ -16,6 +16,8 @@ import { EventEmitter } from 'node:events';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Emulator } from '../emulator/index.js';
 import type { StoredConfig } from '../lib/config-store/config-store.js';
+import type { BatchSummary } from './batch-outcomes.js';
+import type { DeadLetterPanel } from './dead-letter-watch.js';
 import { queueDepth, type QueueDepth } from './queue-depth.js';
 import type { BatchReport } from './sqs-event-source.js';
 
@@ -26,6 +28,8 @@ export interface DashboardSources {
   sqs: SQSClient;
   queues: { relay: { name: string; url: string }; deadLetter: { name: string; url: string } };
   configs: { getConfigs(deviceIds: readonly string[]): Promise<Map<string, StoredConfig>> };
+  /** The dead-letter panel (local/dead-letter-watch.ts); it emits `change` when its list changes. */
+  deadLetters?: Pick<EventEmitter, 'on' | 'off'> & { snapshot(): DeadLetterPanel };
 }
 
 export interface DashboardFeedOptions {
@@ -80,7 +84,18 @@ export interface DashboardState {
     history: { t: number; relay: number; relayInFlight: number; deadLetter: number }[];
     error?: string;
   };
-  batches: { at: string; outcome: string; groups: string[]; records: number; deleted: number; retried: number; durationMs: number }[];
+  batches: {
+    at: string;
+    outcome: string;
+    groups: string[];
+    records: number;
+    deleted: number;
+    retried: number;
+    durationMs: number;
+    /** Confirmed, retried, dead-lettered, with codes; the text is the stack's terminal line. */
+    summary?: Pick<BatchSummary, 'confirmed' | 'retried' | 'deadLettered' | 'text' | 'tone'>;
+  }[];
+  deadLetters?: DeadLetterPanel;
   http: HttpLogEntry[];
   simulator?: SimulatorStats;
   configError?: string;
@@ -120,6 +135,7 @@ export class DashboardFeed extends EventEmitter {
   start(): void {
     this.#s.emulator.registry.on('event', this.#onRegistry);
     this.#s.emulator.registry.on('error-sent', this.#onRegistry);
+    this.#s.deadLetters?.on('change', this.#onRegistry);
     this.#every(this.#o.sampleEveryMs, () => this.#sampleQueues());
     this.#every(this.#o.configEveryMs, () => this.#sampleConfigs());
   }
@@ -129,12 +145,13 @@ export class DashboardFeed extends EventEmitter {
     this.#stopped = true;
     this.#s.emulator.registry.off('event', this.#onRegistry);
     this.#s.emulator.registry.off('error-sent', this.#onRegistry);
+    this.#s.deadLetters?.off('change', this.#onRegistry);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     await Promise.all([...this.#tasks]);
   }
 
-  noteBatch(report: BatchReport): void {
+  noteBatch(report: BatchReport, summary?: BatchSummary): void {
     const at = new Date(report.startedAt).toISOString();
     this.#batches.unshift({
       at,
@@ -144,6 +161,9 @@ export class DashboardFeed extends EventEmitter {
       deleted: report.deleted.length,
       retried: report.retried.length,
       durationMs: report.durationMs,
+      ...(summary === undefined
+        ? {}
+        : { summary: { confirmed: summary.confirmed, retried: summary.retried, deadLettered: summary.deadLettered, text: summary.text, tone: summary.tone } }),
     });
     this.#batches.length = Math.min(this.#batches.length, BATCHES_KEPT);
     // On the relay's queue a message group is a gateway, so a batch is one session per gateway it holds.
@@ -237,6 +257,7 @@ export class DashboardFeed extends EventEmitter {
         ...(this.#queueError !== undefined ? { error: this.#queueError } : {}),
       },
       batches: this.#batches,
+      ...(this.#s.deadLetters ? { deadLetters: this.#s.deadLetters.snapshot() } : {}),
       http: this.#http,
       ...(this.#simulator ? { simulator: this.#simulator } : {}),
       ...(this.#configError !== undefined ? { configError: this.#configError } : {}),

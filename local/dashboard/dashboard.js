@@ -169,19 +169,41 @@ function renderErrors(s) {
   );
 }
 
+function batchOutcome(b) {
+  // The relay's own account: confirmed, retried, dead-lettered, with codes. Without it, what the queue did.
+  if (b.summary) return td(b.summary.text.replace(/^\d+ records?[:,] /, ''), b.summary.tone);
+  return td(b.outcome === 'succeeded' ? `${b.deleted} deleted` : `${b.deleted} deleted, ${b.retried} back (${b.outcome})`, outcomeClass(b.outcome));
+}
+
 function renderBatches(s) {
   fill(
     'batches',
-    s.batches.map((b) =>
-      row([
-        td(clock(b.at), 'mono'),
-        td(b.groups.join(', ') || '–', 'mono'),
-        td(b.records),
-        td(b.outcome === 'succeeded' ? 'all deleted' : `${b.deleted} deleted, ${b.retried} back (${b.outcome})`, outcomeClass(b.outcome)),
-        td(b.durationMs),
-      ]),
-    ),
+    s.batches.map((b) => row([td(clock(b.at), 'mono'), td(b.groups.join(', ') || '–', 'mono'), td(b.records), batchOutcome(b), td(b.durationMs)])),
     'no batch yet',
+  );
+}
+
+function renderDeadLetters(s) {
+  const d = s.deadLetters;
+  if (!d) {
+    $('dead-letters').hidden = true;
+    return;
+  }
+  $('dead-letters-total').textContent = d.error ? `cannot read the queue: ${d.error}` : `${d.total} in the queue`;
+  $('replay').disabled = d.replay.running || d.total === 0;
+  if (d.replay.running) $('replay-result').textContent = 'replaying…';
+  else if (d.replay.last) $('replay-result').textContent = `${clock(d.replay.last.at)}: ${d.replay.last.text}`;
+  fill(
+    'dead-letters',
+    d.items.map((x) => {
+      const devices = x.deviceId || (x.deviceIds && x.deviceIds.join(', ')) || '–';
+      const code = td(x.code || 'redrive', 'bad mono');
+      if (x.permanent) code.appendChild(el('span', ' (would fail again)', 'muted'));
+      const tr = row([td(ago(x.at, s.now).replace(' ago', ''), 'mono'), td(devices, 'mono'), code, td(x.reason, 'reason')]);
+      tr.dataset.messageId = x.messageId;
+      return tr;
+    }),
+    'none: every record was relayed or is still being retried',
   );
 }
 
@@ -202,6 +224,7 @@ function render(s) {
   renderReadings(s);
   renderErrors(s);
   renderBatches(s);
+  renderDeadLetters(s);
   renderHttp(s);
   $('uptime').textContent = `up ${ago(s.startedAt, s.now).replace(' ago', '')}`;
   firstRender = false;
@@ -222,6 +245,18 @@ function connect() {
 
 $('poll').addEventListener('click', () => {
   fetch('/api/poll', { method: 'POST' }).catch(() => undefined);
+});
+
+$('replay').addEventListener('click', () => {
+  $('replay').disabled = true;
+  $('replay-result').textContent = 'replaying…';
+  fetch('/api/dead-letters/replay', { method: 'POST' })
+    .then((res) => res.json().then((body) => {
+      $('replay-result').textContent = res.ok ? body.summary : body.message;
+    }))
+    .catch((e) => {
+      $('replay-result').textContent = `replay failed: ${e.message}`;
+    });
 });
 
 connect();
