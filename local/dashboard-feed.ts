@@ -65,7 +65,7 @@ export interface DashboardState {
     attached: string[];
     subscriptions: string[];
     sessions: number;
-    lastSession?: { at: string; durationMs: number; records: number; outcome: string };
+    lastSession?: { at: string; durationMs: number; records: number; outcome: string; summary?: Pick<BatchSummary, 'text' | 'tone'> };
   }[];
   devices: {
     id: string;
@@ -170,7 +170,13 @@ export class DashboardFeed extends EventEmitter {
     for (const g of report.groups) {
       const s = this.#sessions.get(g) ?? { count: 0, last: { at, durationMs: 0, records: 0, outcome: '' } };
       s.count += 1;
-      s.last = { at, durationMs: report.durationMs, records: report.messageIds.length, outcome: report.outcome };
+      s.last = {
+        at,
+        durationMs: report.durationMs,
+        records: report.messageIds.length,
+        outcome: report.outcome,
+        ...(summary === undefined ? {} : { summary: { text: summary.text, tone: summary.tone } }),
+      };
       this.#sessions.set(g, s);
     }
     this.emit('change');

@@ -106,6 +106,12 @@ function renderChart(history) {
   $('chart-range').textContent = `last ${Math.round(span / 1000)} s`;
 }
 
+function lastSession(last, now) {
+  if (!last) return td('none yet', 'muted');
+  if (last.summary) return td(`${ago(last.at, now)}: ${last.summary.text}, ${last.durationMs} ms`, last.summary.tone);
+  return td(`${ago(last.at, now)}: ${plural(last.records, 'record')}, ${last.outcome}, ${last.durationMs} ms`, outcomeClass(last.outcome));
+}
+
 function renderGateways(s) {
   fill(
     'gateways',
@@ -115,8 +121,7 @@ function renderGateways(s) {
         td(g.connected ? 'live' : 'idle', g.connected ? 'ok' : 'muted'),
         td(g.attached.length > 0 ? g.attached.join(', ') : '–', 'mono'),
         td(g.sessions),
-        td(g.lastSession ? `${ago(g.lastSession.at, s.now)}: ${plural(g.lastSession.records, 'record')}, ${g.lastSession.outcome}, ${g.lastSession.durationMs} ms` : 'none yet',
-          g.lastSession ? outcomeClass(g.lastSession.outcome) : 'muted'),
+        lastSession(g.lastSession, s.now),
       ]),
     ),
     'no gateway in the registry',
