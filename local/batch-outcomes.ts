@@ -9,7 +9,7 @@
  * const outcomes = new RelayOutcomeLog();
  * outcomes.start();
  * source.onBatch = (report) => log(describeBatch('relay', report, summarizeBatch(report, outcomes.take(report.messageIds))));
- * // relay gw-1: 6 records: 4 confirmed, 2 dead-lettered: ERR_ATTACH_REJECTED ×2 (ghost-0001) in 48 ms
+ * // relay gw-1: 6 records: 4 confirmed; 2 dead-lettered: ERR_ATTACH_REJECTED ×2 (ghost-0001) in 48 ms
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { RELAY_OUTCOMES_CHANNEL, type RelayOutcomesMessage } from '../lib/relay/outcome-channel.js';
@@ -121,7 +121,7 @@ export function summarizeBatch(report: BatchReport, outcomes: readonly RecordOut
     retriedCodes,
     deadLetterCodes,
     notDeleted,
-    text: `${records}: ${parts.join(', ')}`,
+    text: `${records}: ${parts.join('; ')}`,
     tone: deadLettered.length > 0 ? 'bad' : retried.length > 0 || notDeleted > 0 ? 'warn' : 'ok',
   };
 }
