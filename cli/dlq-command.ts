@@ -146,11 +146,12 @@ export async function dlqCommand(argv: string[], io: DlqIo = { out: (text) => vo
   try {
     const filter = filterOf(values);
     const options = passOptions(values, action, abort.signal);
+    const gatewayIds = action === 'replay' ? gatewayIdsOf(values) : undefined;
     const queues = await resolveQueues(values, action === 'replay');
     client = queues.client;
     process.on('SIGINT', onSigint);
     if (action === 'list') return await list(queues.target, filter, options, values.json === true, queues.local, io);
-    return await replay(queues.target, filter, options, values, queues.local, io);
+    return await replay(queues.target, filter, options, values, gatewayIds, queues.local, io);
   } catch (e) {
     if (e instanceof UsageError || (isRelayError(e) && e.code === 'ERR_INVALID_FIELD')) return usageError(io, (e as Error).message);
     io.err.write(`iotcore-relay dlq ${action}: ${(e as Error).message}\n`);
@@ -281,9 +282,15 @@ async function list(target: DeadLetterQueueTarget, filter: DeadLetterFilter, set
   return 0;
 }
 
-async function replay(target: DeadLetterQueueTarget, filter: DeadLetterFilter, settings: PassSettings, values: Values, local: boolean, io: Io): Promise<number> {
-  const gatewayList = values.gateways ?? process.env.IOTCORE_GATEWAY_IDS;
-  const gatewayIds = gatewayList === undefined || gatewayList.trim() === '' ? undefined : gatewayIdsFrom(gatewayList);
+async function replay(
+  target: DeadLetterQueueTarget,
+  filter: DeadLetterFilter,
+  settings: PassSettings,
+  values: Values,
+  gatewayIds: string[] | undefined,
+  local: boolean,
+  io: Io,
+): Promise<number> {
   const progress = progressReporter(io.err, values['dry-run'] ? 'dlq replay (dry run)' : 'dlq replay', { counts: true });
   const report = await replayDeadLetters(target, {
     ...settings,
@@ -303,11 +310,14 @@ async function replay(target: DeadLetterQueueTarget, filter: DeadLetterFilter, s
   return report.failed.length > 0 || report.notDeleted.length > 0 ? 1 : 0;
 }
 
-function gatewayIdsFrom(text: string): string[] {
+/** `--gateways`, else IOTCORE_GATEWAY_IDS from the environment (events/local.env sets it), else none. */
+function gatewayIdsOf(values: Values): string[] | undefined {
+  const text = values.gateways ?? process.env.IOTCORE_GATEWAY_IDS;
+  if (text === undefined || text.trim() === '') return undefined;
   try {
     return parseGatewayIds(text);
   } catch (e) {
-    throw new UsageError(`--gateways: ${(e as Error).message}`);
+    throw new UsageError(`${values.gateways === undefined ? 'IOTCORE_GATEWAY_IDS' : '--gateways'}: ${(e as Error).message}`);
   }
 }
 
