@@ -5,9 +5,10 @@
  *
  * SQS offers no way to look at a queue without receiving from it, so each read makes the dead letters invisible for
  * the moment it takes (milliseconds on the local server; at most `visibilityTimeoutSeconds` if the stack dies
- * mid-read). To keep that rare, the queue's depth is sampled every `everyMs` and the list is read again only when the
- * depth changed, after a replay, or when asked. Reads and replays never overlap: a replay would not see what a read
- * holds.
+ * mid-read). To keep that rare and short, the queue's depth is sampled every `everyMs`; the list is read again only
+ * when the depth changed (at most every `minReadIntervalMs`), after a replay, or when asked, and a read takes the
+ * first `maxShown` dead letters in queue order, not the whole queue. Reads and replays never overlap: a replay would
+ * not see what a read holds.
  *
  * | route | answer |
  * |---|---|
@@ -36,8 +37,10 @@ export interface DeadLetterWatchOptions {
   everyMs?: number;
   /** How long a read may hold the dead letters at most. Default 10. */
   visibilityTimeoutSeconds?: number;
-  /** Rows kept for the panel, newest first. Default 100. */
+  /** Dead letters read and shown, the queue's first (oldest). Default 100. */
   maxShown?: number;
+  /** Least time between two reads prompted by a changing depth. Default 2000. */
+  minReadIntervalMs?: number;
 }
 
 export interface DeadLetterRow {
@@ -57,7 +60,7 @@ export interface DeadLetterRow {
 }
 
 export interface DeadLetterPanel {
-  /** Dead letters read by the last list. */
+  /** Dead letters in the queue, as of the last read (exact when all were read). */
   total: number;
   items: DeadLetterRow[];
   listedAt?: string;
@@ -75,6 +78,9 @@ export class DeadLetterWatch extends EventEmitter {
   #panel: DeadLetterPanel = { total: 0, items: [], replay: { running: false } };
   #lastDepth: number | undefined;
   #wanted = true;
+  /** A read that may not wait for the interval: the first, one asked for, one after a replay. */
+  #urgent = true;
+  #lastReadAt = 0;
   /** Reads and replays, one after the other. */
   #queue: Promise<unknown> = Promise.resolve();
   #timer: NodeJS.Timeout | undefined;
@@ -82,7 +88,7 @@ export class DeadLetterWatch extends EventEmitter {
 
   constructor(options: DeadLetterWatchOptions) {
     super();
-    this.#o = { everyMs: 1000, visibilityTimeoutSeconds: 10, maxShown: 100, ...options };
+    this.#o = { everyMs: 1000, visibilityTimeoutSeconds: 10, maxShown: 100, minReadIntervalMs: 2000, ...options };
   }
 
   start(): void {
@@ -102,6 +108,7 @@ export class DeadLetterWatch extends EventEmitter {
   /** Reads the list again at the next sample. */
   refresh(): void {
     this.#wanted = true;
+    this.#urgent = true;
   }
 
   get replaying(): boolean {
@@ -133,7 +140,7 @@ export class DeadLetterWatch extends EventEmitter {
       this.#panel = { ...this.#panel, replay: { running: false } };
       throw e;
     } finally {
-      this.#wanted = true;
+      this.refresh();
       this.emit('change');
     }
   }
@@ -159,7 +166,10 @@ export class DeadLetterWatch extends EventEmitter {
       if (total !== this.#lastDepth) this.#wanted = true;
       this.#lastDepth = total;
       if (!this.#wanted || this.#stopped) return;
+      if (!this.#urgent && Date.now() - this.#lastReadAt < this.#o.minReadIntervalMs) return;
       this.#wanted = false;
+      this.#urgent = false;
+      this.#lastReadAt = Date.now();
       await this.#serial(() => this.#read());
     } catch (e) {
       this.#panel = { ...this.#panel, error: (e as Error).message };
@@ -171,25 +181,21 @@ export class DeadLetterWatch extends EventEmitter {
   async #read(): Promise<void> {
     const list = await listDeadLetters(
       { client: this.#o.client, deadLetterQueueUrl: this.#o.deadLetterQueueUrl },
-      { visibilityTimeoutSeconds: this.#o.visibilityTimeoutSeconds, confirmWaitSeconds: 0, limit: 1000 },
+      { visibilityTimeoutSeconds: this.#o.visibilityTimeoutSeconds, confirmWaitSeconds: 0, limit: this.#o.maxShown },
     );
-    const items = list.deadLetters
-      .slice()
-      .reverse()
-      .slice(0, this.#o.maxShown)
-      .map((dl): DeadLetterRow => {
-        const row: DeadLetterRow = { messageId: dl.messageId, reason: dl.reason, via: dl.via, type: dl.type, at: new Date(dl.deadLetteredAt).toISOString() };
-        if (dl.deviceId !== undefined) row.deviceId = dl.deviceId;
-        if (dl.deviceIds !== undefined) row.deviceIds = dl.deviceIds;
-        if (dl.code !== undefined) row.code = dl.code;
-        const permanent = permanentFailure(dl);
-        if (permanent !== undefined) row.permanent = permanent.code;
-        return row;
-      });
-    // Some were held by another reader (a `dlq` command) while this one read: read again at the next sample.
-    if (list.unreached > 0) this.#wanted = true;
+    const items = list.deadLetters.map((dl): DeadLetterRow => {
+      const row: DeadLetterRow = { messageId: dl.messageId, reason: dl.reason, via: dl.via, type: dl.type, at: new Date(dl.deadLetteredAt).toISOString() };
+      if (dl.deviceId !== undefined) row.deviceId = dl.deviceId;
+      if (dl.deviceIds !== undefined) row.deviceIds = dl.deviceIds;
+      if (dl.code !== undefined) row.code = dl.code;
+      const permanent = permanentFailure(dl);
+      if (permanent !== undefined) row.permanent = permanent.code;
+      return row;
+    });
+    // Fewer than there are, yet under the limit: another reader (a `dlq` command) held some. Read again soon.
+    if (list.unreached > 0 && list.examined < this.#o.maxShown) this.#wanted = true;
     const { error: _error, ...rest } = this.#panel;
-    this.#panel = { ...rest, total: list.deadLetters.length, items, listedAt: new Date().toISOString() };
+    this.#panel = { ...rest, total: Math.max(list.examined, list.approximateDepth), items, listedAt: new Date().toISOString() };
     this.emit('change');
   }
 }

@@ -194,7 +194,8 @@ function renderDeadLetters(s) {
     $('dead-letters').hidden = true;
     return;
   }
-  $('dead-letters-total').textContent = d.error ? `cannot read the queue: ${d.error}` : `${d.total} in the queue`;
+  const shown = d.items.length < d.total ? `, the first ${d.items.length} shown` : '';
+  $('dead-letters-total').textContent = d.error ? `cannot read the queue: ${d.error}` : `${d.total} in the queue${shown}`;
   $('replay').disabled = d.replay.running || d.total === 0;
   if (d.replay.running) $('replay-result').textContent = 'replaying…';
   else if (d.replay.last) $('replay-result').textContent = `${clock(d.replay.last.at)}: ${d.replay.last.text}`;

@@ -4,7 +4,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DeadLetterWatch, handleReplayRequest, type DeadLetterPanel } from '../../local/dead-letter-watch.js';
 import { closeHttpServer, listen } from '../../local/listen.js';
 import { park } from '../helpers/dead-letters.js';
@@ -18,18 +18,21 @@ let url: string;
 
 beforeAll(async () => {
   sqs = await startLocalSqs();
-  watch = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: sqs.deadLetterQueueUrl, relayQueueUrl: sqs.queueUrl, gatewayIds: ['gw-1'], everyMs: 100 });
-  watch.start();
   server = createServer((req, res) => void handleReplayRequest(req, res, watch));
   await listen(server, 0, '127.0.0.1');
   url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/dead-letters/replay`;
 });
+beforeEach(() => {
+  watch = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: sqs.deadLetterQueueUrl, relayQueueUrl: sqs.queueUrl, gatewayIds: ['gw-1'], everyMs: 100 });
+  watch.start();
+});
 afterEach(async () => {
+  // Stopped first: a read in progress would hide messages from the purge.
+  await watch.stop();
   await sqs.purge();
 });
 afterAll(async () => {
   await closeHttpServer(server);
-  await watch.stop();
   await sqs.stop();
 });
 
@@ -87,5 +90,20 @@ describe('the dead-letter panel', () => {
     expect(String(wrongType.body.message)).toContain('force and dryRun are booleans');
     expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
     expect(both.find((r) => r.status === 409)!.body).toEqual({ message: 'a replay is already running' });
+  });
+
+  it('reads no more than it shows, and counts the rest from the queue\'s depth', async () => {
+    for (let i = 0; i < 7; i++) await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody(`ghost-${i}`), code: 'ERR_ATTACH_REJECTED', deviceId: `ghost-${i}` });
+    const small = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: sqs.deadLetterQueueUrl, relayQueueUrl: sqs.queueUrl, gatewayIds: ['gw-1'], everyMs: 100, maxShown: 3 });
+    small.start();
+    try {
+      const end = Date.now() + 10_000;
+      while (small.snapshot().listedAt === undefined && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+      const panel = small.snapshot();
+      expect(panel.items.map((i) => i.deviceId)).toEqual(['ghost-0', 'ghost-1', 'ghost-2']);
+      expect(panel.total).toBe(7);
+    } finally {
+      await small.stop();
+    }
   });
 });
