@@ -204,10 +204,7 @@ async function sendThenDelete(
     const entries: SendMessageBatchRequestEntry[] = batch.map(({ dl, groupId }, i) => ({
       Id: String(i),
       MessageBody: dl.body,
-      MessageAttributes: {
-        ...dl.producerAttributes,
-        'relay.replayOf': { DataType: 'String', StringValue: dl.messageId },
-      },
+      MessageAttributes: replayAttributes(dl),
       ...(groupId === undefined ? {} : { MessageGroupId: groupId, MessageDeduplicationId: replayDeduplicationId(dl) }),
     }));
     let sent: Map<string, string>;
@@ -234,6 +231,24 @@ async function sendThenDelete(
       if (failure !== undefined) report.notDeleted.push({ deadLetter: a.dl, reason: failure });
     }
   }
+}
+
+/** SQS takes at most 10 message attributes. */
+const MAX_ATTRIBUTES = 10;
+
+/**
+ * A producer's own attributes go back with the record, each as its type and value; `relay.replayOf` names the dead
+ * letter it came from, when there is room for it.
+ */
+function replayAttributes(dl: DeadLetter): NonNullable<SendMessageBatchRequestEntry['MessageAttributes']> {
+  const attributes: NonNullable<SendMessageBatchRequestEntry['MessageAttributes']> = {};
+  for (const [name, a] of Object.entries(dl.producerAttributes)) {
+    if (a.DataType === undefined) continue;
+    if (a.StringValue !== undefined) attributes[name] = { DataType: a.DataType, StringValue: a.StringValue };
+    else if (a.BinaryValue !== undefined) attributes[name] = { DataType: a.DataType, BinaryValue: a.BinaryValue };
+  }
+  if (Object.keys(attributes).length < MAX_ATTRIBUTES) attributes['relay.replayOf'] = { DataType: 'String', StringValue: dl.messageId };
+  return attributes;
 }
 
 /** Unique per dead-lettering (the dead-letter queue's message ID), unlike the original record's. */

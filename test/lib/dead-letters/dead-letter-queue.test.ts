@@ -3,7 +3,7 @@
  * dead letters than one receive returns, filters, permanent failures, dry runs, and the order send-then-delete.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityBatchCommand, ReceiveMessageCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listDeadLetters, replayDeadLetters, type DeadLetterQueueTarget } from '../../../lib/dead-letters/dead-letter-queue.js';
 import { gatewayFor } from '../../../lib/gateway-pool.js';
@@ -197,6 +197,31 @@ describe('replayDeadLetters', () => {
     expect(forced.replayed.map((r) => r.deadLetter.deviceId).sort()).toEqual(['pump-01', 'pump-02']);
     expect((await sqs.receiveAll(sqs.queueUrl)).length).toBe(4);
     expect((await listDeadLetters(target, LOCAL)).deadLetters).toEqual([]);
+  });
+
+  it('carries a producer\'s own attributes back, names the dead letter it came from, and leaves the relay\'s reason behind', async () => {
+    await sqs.client.send(
+      new SendMessageCommand({
+        QueueUrl: sqs.deadLetterQueueUrl,
+        MessageBody: eventBody('pump-03'),
+        MessageGroupId: 'gw-1',
+        MessageDeduplicationId: randomUUID(),
+        MessageAttributes: {
+          trace: { DataType: 'String', StringValue: 'abc-123' },
+          'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' },
+        },
+      }),
+    );
+    const [dl] = (await listDeadLetters(target, LOCAL)).deadLetters;
+
+    const report = await replayDeadLetters(target, { ...LOCAL, gatewayIds: ['gw-1'] });
+    const out = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }));
+
+    expect(report.replayed).toHaveLength(1);
+    const attributes = out.Messages?.[0]?.MessageAttributes ?? {};
+    expect(Object.keys(attributes).sort()).toEqual(['relay.replayOf', 'trace']);
+    expect(attributes.trace?.StringValue).toBe('abc-123');
+    expect(attributes['relay.replayOf']?.StringValue).toBe(dl!.messageId);
   });
 
   it('deletes nothing whose copy did not reach the relay queue', async () => {
