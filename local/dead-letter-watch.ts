@@ -12,7 +12,7 @@
  *
  * | route | answer |
  * |---|---|
- * | `POST /api/dead-letters/replay` | replays what would not fail again (`{"force": true}` replays all, `{"dryRun": true}` changes nothing); 200 with the summary, 409 while one runs |
+ * | `POST /api/dead-letters/replay` | replays what would not fail again (`{"force": true}` replays all, `{"dryRun": true}` changes nothing); 200 with the summary, 409 while one runs; JSON only (415) |
  *
  * @example
  * const watch = new DeadLetterWatch({ client, deadLetterQueueUrl, relayQueueUrl, gatewayIds: ['gw-1'] });
@@ -206,6 +206,13 @@ export async function handleReplayRequest(req: IncomingMessage, res: ServerRespo
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
     res.end(JSON.stringify(body));
   };
+  // A page of another origin can POST a form or text to 127.0.0.1, but not JSON without a CORS preflight, which this
+  // server never grants: the content type keeps other web pages from replaying.
+  if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+    req.resume();
+    answer(415, { message: 'send the request as application/json' });
+    return;
+  }
   let request: ReplayRequest;
   try {
     const text = await readBody(req, 4096);

@@ -256,7 +256,7 @@ $('poll').addEventListener('click', () => {
 $('replay').addEventListener('click', () => {
   $('replay').disabled = true;
   $('replay-result').textContent = 'replaying…';
-  fetch('/api/dead-letters/replay', { method: 'POST' })
+  fetch('/api/dead-letters/replay', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
     .then((res) => res.json().then((body) => {
       $('replay-result').textContent = res.ok ? body.summary : body.message;
     }))

@@ -45,8 +45,8 @@ async function panelWhere(what: string, test: (p: DeadLetterPanel) => boolean): 
   return watch.snapshot();
 }
 
-const replay = async (body?: string): Promise<{ status: number; body: Record<string, unknown> }> => {
-  const res = await fetch(url, { method: 'POST', ...(body === undefined ? {} : { body }) });
+const replay = async (body?: string, contentType = 'application/json'): Promise<{ status: number; body: Record<string, unknown> }> => {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, ...(body === undefined ? {} : { body }) });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 };
 
@@ -82,10 +82,14 @@ describe('the dead-letter panel', () => {
     for (let i = 0; i < 20; i++) await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody(`ghost-${i}`), code: 'ERR_ATTACH_REJECTED', deviceId: `ghost-${i}` });
 
     const notJson = await replay('{force');
+    // What a form on another web page could send to 127.0.0.1 without a CORS preflight.
+    const fromAForm = await replay('force=true', 'application/x-www-form-urlencoded');
+    const asText = await replay('{"force": true}', 'text/plain');
     const wrongType = await replay('{"force": "yes"}');
     const both = await Promise.all([replay('{"dryRun": true}'), replay('{"dryRun": true}')]);
 
     expect(notJson.status).toBe(400);
+    expect([fromAForm.status, asText.status]).toEqual([415, 415]);
     expect(wrongType.status).toBe(400);
     expect(String(wrongType.body.message)).toContain('force and dryRun are booleans');
     expect(both.map((r) => r.status).sort()).toEqual([200, 409]);
