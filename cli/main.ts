@@ -27,6 +27,10 @@ const COMMANDS: Record<string, { summary: string; load: () => Promise<Command> }
     summary: 'post test telemetry to an ingest URL as a device would',
     load: async () => (await import('./send-command.js')).sendCommand,
   },
+  dlq: {
+    summary: 'list the dead-letter queue with reasons, or replay it into the relay queue',
+    load: async () => (await import('./dlq-command.js')).dlqCommand,
+  },
 };
 
 export function usage(): string {

@@ -17,6 +17,8 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { Emulator } from '../emulator/index.js';
 import type { StoredConfig } from '../lib/config-store/config-store.js';
 import type { LorawanDashboardState } from './lorawan-dashboard.js';
+import type { BatchSummary } from './batch-outcomes.js';
+import type { DeadLetterPanel } from './dead-letter-watch.js';
 import { queueDepth, type QueueDepth } from './queue-depth.js';
 import type { BatchReport } from './sqs-event-source.js';
 
@@ -29,6 +31,8 @@ export interface DashboardSources {
   configs: { getConfigs(deviceIds: readonly string[]): Promise<Map<string, StoredConfig>> };
   /** LoRaWAN downlinks and refusals (lorawan-dashboard.ts). */
   lorawan?: { start(onChange: () => void): void; stop(): Promise<void>; snapshot(): LorawanDashboardState };
+  /** The dead-letter panel (local/dead-letter-watch.ts); it emits `change` when its list changes. */
+  deadLetters?: Pick<EventEmitter, 'on' | 'off'> & { snapshot(): DeadLetterPanel };
 }
 
 export interface DashboardFeedOptions {
@@ -64,7 +68,7 @@ export interface DashboardState {
     attached: string[];
     subscriptions: string[];
     sessions: number;
-    lastSession?: { at: string; durationMs: number; records: number; outcome: string };
+    lastSession?: { at: string; durationMs: number; records: number; outcome: string; summary?: Pick<BatchSummary, 'text' | 'tone'> };
   }[];
   devices: {
     id: string;
@@ -83,7 +87,18 @@ export interface DashboardState {
     history: { t: number; relay: number; relayInFlight: number; deadLetter: number }[];
     error?: string;
   };
-  batches: { at: string; outcome: string; groups: string[]; records: number; deleted: number; retried: number; durationMs: number }[];
+  batches: {
+    at: string;
+    outcome: string;
+    groups: string[];
+    records: number;
+    deleted: number;
+    retried: number;
+    durationMs: number;
+    /** Confirmed, retried, dead-lettered, with codes; the text is the stack's terminal line. */
+    summary?: Pick<BatchSummary, 'confirmed' | 'retried' | 'deadLettered' | 'text' | 'tone'>;
+  }[];
+  deadLetters?: DeadLetterPanel;
   http: HttpLogEntry[];
   simulator?: SimulatorStats;
   configError?: string;
@@ -124,6 +139,7 @@ export class DashboardFeed extends EventEmitter {
   start(): void {
     this.#s.emulator.registry.on('event', this.#onRegistry);
     this.#s.emulator.registry.on('error-sent', this.#onRegistry);
+    this.#s.deadLetters?.on('change', this.#onRegistry);
     this.#every(this.#o.sampleEveryMs, () => this.#sampleQueues());
     this.#every(this.#o.configEveryMs, () => this.#sampleConfigs());
     this.#s.lorawan?.start(() => this.emit('change'));
@@ -134,12 +150,13 @@ export class DashboardFeed extends EventEmitter {
     this.#stopped = true;
     this.#s.emulator.registry.off('event', this.#onRegistry);
     this.#s.emulator.registry.off('error-sent', this.#onRegistry);
+    this.#s.deadLetters?.off('change', this.#onRegistry);
     for (const t of this.#timers) clearTimeout(t);
     this.#timers.clear();
     await Promise.all([...this.#tasks, this.#s.lorawan?.stop()]);
   }
 
-  noteBatch(report: BatchReport): void {
+  noteBatch(report: BatchReport, summary?: BatchSummary): void {
     const at = new Date(report.startedAt).toISOString();
     this.#batches.unshift({
       at,
@@ -149,13 +166,22 @@ export class DashboardFeed extends EventEmitter {
       deleted: report.deleted.length,
       retried: report.retried.length,
       durationMs: report.durationMs,
+      ...(summary === undefined
+        ? {}
+        : { summary: { confirmed: summary.confirmed, retried: summary.retried, deadLettered: summary.deadLettered, text: summary.text, tone: summary.tone } }),
     });
     this.#batches.length = Math.min(this.#batches.length, BATCHES_KEPT);
     // On the relay's queue a message group is a gateway, so a batch is one session per gateway it holds.
     for (const g of report.groups) {
       const s = this.#sessions.get(g) ?? { count: 0, last: { at, durationMs: 0, records: 0, outcome: '' } };
       s.count += 1;
-      s.last = { at, durationMs: report.durationMs, records: report.messageIds.length, outcome: report.outcome };
+      s.last = {
+        at,
+        durationMs: report.durationMs,
+        records: report.messageIds.length,
+        outcome: report.outcome,
+        ...(summary === undefined ? {} : { summary: { text: summary.text, tone: summary.tone } }),
+      };
       this.#sessions.set(g, s);
     }
     this.emit('change');
@@ -242,6 +268,7 @@ export class DashboardFeed extends EventEmitter {
         ...(this.#queueError !== undefined ? { error: this.#queueError } : {}),
       },
       batches: this.#batches,
+      ...(this.#s.deadLetters ? { deadLetters: this.#s.deadLetters.snapshot() } : {}),
       http: this.#http,
       ...(this.#simulator ? { simulator: this.#simulator } : {}),
       ...(this.#configError !== undefined ? { configError: this.#configError } : {}),

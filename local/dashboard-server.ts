@@ -10,6 +10,7 @@
  * | `GET /api/state` | the snapshot, JSON |
  * | `GET /api/stream` | `text/event-stream`, one `state` event per snapshot |
  * | `POST /api/poll` | runs the config poller now; 202 |
+ * | `POST /api/dead-letters/replay` | replays the dead-letter queue (local/dead-letter-watch.ts) |
  *
  * @example
  * const dashboard = await startDashboardServer({ feed, port: 3001, pollNow: () => poller.fireNow() });
@@ -20,6 +21,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { DashboardFeed } from './dashboard-feed.js';
+import { handleReplayRequest, type DeadLetterWatch } from './dead-letter-watch.js';
 import { closeHttpServer, listen } from './listen.js';
 
 export interface DashboardServerOptions {
@@ -28,6 +30,8 @@ export interface DashboardServerOptions {
   host?: string;
   /** Runs the config poller once; absent when the stack has none. */
   pollNow?: () => void;
+  /** The dead-letter panel's replay; absent when the stack has no dead-letter queue. */
+  deadLetters?: DeadLetterWatch;
   pushEveryMs?: number;
 }
 
@@ -91,6 +95,10 @@ export async function startDashboardServer(options: DashboardServerOptions): Pro
       options.pollNow();
       res.writeHead(202, { 'content-type': 'application/json' });
       res.end('{"poll":"started"}');
+      return;
+    }
+    if (path === '/api/dead-letters/replay' && method === 'POST' && options.deadLetters !== undefined) {
+      await handleReplayRequest(req, res, options.deadLetters);
       return;
     }
     res.writeHead(404, { 'content-type': 'application/json' });

@@ -33,8 +33,10 @@ import { RelayError } from '../lib/errors.js';
 import { gatewayFor, parseGatewayIds } from '../lib/gateway-pool.js';
 import { registryName } from '../lib/iotcore/topics.js';
 import { serveHttpApi, type ServedHttpApi } from '../lib/local/http-adapter.js';
+import { describeBatch, RelayOutcomeLog, summarizeBatch } from './batch-outcomes.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { startDashboardServer, type DashboardServer } from './dashboard-server.js';
+import { DeadLetterWatch } from './dead-letter-watch.js';
 import { prepareDeviceCredentials, type DeviceCredentials } from './device-credentials.js';
 import { DeviceSimulator } from './device-simulator.js';
 import { startDynamoDbServer, type DynamoDbServer } from './dynamodb-server.js';
@@ -263,9 +265,14 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     // Relay: Lambda's SQS integration
     const sources: { functionName: string; queue: LocalQueue; source: SqsEventSource }[] = [];
     let feed: DashboardFeed | undefined;
+    // What became of each record (confirmed, retried, dead-lettered), which the SQS response alone does not say.
+    const outcomes = new RelayOutcomeLog();
+    outcomes.start();
+    closers.push({ what: 'the relay outcome log', close: async () => outcomes.stop() });
     const onBatch = (functionName: string) => (report: BatchReport) => {
-      feed?.noteBatch(report);
-      log(describeBatch(functionName, report));
+      const summary = summarizeBatch(report, outcomes.take(report.messageIds));
+      feed?.noteBatch(report, summary);
+      log(describeBatch(functionName, report, summary));
     };
     for (const name of template.functionNames()) {
       for (const event of template.functionEvents(name, 'sqs')) {
@@ -301,6 +308,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const deadLetterId = relay.queue.spec.redrive?.targetLogicalId;
     if (deadLetterId === undefined) throw new RelayError('ERR_CONFIG', `${template.path}: ${relay.queue.spec.logicalId} has no dead-letter queue`);
     const deadLetterQueue = sqs.queue(deadLetterId);
+    const deadLetters = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: deadLetterQueue.url, relayQueueUrl: relay.queue.url, gatewayIds });
+    closers.push({ what: 'the dead-letter panel', close: () => deadLetters.stop() });
 
     // The HTTP API
     const routes = httpApiRoutes(template);
@@ -364,6 +373,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         store: new ConfigStore({ tableName: configTable, client: dynamodb.client }),
         devices: Object.values(lorawan.devices),
       }),
+      deadLetters,
     });
     const dashboardFeed = feed;
     closers.push({ what: 'the dashboard feed', close: () => dashboardFeed.stop() });
@@ -372,11 +382,13 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       host: HOST,
       port: ports.dashboard,
       pollNow: () => void Promise.all(timers.map((t) => t.fireNow())),
+      deadLetters,
     });
     closers.push({ what: 'the dashboard', close: () => dashboard.close() });
 
     // Everything is wired: start the moving parts.
     feed.start();
+    deadLetters.start();
     for (const s of sources) s.source.start();
     for (const t of timers) t.start();
 
@@ -622,13 +634,6 @@ function scheduleRate(template: ServerlessTemplate, name: string): string {
   const [event] = template.functionEvents(name, 'schedule');
   const rate = isObject(event) ? event.rate : event;
   return Array.isArray(rate) ? rate.join(', ') : String(rate);
-}
-
-function describeBatch(functionName: string, r: BatchReport): string {
-  const groups = r.groups.length > 0 ? ` ${r.groups.join(',')}` : '';
-  // Deleted means the relay is done with a record: confirmed by the bridge, or parked in the dead-letter queue by it.
-  const detail = r.outcome === 'succeeded' ? `${r.deleted.length} deleted` : `${r.deleted.length} deleted, ${r.retried.length} back to the queue (${r.outcome})`;
-  return `${functionName}${groups}: ${r.messageIds.length} record${r.messageIds.length === 1 ? '' : 's'}, ${detail} in ${r.durationMs} ms`;
 }
 
 interface BannerFacts {

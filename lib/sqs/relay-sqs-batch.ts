@@ -26,6 +26,7 @@ import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda'
 import type { RelaySettings } from '../config.js';
 import { isRelayError } from '../errors.js';
 import type { SessionLog } from '../gateway/session.js';
+import { publishRelayOutcomes } from '../relay/outcome-channel.js';
 import { backoffSeconds, logSafeReason, type RecordOutcome } from '../relay/outcomes.js';
 import { relayBatch, type RelayBatchResult, type RelayConfigStore, type SessionSummary } from '../relay/relay-batch.js';
 import type { QueueActions, VisibilityChange } from './queue-actions.js';
@@ -88,6 +89,7 @@ export async function relaySqsBatch(
     batchItemFailures: outcomes.filter((o) => o.outcome !== 'confirmed' && o.deadLetter !== 'sent').map((o) => ({ itemIdentifier: o.messageId })),
   };
   report(outcomes, result.sessions, deps);
+  publishRelayOutcomes({ outcomes });
   return { response, outcomes, sessions: result.sessions };
 }
 

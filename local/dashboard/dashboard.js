@@ -106,6 +106,12 @@ function renderChart(history) {
   $('chart-range').textContent = `last ${Math.round(span / 1000)} s`;
 }
 
+function lastSession(last, now) {
+  if (!last) return td('none yet', 'muted');
+  if (last.summary) return td(`${ago(last.at, now)}: ${last.summary.text}, ${last.durationMs} ms`, last.summary.tone);
+  return td(`${ago(last.at, now)}: ${plural(last.records, 'record')}, ${last.outcome}, ${last.durationMs} ms`, outcomeClass(last.outcome));
+}
+
 function renderGateways(s) {
   fill(
     'gateways',
@@ -115,8 +121,7 @@ function renderGateways(s) {
         td(g.connected ? 'live' : 'idle', g.connected ? 'ok' : 'muted'),
         td(g.attached.length > 0 ? g.attached.join(', ') : '–', 'mono'),
         td(g.sessions),
-        td(g.lastSession ? `${ago(g.lastSession.at, s.now)}: ${plural(g.lastSession.records, 'record')}, ${g.lastSession.outcome}, ${g.lastSession.durationMs} ms` : 'none yet',
-          g.lastSession ? outcomeClass(g.lastSession.outcome) : 'muted'),
+        lastSession(g.lastSession, s.now),
       ]),
     ),
     'no gateway in the registry',
@@ -169,19 +174,42 @@ function renderErrors(s) {
   );
 }
 
+function batchOutcome(b) {
+  // The relay's own account: confirmed, retried, dead-lettered, with codes. Without it, what the queue did.
+  if (b.summary) return td(b.summary.text.replace(/^\d+ records?[:,] /, ''), b.summary.tone);
+  return td(b.outcome === 'succeeded' ? `${b.deleted} deleted` : `${b.deleted} deleted, ${b.retried} back (${b.outcome})`, outcomeClass(b.outcome));
+}
+
 function renderBatches(s) {
   fill(
     'batches',
-    s.batches.map((b) =>
-      row([
-        td(clock(b.at), 'mono'),
-        td(b.groups.join(', ') || '–', 'mono'),
-        td(b.records),
-        td(b.outcome === 'succeeded' ? 'all deleted' : `${b.deleted} deleted, ${b.retried} back (${b.outcome})`, outcomeClass(b.outcome)),
-        td(b.durationMs),
-      ]),
-    ),
+    s.batches.map((b) => row([td(clock(b.at), 'mono'), td(b.groups.join(', ') || '–', 'mono'), td(b.records), batchOutcome(b), td(b.durationMs)])),
     'no batch yet',
+  );
+}
+
+function renderDeadLetters(s) {
+  const d = s.deadLetters;
+  if (!d) {
+    $('dead-letters').hidden = true;
+    return;
+  }
+  const shown = d.items.length < d.total ? `, the first ${d.items.length} shown` : '';
+  $('dead-letters-total').textContent = d.error ? `cannot read the queue: ${d.error}` : `${d.total} in the queue${shown}`;
+  $('replay').disabled = d.replay.running || d.total === 0;
+  if (d.replay.running) $('replay-result').textContent = 'replaying…';
+  else if (d.replay.last) $('replay-result').textContent = `${clock(d.replay.last.at)}: ${d.replay.last.text}`;
+  fill(
+    'dead-letters',
+    d.items.map((x) => {
+      const devices = x.deviceId || (x.deviceIds && x.deviceIds.join(', ')) || '–';
+      const code = td(x.code || 'redrive', 'bad mono');
+      if (x.permanent) code.appendChild(el('span', ' (would fail again)', 'muted'));
+      const tr = row([td(ago(x.at, s.now).replace(' ago', ''), 'mono'), td(devices, 'mono'), code, td(x.reason, 'reason')]);
+      tr.dataset.messageId = x.messageId;
+      return tr;
+    }),
+    'none: every record was relayed or is still being retried',
   );
 }
 
@@ -238,6 +266,7 @@ function render(s) {
   renderReadings(s);
   renderErrors(s);
   renderBatches(s);
+  renderDeadLetters(s);
   renderHttp(s);
   renderLorawan(s);
   $('uptime').textContent = `up ${ago(s.startedAt, s.now).replace(' ago', '')}`;
@@ -259,6 +288,18 @@ function connect() {
 
 $('poll').addEventListener('click', () => {
   fetch('/api/poll', { method: 'POST' }).catch(() => undefined);
+});
+
+$('replay').addEventListener('click', () => {
+  $('replay').disabled = true;
+  $('replay-result').textContent = 'replaying…';
+  fetch('/api/dead-letters/replay', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })
+    .then((res) => res.json().then((body) => {
+      $('replay-result').textContent = res.ok ? body.summary : body.message;
+    }))
+    .catch((e) => {
+      $('replay-result').textContent = `replay failed: ${e.message}`;
+    });
 });
 
 connect();

@@ -139,6 +139,10 @@ describe('iotcore-relay fleet size, through the fleet command', () => {
       stderr: { write: (t: string) => (err += t) },
       env: {},
       stderrTty: false,
+      onInterrupt: () => () => undefined,
+      exitNow: () => {
+        throw new Error('fleet size must not exit the process');
+      },
     });
     expect(err).toBe('');
     expect(code).toBe(0);

@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import type { RelaySettings } from '../../../lib/config.js';
 import { RelayError } from '../../../lib/errors.js';
+import { RELAY_OUTCOMES_CHANNEL, type RelayOutcomesMessage } from '../../../lib/relay/outcome-channel.js';
 import { sqsQueueActions } from '../../../lib/sqs/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../../../lib/sqs/relay-sqs-batch.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
@@ -153,5 +155,30 @@ describe('relaySqsBatch', () => {
     expect(result.response.batchItemFailures.map((f) => f.itemIdentifier)).toEqual(records.map((r) => r.messageId));
     expect(result.outcomes[0]).toMatchObject({ outcome: 'retry', code: 'ERR_DEADLINE' });
     expect(result.outcomes[1]).toMatchObject({ outcome: 'dead-letter', deadLetter: 'redrive' });
+  });
+
+  it('publishes every outcome as carried out on the diagnostics channel, for whoever in the process listens', async () => {
+    // Prepare
+    const published: RelayOutcomesMessage[] = [];
+    const listener = (message: unknown): void => void published.push(message as RelayOutcomesMessage);
+    const good = sqsRecord(eventBody(PUMPS[4]!), { groupId: GW.assoc });
+    const refused = sqsRecord(eventBody(UNBOUND), { groupId: GW.assoc });
+    subscribe(RELAY_OUTCOMES_CHANNEL, listener);
+
+    // Act
+    let result: Awaited<ReturnType<typeof relaySqsBatch>>;
+    try {
+      result = await relaySqsBatch(sqsEvent([good, refused]), lambdaContext(10_000), deps({ deadLetterQueueUrl: `${sqs.endpoint}/123456789012/relay-dlq.fifo` }));
+    } finally {
+      unsubscribe(RELAY_OUTCOMES_CHANNEL, listener);
+    }
+
+    // Assess
+    expect(published).toHaveLength(1);
+    expect(published[0]!.outcomes).toEqual(result.outcomes);
+    expect(published[0]!.outcomes.map((o) => [o.messageId, o.outcome, o.code, o.deadLetter])).toEqual([
+      [good.messageId, 'confirmed', undefined, undefined],
+      [refused.messageId, 'dead-letter', 'ERR_ATTACH_REJECTED', 'sent'],
+    ]);
   });
 });
