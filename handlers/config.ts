@@ -100,7 +100,7 @@ export function createConfigHandler(options: ConfigHandlerOptions = {}): ConfigH
       const { httpCode, body } = errorAnswer(e);
       // Messages never hold a credential: lib/auth names devices and reasons only.
       if (httpCode >= 500) logger.error('config request failed', { deviceId, error: e as Error });
-      else logger.warn('config request refused', { deviceId, httpCode, code: isRelayError(e) ? e.code : undefined, message: body.error.message });
+      else logger.warn('config request refused', { deviceId, httpCode, code: isRelayError(e) ? e.code : undefined, reason: body.error.message });
       return errorResponse(httpCode, body, httpCode === 401 ? authenticator?.schemes : undefined);
     }
   };
