@@ -79,6 +79,8 @@ export interface DashboardState {
     storeConfigVersion?: number;
     storeConfigReceivedAt?: string;
   }[];
+  /** Devices in the registry (gateways aside); `devices` holds at most DEVICE_ROWS of them. */
+  deviceCount: number;
   readings: { total: number; recent: { id: string; time: string; deviceId: string; subFolder: string; gatewayId?: string; bytes: number; preview: string }[] };
   errors: { total: number; recent: { time: string; gatewayId: string; delivered: boolean; errorType: string; deviceId: string; description: string }[] };
   queues: {
@@ -106,6 +108,8 @@ export interface DashboardState {
 }
 
 const RECENT = 50;
+/** Device rows of the page at most (shownDevices). */
+export const DEVICE_ROWS = 200;
 const BATCHES_KEPT = 30;
 const HTTP_KEPT = 30;
 const PREVIEW_CHARS = 120;
@@ -215,8 +219,9 @@ export class DashboardFeed extends EventEmitter {
         ...(sessions ? { lastSession: sessions.last } : {}),
       };
     });
-    const deviceRows = devices
-      .filter((d) => d.gatewayConfig.gatewayType !== 'GATEWAY')
+    const all = devices.filter((d) => d.gatewayConfig.gatewayType !== 'GATEWAY');
+    const attachedNow = new Set(connections.flatMap((c) => (c.gateway ? c.attached : [])));
+    const deviceRows = shownDevices(all, attachedNow)
       .map((d) => {
         const stored = this.#configs.get(d.id);
         return {
@@ -259,6 +264,7 @@ export class DashboardFeed extends EventEmitter {
       startedAt: this.#startedAt,
       gateways,
       devices: deviceRows,
+      deviceCount: all.length,
       readings: { total: registry.events.length, recent: readings },
       errors: { total: registry.errors.length, recent: errors },
       queues: {
@@ -314,10 +320,11 @@ export class DashboardFeed extends EventEmitter {
   }
 
   async #sampleConfigs(): Promise<void> {
-    const ids = this.#s.emulator.registry
-      .listDevices(this.#s.registryId)
-      .filter((d) => d.gatewayConfig.gatewayType !== 'GATEWAY')
-      .map((d) => d.id);
+    const connections = this.#s.emulator.connections().filter((c) => c.registryId === this.#s.registryId);
+    const attachedNow = new Set(connections.flatMap((c) => (c.gateway ? c.attached : [])));
+    const all = this.#s.emulator.registry.listDevices(this.#s.registryId).filter((d) => d.gatewayConfig.gatewayType !== 'GATEWAY');
+    // Only the rows the page shows: a fleet of 100,000 devices must not cost 1,000 reads of the table a sample.
+    const ids = shownDevices(all, attachedNow).map((d) => d.id);
     try {
       const configs = await this.#s.configs.getConfigs(ids);
       const changed = [...configs].some(([id, c]) => this.#configs.get(id)?.version !== c.version);
@@ -328,6 +335,26 @@ export class DashboardFeed extends EventEmitter {
       this.#configError = (e as Error).message;
     }
   }
+}
+
+/**
+ * The devices the page lists, at most DEVICE_ROWS: those attached now, then those heard from most recently, then the
+ * rest in registry order. A registry of a provisioned fleet holds 100,000 devices; the page and the config samples
+ * stay the size of what a person can read.
+ */
+export function shownDevices<D extends { id: string; lastEventTime?: string | undefined }>(all: readonly D[], attachedNow: ReadonlySet<string>): D[] {
+  if (all.length <= DEVICE_ROWS) return [...all];
+  const heard = all.filter((d) => attachedNow.has(d.id) || d.lastEventTime !== undefined);
+  heard.sort((a, b) => Number(attachedNow.has(b.id)) - Number(attachedNow.has(a.id)) || (b.lastEventTime ?? '').localeCompare(a.lastEventTime ?? ''));
+  const shown = heard.slice(0, DEVICE_ROWS);
+  if (shown.length < DEVICE_ROWS) {
+    const taken = new Set(shown.map((d) => d.id));
+    for (const d of all) {
+      if (shown.length >= DEVICE_ROWS) break;
+      if (!taken.has(d.id)) shown.push(d);
+    }
+  }
+  return shown;
 }
 
 /** Text when the payload is printable UTF-8, else its first bytes in hex; shortened either way. */

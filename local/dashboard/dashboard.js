@@ -129,6 +129,8 @@ function renderGateways(s) {
 }
 
 function renderDevices(s) {
+  $('devices-total').textContent =
+    s.deviceCount > s.devices.length ? `${s.devices.length} of ${s.deviceCount}: attached and most recently heard first` : `${s.deviceCount}`;
   fill(
     'devices',
     s.devices.map((d) =>
