@@ -156,11 +156,15 @@ async function measurePoint(job: ScalingJob): Promise<ScalingAnswer> {
   try {
     const seedStarted = performance.now();
     const registry = stack.emulator.registry;
-    const devices = Array.from({ length: job.devices }, (_, i) => deviceName(i));
-    for (const deviceId of devices) {
+    // The stack's own demo devices are already bound to their gateway in the pool; they count among the fleet, so
+    // that one gateway carries exactly job.devices devices, within the 10,000 a gateway may have bound.
+    const existing = registry.listDevices(DEMO.registry).filter((d) => d.gatewayConfig.gatewayType !== 'GATEWAY').map((d) => d.id);
+    const created = Array.from({ length: Math.max(0, job.devices - existing.length) }, (_, i) => deviceName(i));
+    for (const deviceId of created) {
       registry.createDevice(DEMO.registry, { id: deviceId });
       registry.bind(DEMO.registry, gatewayFor(deviceId, pool), deviceId);
     }
+    const devices = [...existing, ...created];
     const seedMs = performance.now() - seedStarted;
     const credentials = devices.map((deviceId) => ({ deviceId, key: stack.deviceKey(deviceId) }));
     const credentialsFile = await privateFile(job.workDir, 'scaling-device-keys', JSON.stringify(credentials));
