@@ -36,7 +36,7 @@ describe('missingTools', () => {
     expect(missingTools(['mosquitto', 'paho', 'chromium'], { path: emptyPath, python: barePython, chromium: join(dir, 'chromium') })).toEqual([
       { what: 'mosquitto_pub', debianPackage: 'mosquitto-clients' },
       { what: 'mosquitto_sub', debianPackage: 'mosquitto-clients' },
-      { what: 'Python module paho', debianPackage: 'python3-paho-mqtt' },
+      { what: 'Python module paho.mqtt.client', debianPackage: 'python3-paho-mqtt' },
       { what: 'Python module jwt', debianPackage: 'python3-jwt' },
       { what: 'Python module cryptography', debianPackage: 'python3-cryptography' },
       { what: join(dir, 'chromium'), debianPackage: 'chromium' },

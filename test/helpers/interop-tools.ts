@@ -40,7 +40,8 @@ export interface ToolPlaces {
   chromium?: string;
 }
 
-const PYTHON_MODULES: Record<string, string> = { paho: 'python3-paho-mqtt', jwt: 'python3-jwt', cryptography: 'python3-cryptography' };
+/** The modules the Python gateway imports, by full name: `paho` alone can be found as an empty namespace package. */
+const PYTHON_MODULES: Record<string, string> = { 'paho.mqtt.client': 'python3-paho-mqtt', jwt: 'python3-jwt', cryptography: 'python3-cryptography' };
 
 export function missingTools(needs: readonly Need[], places: ToolPlaces = {}): MissingTool[] {
   const missing: MissingTool[] = [];
@@ -110,7 +111,16 @@ function executable(file: string): boolean {
 
 /** The modules `python` cannot import; all of them when `python` itself cannot run. */
 function missingPythonModules(python: string, modules: string[]): string[] {
-  const script = 'import importlib.util, sys\nprint(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))';
+  // find_spec of a submodule imports its parent, and raises when the parent is missing: each module is tried alone.
+  const script = [
+    'import importlib.util, sys',
+    'def missing(m):',
+    '    try:',
+    '        return importlib.util.find_spec(m) is None',
+    '    except ImportError:',
+    '        return True',
+    'print(" ".join(m for m in sys.argv[1:] if missing(m)))',
+  ].join('\n');
   try {
     const out = execFileSync(python, ['-c', script, ...modules], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] });
     return out.trim().split(/\s+/).filter((m) => m !== '');
