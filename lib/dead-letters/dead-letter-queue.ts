@@ -107,6 +107,8 @@ export interface ReplayReport {
   examined: number;
   approximateDepth: number;
   unreached: number;
+  /** Dead letters that entered the queue after the replay began (a replayed record parked again among them): left for the next replay. */
+  arrivedDuring: number;
   /** Sent to the relay queue and deleted from the dead-letter queue (in a dry run: would be). */
   replayed: ReplayedRecord[];
   /** Matching records left where they are because they would fail again. */
@@ -149,7 +151,7 @@ export async function replayDeadLetters(target: DeadLetterQueueTarget, options: 
   const fifo = relayQueueUrl.endsWith('.fifo');
   const now = options.now ?? Date.now;
   const dryRun = options.dryRun === true;
-  const report: ReplayReport = { dryRun, examined: 0, approximateDepth: 0, unreached: 0, replayed: [], skipped: [], notMatching: 0, failed: [], notDeleted: [] };
+  const report: ReplayReport = { dryRun, examined: 0, approximateDepth: 0, unreached: 0, arrivedDuring: 0, replayed: [], skipped: [], notMatching: 0, failed: [], notDeleted: [] };
   const pass = await Pass.begin(target, options);
   const counts = (): Partial<PassProgress> => ({
     replayed: report.replayed.length,
@@ -189,6 +191,7 @@ export async function replayDeadLetters(target: DeadLetterQueueTarget, options: 
   report.examined = pass.examined;
   report.approximateDepth = pass.depth;
   report.unreached = pass.unreached();
+  report.arrivedDuring = pass.arrivedDuring;
   return report;
 }
 
@@ -283,6 +286,14 @@ class Pass {
   /** Received and not deleted: released at the end. By message ID, with the newest receipt handle. */
   readonly #held = new Map<string, DeadLetter>();
   readonly #seen = new Set<string>();
+  /**
+   * When the pass began (this machine's clock). A dead letter that entered the queue later is not part of the pass:
+   * above all, a replayed record the relay parks again while the replay still runs must not be replayed a second
+   * time in the same pass. Such arrivals are given back untouched, for the next pass.
+   */
+  readonly #began = Date.now();
+  /** Dead letters that arrived after the pass began, left for the next one. */
+  arrivedDuring = 0;
   #progress: PassProgress;
   examined = 0;
   depth = 0;
@@ -333,6 +344,10 @@ class Pass {
         }
         this.#seen.add(dl.messageId);
         this.#held.set(dl.messageId, dl);
+        if (dl.deadLetteredAt > this.#began) {
+          this.arrivedDuring += 1;
+          continue;
+        }
         fresh.push(dl);
       }
       if (fresh.length === 0) {

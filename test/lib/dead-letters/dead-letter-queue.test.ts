@@ -136,6 +136,30 @@ describe('listDeadLetters', () => {
 });
 
 describe('replayDeadLetters', () => {
+  it('leaves a dead letter that arrives during the replay (the relay parking a replayed record again) for the next replay', async () => {
+    // Prepare: one dead letter; once it is replayed, the "relay" parks the same body again, as it does for a record
+    // that fails for good.
+    await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody('ghost-again'), code: 'ERR_ATTACH_REJECTED', deviceId: 'ghost-again' });
+    let parkedAgain = false;
+    const onProgress = async (p: { replayed: number }): Promise<void> => {
+      if (p.replayed >= 1 && !parkedAgain) {
+        parkedAgain = true;
+        await new Promise((r) => setTimeout(r, 5));
+        await park(sqs.client, sqs.deadLetterQueueUrl, { body: eventBody('ghost-again'), code: 'ERR_ATTACH_REJECTED', deviceId: 'ghost-again' });
+      }
+    };
+
+    // Act
+    const report = await replayDeadLetters(target, { ...LOCAL, force: true, onProgress });
+
+    // Assess: replayed once; the newcomer is still in the dead-letter queue, visible, for the next replay.
+    expect(parkedAgain).toBe(true);
+    expect(report.replayed).toHaveLength(1);
+    expect(report.arrivedDuring).toBe(1);
+    expect(await sqs.receiveAll(sqs.queueUrl)).toHaveLength(1);
+    expect((await listDeadLetters(target, LOCAL)).deadLetters.map((d) => d.deviceId)).toEqual(['ghost-again']);
+  });
+
   it('sends the selected records to the relay queue in their gateway group with a fresh deduplication ID, then deletes them', async () => {
     // Prepare
     const gateways = ['gw-1', 'gw-2', 'gw-3'];
@@ -250,7 +274,7 @@ describe('replayDeadLetters', () => {
           return { status: 200, body: { Attributes: { ApproximateNumberOfMessages: '1' } } };
         case 'ReceiveMessage':
           return receivedOnce++ === 0
-            ? { status: 200, body: { Messages: [{ MessageId: 'dl-1', ReceiptHandle: 'rh-1', Body: body, MD5OfBody: md5(body), Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now()) }, MessageAttributes: { 'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' } } }] } }
+            ? { status: 200, body: { Messages: [{ MessageId: 'dl-1', ReceiptHandle: 'rh-1', Body: body, MD5OfBody: md5(body), Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now() - 60_000) }, MessageAttributes: { 'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' } } }] } }
             : { status: 200, body: {} };
         case 'SendMessageBatch':
           return { status: 200, body: { Successful: [{ Id: '0', MessageId: 'copy-1', MD5OfMessageBody: md5(body) }], Failed: [] } };
