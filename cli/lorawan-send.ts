@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { RelayError } from '../lib/errors.js';
 import { chirpstackUplink, DEMO_LORAWAN, ttsUplink, type UplinkOptions } from './lorawan-uplinks.js';
-import { post } from './send-command.js';
+import { post, UsageError, wholeNumber as whole } from './send-command.js';
 
 export const LORAWAN_HELP = `usage: iotcore-relay send --lorawan ttn|chirpstack --url <HTTP API URL> (--secret <s> | --secrets-file <f>) [options]
 
@@ -54,8 +54,6 @@ const OPTIONS = {
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
-
-class UsageError extends Error {}
 
 export async function lorawanSendCommand(argv: string[]): Promise<number> {
   let values: Values;
@@ -152,12 +150,6 @@ async function secretOf(values: Values, integration: string): Promise<string> {
   const secret = (doc as Record<string, { webhookSecret?: unknown } | undefined> | null)?.[integration]?.webhookSecret;
   if (typeof secret !== 'string') throw new RelayError('ERR_CONFIG', `--secrets-file ${file} has no webhookSecret for integration ${integration}`);
   return secret;
-}
-
-function whole(text: string, flag: string, min: number, max: number): number {
-  const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
-  if (!(n >= min && n <= max)) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
-  return n;
 }
 
 function usageError(message: string): number {

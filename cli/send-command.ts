@@ -67,7 +67,7 @@ const OPTIONS = {
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
 /** A mistake in the command line: printed with a pointer to --help, exit status 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 export async function sendCommand(argv: string[]): Promise<number> {
   // Uplinks as a LoRaWAN network server posts them: a command of its own, loaded only when asked for.
@@ -216,7 +216,7 @@ function required(value: string | undefined, flag: string): string {
   return value;
 }
 
-function wholeNumber(text: string, flag: string, min: number, max: number): number {
+export function wholeNumber(text: string, flag: string, min: number, max: number): number {
   const n = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!(n >= min && n <= max)) throw new UsageError(`${flag} must be a whole number from ${min} to ${max}`);
   return n;

@@ -18,6 +18,7 @@ import type { DashboardState } from '../../local/dashboard-feed.js';
 import { DeviceSimulator } from '../../local/device-simulator.js';
 import { queueDepth } from '../../local/queue-depth.js';
 import { startStack, type Stack } from '../../local/stack.js';
+import { until as waitUntil } from '../helpers/until.js';
 
 let stack: Stack;
 let dataDir: string;
@@ -33,15 +34,9 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+/** This file's waits: up to 15,000 ms, polling every 100 ms. */
+const until = <T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 100);
 
 interface Run {
   code: number;

@@ -12,6 +12,7 @@ import type { DashboardState } from '../../local/dashboard-feed.js';
 import { queueDepth } from '../../local/queue-depth.js';
 import type { RecordedDownlink } from '../../local/network-server-stand-in.js';
 import { startStack, type Stack } from '../../local/stack.js';
+import { until } from '../helpers/until.js';
 
 let stack: Stack;
 let dataDir: string;
@@ -28,16 +29,6 @@ afterAll(async () => {
   await stack?.close();
   await rm(dataDir, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 async function uplink(stackName: 'ttn' | 'chirpstack'): Promise<{ status: number; body: any }> {
   const integration = stackName === 'ttn' ? stack.lorawan.integrations.tts : stack.lorawan.integrations.chirpstack;

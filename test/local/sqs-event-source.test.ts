@@ -8,6 +8,7 @@ import { SqsEventSource, failuresIn, type BatchReport, type SqsBatchHandler } fr
 import { queueDepth } from '../../local/queue-depth.js';
 import { startSqsServer, type LocalQueue, type SqsServer } from '../../local/sqs-server.js';
 import type { QueueSpec } from '../../local/template-resources.js';
+import { until as waitUntil } from '../helpers/until.js';
 
 const FN = { functionName: 'relay', region: 'us-east-1' };
 
@@ -76,15 +77,9 @@ async function send(queue: LocalQueue, group: string, body: string): Promise<str
   return out.MessageId!;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 8000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** This file's waits: up to 8000 ms, polling every 25 ms. */
+const until = <T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 8000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 25);
 
 const bodies = (e: SQSEvent): string[] => e.Records.map((r) => r.body);
 

@@ -13,6 +13,7 @@ import { RelayError } from '../../lib/errors.js';
 import { gatewayFor } from '../../lib/gateway-pool.js';
 import { queueDepth } from '../../local/queue-depth.js';
 import { startStack, type Stack } from '../../local/stack.js';
+import { until as waitUntil } from '../helpers/until.js';
 
 const POOL = ['gw-1', 'gw-2', 'gw-3', 'gw-4'];
 
@@ -29,15 +30,9 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+/** This file's waits: up to 15,000 ms, polling every 50 ms. */
+const until = <T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 15_000): Promise<T> =>
+  waitUntil(what, probe, timeoutMs, 50);
 
 it('creates every gateway of the pool at the bridge, association-only, with the demo gateway key', () => {
   const registry = stack.emulator.registry;

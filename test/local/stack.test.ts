@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { queueDepth } from '../../local/queue-depth.js';
 import { projectRoot, startStack, type Stack } from '../../local/stack.js';
+import { until } from '../helpers/until.js';
 
 let stack: Stack;
 let dataDir: string;
@@ -26,16 +27,6 @@ afterAll(async () => {
   await stack?.close();
   await rm(dataDir, { recursive: true, force: true });
 });
-
-async function until<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const readingsWith = (marker: string) => stack.emulator.registry.events.filter((e) => Buffer.from(e.data, 'base64').toString('utf8').includes(marker));
 
