@@ -239,39 +239,41 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   }
 
   async markDownlinkDelivered(deviceId: string, version: number, at: Date, via: string): Promise<boolean> {
+    return this.updateIf(
+      deviceId,
+      `SET ${ATTR.downlinkVersion} = :v, ${ATTR.downlinkAt} = :at, ${ATTR.downlinkVia} = :via`,
+      // An item that expired is not brought back without its TTL attribute (it would never expire again).
+      `attribute_exists(${ATTR.deviceId}) AND (attribute_not_exists(${ATTR.downlinkVersion}) OR ${ATTR.downlinkVersion} < :v)`,
+      { ':v': version, ':at': isoTime(at, 'at'), ':via': via },
+    );
+  }
+
+  async noteDownlinkRefused(deviceId: string, version: number, reason: string, at: Date): Promise<void> {
+    await this.updateIf(
+      deviceId,
+      `SET ${ATTR.downlinkRefusedVersion} = :v, ${ATTR.downlinkRefusedReason} = :reason, ${ATTR.downlinkRefusedAt} = :at`,
+      `attribute_exists(${ATTR.deviceId})`,
+      { ':v': version, ':reason': reason, ':at': isoTime(at, 'at') },
+    );
+  }
+
+  /** A conditional UpdateItem on a device's item: true when written, false when the condition did not hold. */
+  private async updateIf(deviceId: string, update: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
     assertDeviceId(deviceId);
     try {
       await this.doc.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: { [ATTR.deviceId]: deviceId },
-          UpdateExpression: `SET ${ATTR.downlinkVersion} = :v, ${ATTR.downlinkAt} = :at, ${ATTR.downlinkVia} = :via`,
-          // An item that expired is not brought back without its TTL attribute (it would never expire again).
-          ConditionExpression: `attribute_exists(${ATTR.deviceId}) AND (attribute_not_exists(${ATTR.downlinkVersion}) OR ${ATTR.downlinkVersion} < :v)`,
-          ExpressionAttributeValues: { ':v': version, ':at': isoTime(at, 'at'), ':via': via },
+          UpdateExpression: update,
+          ConditionExpression: condition,
+          ExpressionAttributeValues: values,
         }),
       );
       return true;
     } catch (e) {
       if (e instanceof ConditionalCheckFailedException) return false;
       throw e;
-    }
-  }
-
-  async noteDownlinkRefused(deviceId: string, version: number, reason: string, at: Date): Promise<void> {
-    assertDeviceId(deviceId);
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.tableName,
-          Key: { [ATTR.deviceId]: deviceId },
-          UpdateExpression: `SET ${ATTR.downlinkRefusedVersion} = :v, ${ATTR.downlinkRefusedReason} = :reason, ${ATTR.downlinkRefusedAt} = :at`,
-          ConditionExpression: `attribute_exists(${ATTR.deviceId})`,
-          ExpressionAttributeValues: { ':v': version, ':reason': reason, ':at': isoTime(at, 'at') },
-        }),
-      );
-    } catch (e) {
-      if (!(e instanceof ConditionalCheckFailedException)) throw e;
     }
   }
 
