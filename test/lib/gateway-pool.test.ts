@@ -156,10 +156,6 @@ describe('parseGatewayIds: the compact pool', () => {
     expect(parseGatewayIds(' edge-a , gw-{9..11} ')).toEqual(['edge-a', 'gw-9', 'gw-10', 'gw-11']);
   });
 
-  it('fits hundreds of gateways in a few bytes of Lambda environment', () => {
-    expect('gw-{000..299}'.length).toBeLessThan(20);
-  });
-
   it.each([
     ['', 'must list at least one gateway'],
     [' , ', 'must list at least one gateway'],
