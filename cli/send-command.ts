@@ -159,7 +159,7 @@ async function authorizationFor(deviceId: string, values: Values): Promise<strin
     const project = required(values.project, '--project');
     const minutes = wholeNumber(values['jwt-minutes'] ?? '20', '--jwt-minutes', 1, MAX_JWT_LIFETIME_SECONDS / 60);
     const { key, alg } = await importSigningKey(await readFile(values.key, 'utf8'), { origin: `--key ${values.key}` });
-    // A device token has the gateway token's exact shape (iotcore-protocol.md §1.3): {alg, typ}, iat, exp, aud.
+    // A device token has the gateway token's exact shape (docs/protocol.md §1.3): {alg, typ}, iat, exp, aud.
     return `Bearer ${await signGatewayJwt({ key, alg, project, lifetimeSeconds: minutes * 60 })}`;
   }
   if (values['device-key'] !== undefined) return `Device-Key ${values['device-key']}`;

@@ -1,5 +1,5 @@
 /**
- * The emulator's admin REST API: Cloud IoT Core's device-manager v1 paths (iotcore-protocol.md §6.1) served over
+ * The emulator's admin REST API: Cloud IoT Core's device-manager v1 paths (docs/protocol.md §6.1) served over
  * the emulator's registry, plus `/emulator/*` routes that show what the bridge received and sent.
  *
  * It speaks the same JSON as Google's API: camelCase fields (snake_case accepted on input, as proto3 JSON parsers
@@ -44,7 +44,7 @@ export interface CommandBridge {
   sendCommand(registryId: string, deviceId: string, subfolder: string | undefined, payload: Buffer): boolean;
 }
 
-/** devices.list and registries.list pages: the quota page's maximum (iotcore-protocol.md §4), also the default. */
+/** devices.list and registries.list pages: the quota page's maximum (docs/protocol.md §4), also the default. */
 const MAX_PAGE_SIZE = 500;
 /** deviceIds and deviceNumIds each take at most this many IDs (ListDevicesRequest). */
 const MAX_LIST_IDS = 10_000;
@@ -249,7 +249,7 @@ function routes(registry: Registry, bridge: CommandBridge): Route[] {
           if (payload.byteLength > MAX_COMMAND_BYTES) throw badArg(`binaryData is larger than ${MAX_COMMAND_BYTES} bytes`);
           const subfolder = optString(b, 'subfolder', 'request') || undefined;
           // The empty subfolder is the bare /devices/{id}/commands topic; any other goes after it and must not
-          // add a wildcard, a NUL or an empty level (iotcore-protocol.md §2).
+          // add a wildcard, a NUL or an empty level (docs/protocol.md §2).
           const problem = subfolder === undefined ? undefined : subfolderProblem(subfolder);
           if (problem !== undefined) throw badArg(`subfolder ${problem}`);
           if (!bridge.sendCommand(registryId, device.id, subfolder, payload)) {
@@ -359,7 +359,7 @@ function listDevices(registry: Registry, registryId: string, query: Query): Json
   }
   let keep: (d: Device) => boolean = () => true;
   if (gatewayType === 'GATEWAY') keep = (d) => d.gatewayConfig.gatewayType === 'GATEWAY';
-  // An unspecified gateway type means "not a gateway" (iotcore-protocol.md §3.1).
+  // An unspecified gateway type means "not a gateway" (docs/protocol.md §3.1).
   else if (gatewayType === 'NON_GATEWAY') keep = (d) => d.gatewayConfig.gatewayType !== 'GATEWAY';
   else if (gatewayType !== undefined && gatewayType !== '' && gatewayType !== 'GATEWAY_TYPE_UNSPECIFIED') {
     throw badArg('gatewayListOptions.gatewayType must be GATEWAY or NON_GATEWAY');

@@ -1,5 +1,5 @@
 /**
- * Device authentication as the bridge does it (iotcore-protocol.md §1.2–1.4): the MQTT client ID names the device,
+ * Device authentication as the bridge does it (docs/protocol.md §1.2–1.4): the MQTT client ID names the device,
  * the password is a JWT signed with one of the device's registered keys. The same token rules apply to the device
  * JWT a gateway puts in an attach payload (§3.2), so both go through `verifyDeviceToken`.
  *
@@ -118,7 +118,7 @@ export interface ConnectCredentials {
 }
 
 export interface ConnectRules {
-  /** The code for credential problems: CB documents 4, Google answered 5 (iotcore-protocol.md §1.4). */
+  /** The code for credential problems: CB documents 4, Google answered 5 (docs/protocol.md §1.4). */
   authFailureCode: 4 | 5;
   skewSeconds: number;
   now?: Date;
@@ -137,7 +137,7 @@ export async function authenticateConnect(registry: Registry, creds: ConnectCred
   const refuse = (reason: string, returnCode: AuthRefusal = rules.authFailureCode): ConnectVerdict => ({ ok: false, returnCode, reason });
   const path = parseClientId(creds.clientId);
   // A client ID that is not a device path at all is an identifier problem (rc 2); a well-formed path naming an
-  // unknown device was answered "not authorized" by Google (iotcore-protocol.md §7, wrong registry/device ID).
+  // unknown device was answered "not authorized" by Google (docs/protocol.md §7, wrong registry/device ID).
   if (path === undefined) return refuse('the client ID is not projects/{p}/locations/{l}/registries/{r}/devices/{d}', 2);
   if (path.project !== registry.project || path.location !== registry.location) {
     return refuse(`no registry ${path.registry} in project ${path.project}, location ${path.location}`);

@@ -1,5 +1,5 @@
 /**
- * Commands (iotcore-protocol.md §2, "Commands"): delivered only to a client connected and subscribed at the moment
+ * Commands (docs/protocol.md §2, "Commands"): delivered only to a client connected and subscribed at the moment
  * of sending, never stored or queued. The topic is `/devices/{id}/commands` without a subfolder, else
  * `/devices/{id}/commands/{subfolder}`. A gateway receives the commands of devices it attached, if it subscribed
  * for them. The QoS is the one the subscription was granted.

@@ -1,5 +1,5 @@
 /**
- * Config delivery on `/devices/{id}/config` (iotcore-protocol.md §2, "Config"): on every (re)subscribe the latest
+ * Config delivery on `/devices/{id}/config` (docs/protocol.md §2, "Config"): on every (re)subscribe the latest
  * version goes out at once, then each new version as it is written. The payload is the raw config bytes; the
  * version number never appears on MQTT.
  *

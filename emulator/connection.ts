@@ -68,7 +68,7 @@ export class BridgeConnection {
   clientId: string | undefined;
   registryId = '';
   deviceId = '';
-  /** Devices this gateway attached on this connection; attachments end with it (iotcore-protocol.md §3.3). */
+  /** Devices this gateway attached on this connection; attachments end with it (docs/protocol.md §3.3). */
   readonly attached = new Set<string>();
   /** Granted subscriptions (topic filter -> QoS), as aedes accepted them. */
   readonly subscriptions = new Map<string, 0 | 1>();
@@ -126,7 +126,7 @@ export class BridgeConnection {
     return this.ctx.options.errorShape;
   }
 
-  /** Read live: a gateway is a device whose gatewayType is GATEWAY (iotcore-protocol.md §3.1). */
+  /** Read live: a gateway is a device whose gatewayType is GATEWAY (docs/protocol.md §3.1). */
   isGateway(): boolean {
     return this.ctx.registry.findDevice(this.registryId, this.deviceId)?.gatewayConfig.gatewayType === 'GATEWAY';
   }
@@ -337,7 +337,7 @@ export class BridgeConnection {
       this.tap.send({ cmd: 'connack', returnCode, sessionPresent: false });
       this.close();
     };
-    // [MQTT-3.1.2-2]; the bridge speaks 3.1.1 only (iotcore-protocol.md §1.1), so 3.1 and 5 get rc 1.
+    // [MQTT-3.1.2-2]; the bridge speaks 3.1.1 only (docs/protocol.md §1.1), so 3.1 and 5 get rc 1.
     if (packet.protocolVersion !== 4) return refuse(1, `protocol level ${packet.protocolVersion ?? '?'} (the bridge speaks MQTT 3.1.1 only)`);
     const forced = this.ctx.faults.refuseConnect;
     if (forced !== undefined) return refuse(forced, 'fault refuseConnect');
@@ -373,7 +373,7 @@ export class BridgeConnection {
     // [CB-MQTT]: QoS 2 is not supported and closes the connection.
     if (packet.qos === 2) return this.close(protocolViolation(`QoS 2 PUBLISH to ${topic}`));
     const parsed = parseTopic(topic);
-    // Publishing outside /devices/ (e.g. to a Pub/Sub topic name) closes the connection (iotcore-protocol.md §1.6).
+    // Publishing outside /devices/ (e.g. to a Pub/Sub topic name) closes the connection (docs/protocol.md §1.6).
     if (parsed === undefined) return this.close(protocolViolation(`PUBLISH to ${topic}, which is not an IoT Core topic`));
     const packetId = packet.messageId ?? 0;
     if ('malformed' in parsed) {
@@ -422,7 +422,7 @@ export class BridgeConnection {
           return false;
         }
         if (!this.attached.has(parsed.deviceId)) {
-          // iotcore-protocol.md §3.4: an error on the errors topic, no PUBACK, the connection stays up.
+          // docs/protocol.md §3.4: an error on the errors topic, no PUBACK, the connection stays up.
           this.report({
             type: 'GATEWAY_DEVICE_NOT_FOUND',
             deviceId: parsed.deviceId,

@@ -1,5 +1,5 @@
 /**
- * What the bridge tells a gateway on `/devices/{gateway}/errors` (iotcore-protocol.md §3.5, [CB-GW]
+ * What the bridge tells a gateway on `/devices/{gateway}/errors` (docs/protocol.md §3.5, [CB-GW]
  * "Troubleshooting"). Errors are best-effort QoS 0; a gateway that is not subscribed gets nothing, and the error is
  * only recorded, as ClearBlade only logs it. Every error, delivered or not, is kept in `registry.errors`.
  *

@@ -1,5 +1,5 @@
 /**
- * Attach and detach, the gateway control messages (iotcore-protocol.md §3.2–3.3, [CB-GW]). A gateway publishes
+ * Attach and detach, the gateway control messages (docs/protocol.md §3.2–3.3, [CB-GW]). A gateway publishes
  * QoS 1 to `/devices/{id}/attach`; how the device is authorised depends on the gateway's gatewayAuthMethod:
  *
  * | method                             | bound? | device JWT in the payload? |
@@ -25,7 +25,7 @@ import type { BridgeConnection } from './connection.js';
 /**
  * The device JWT of an attach payload, or undefined when there is none. Lenient on purpose: Python samples send
  * `{"authorization" : ""}`, the ClearBlade node sample `{ 'authorization' : <jwt> }` (single quotes, unquoted
- * token, not JSON), others `{}` or nothing (iotcore-protocol.md §7).
+ * token, not JSON), others `{}` or nothing (docs/protocol.md §7).
  */
 export function parseAttachToken(payload: Buffer | string): string | undefined {
   const text = (typeof payload === 'string' ? payload : payload.toString('utf8')).trim();
@@ -77,7 +77,7 @@ export async function handleAttach(conn: BridgeConnection, deviceId: string, pac
   if (needsToken) {
     const token = parseAttachToken(packet.payload);
     if (token === undefined) return fail(`gatewayAuthMethod ${method} needs the device's JWT as {"authorization": "<jwt>"}`);
-    // The same rules as a CONNECT password (aud = project, 24 h, skew): assumed, iotcore-protocol.md §8 item 9.
+    // The same rules as a CONNECT password (aud = project, 24 h, skew): assumed, docs/protocol.md §8 item 9.
     const verdict = await verifyDeviceToken(token, device.credentials, {
       project: registry.project,
       skewSeconds: options.clockSkewSeconds,

@@ -1,6 +1,6 @@
 /**
  * The bridge's behaviour options. Most pick one side of a point ClearBlade has not confirmed
- * (iotcore-protocol.md §8), so that a client can be tested against every variant; the defaults follow Google's
+ * (docs/protocol.md §8), so that a client can be tested against every variant; the defaults follow Google's
  * observed behaviour or the documentation where one exists. docs/emulator.md explains each one.
  *
  * @example

@@ -1,5 +1,5 @@
 /**
- * The emulator's device registry: IoT Core's own resource shapes (iotcore-protocol.md §6.3), loaded from a
+ * The emulator's device registry: IoT Core's own resource shapes (docs/protocol.md §6.3), loaded from a
  * registry file and changed through the admin API or by what devices do over MQTT. It also keeps what the bridge
  * received (telemetry as Pub/Sub would carry it) and what it sent on errors topics, for tests and the dashboard.
  *
@@ -31,7 +31,7 @@ export const GATEWAY_AUTH_METHODS: readonly GatewayAuthMethod[] = [
   'DEVICE_AUTH_TOKEN_ONLY',
   'ASSOCIATION_AND_DEVICE_AUTH_TOKEN',
 ];
-/** Device.logLevel (iotcore-protocol.md §6.3); unspecified means the registry's level. */
+/** Device.logLevel (docs/protocol.md §6.3); unspecified means the registry's level. */
 export const LOG_LEVELS: readonly string[] = ['LOG_LEVEL_UNSPECIFIED', 'NONE', 'ERROR', 'INFO', 'DEBUG'];
 
 export interface DeviceCredential {
@@ -161,7 +161,7 @@ export class ApiError extends Error {
   }
 }
 
-/** The registry file (DESIGN.md "Emulator"). */
+/** The registry file (docs/design.md "Emulator"). */
 export interface RegistryDocument {
   project: string;
   location: string;
@@ -190,7 +190,7 @@ export interface DeviceInput {
 const MAX_CONFIG_VERSIONS = 10;
 const MAX_STATES = 10;
 const MAX_CREDENTIALS = 3;
-/** Device metadata limits (iotcore-protocol.md §4). */
+/** Device metadata limits (docs/protocol.md §4). */
 const MAX_METADATA_PAIRS = 500;
 const MAX_METADATA_VALUE_BYTES = 32 * 1024;
 const MAX_METADATA_TOTAL_BYTES = 256 * 1024;
@@ -592,7 +592,7 @@ export class Registry extends EventEmitter {
   /**
    * Routes telemetry as the registry's eventNotificationConfigs say: the first entry whose subfolderMatches equals
    * the subfolder, else the entry without subfolderMatches. Returns undefined when nothing matches (the bridge
-   * then closes the connection and sets lastErrorStatus, iotcore-protocol.md §1.6).
+   * then closes the connection and sets lastErrorStatus, docs/protocol.md §1.6).
    */
   recordEvent(registryId: string, deviceId: string, subfolder: string | undefined, data: Buffer, gatewayId?: string): PubsubMessage | undefined {
     const { registry } = this.entry(registryId);
@@ -644,7 +644,7 @@ export class Registry extends EventEmitter {
     d.gatewayConfig.lastAccessedGatewayTime = now();
   }
 
-  /** Any MQTT packet from a connected device sets its lastHeartbeatTime (iotcore-protocol.md §7). */
+  /** Any MQTT packet from a connected device sets its lastHeartbeatTime (docs/protocol.md §7). */
   noteHeartbeat(registryId: string, deviceId: string): void {
     const d = this.findDevice(registryId, deviceId);
     if (d) d.lastHeartbeatTime = now();

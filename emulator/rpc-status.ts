@@ -1,6 +1,6 @@
 /**
  * Statuses the bridge writes to a device's `lastErrorStatus` when it refuses what the device did or ends its
- * connection (iotcore-protocol.md §6.3: `{code, message}`, code being a google.rpc.Code).
+ * connection (docs/protocol.md §6.3: `{code, message}`, code being a google.rpc.Code).
  *
  * @example
  * registry.setLastError(registryId, deviceId, { code: RPC.FAILED_PRECONDITION, message: 'no Pub/Sub topic' });

@@ -1,5 +1,5 @@
 /**
- * Which subscriptions the bridge grants (iotcore-protocol.md §2). A client may subscribe to its own config and
+ * Which subscriptions the bridge grants (docs/protocol.md §2). A client may subscribe to its own config and
  * commands topics, a gateway also to those of devices it attached and to its own errors topic. Requested QoS 2 is
  * granted as QoS 1; the errors topic is QoS 0 only. A topic outside `/devices/` closes the connection; an IoT Core
  * topic the client may not subscribe to gets 0x80 in the SUBACK, with an error on the errors topic when a gateway

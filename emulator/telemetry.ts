@@ -1,5 +1,5 @@
 /**
- * Telemetry events and state from a device, or from a gateway for an attached device (iotcore-protocol.md §2, §4).
+ * Telemetry events and state from a device, or from a gateway for an attached device (docs/protocol.md §2, §4).
  *
  * - Events are routed by the registry's eventNotificationConfigs and recorded as the Pub/Sub message the registry's
  *   topic would carry; the PUBACK follows the recording. With no matching topic the bridge closes the connection

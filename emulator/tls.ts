@@ -1,5 +1,5 @@
 /**
- * TLS material of the emulator. The real bridge serves TLS 1.2 or later only (iotcore-protocol.md §1.1), so does
+ * TLS material of the emulator. The real bridge serves TLS 1.2 or later only (docs/protocol.md §1.1), so does
  * this one. Unless certificate files are given, each start makes a throwaway CA and a server certificate for
  * `localhost` and `127.0.0.1` signed by it; clients trust that CA explicitly (it is written to a file) and keep
  * full verification on, as they must against ClearBlade.

@@ -117,7 +117,7 @@ function iotCoreAnswer(deviceId: string, config: StoredConfig | undefined, local
       return {
         statusCode: 200,
         headers: { 'content-type': 'application/json', 'cache-control': 'no-store' },
-        // int64 values travel as strings in IoT Core's JSON, bytes as base64 (iotcore-protocol.md §6.3).
+        // int64 values travel as strings in IoT Core's JSON, bytes as base64 (docs/protocol.md §6.3).
         body: JSON.stringify({ version: String(answer.config.version), binaryData: answer.config.bytes.toString('base64') }),
       };
   }

@@ -1,7 +1,7 @@
 /**
  * The scheduled poller (EventBridge schedule -> Lambda). It only enqueues `config-poll` jobs onto each gateway's
  * FIFO message group; the relay runs them in a gateway session. It never connects to the bridge itself: a second
- * connection with a gateway's client ID would drop the relay's (DESIGN.md rule 1).
+ * connection with a gateway's client ID would drop the relay's (docs/design.md rule 1).
  *
  * Environment: see lib/poll/poll-settings.ts, plus CONFIG_TABLE (and optional CONFIG_RETENTION_DAYS) for the
  * store that remembers which devices were relayed for recently.

@@ -1,5 +1,5 @@
 /**
- * The relay's settings, read from the handler's environment once per container (DESIGN.md, runtime
+ * The relay's settings, read from the handler's environment once per container (docs/design.md, runtime
  * configuration; the relay's own knobs are listed in docs/relay.md). Every wrong value is named in one ERR_CONFIG
  * that lists them all, so a misconfigured stack fails on its first invocation with a message an operator can act
  * on, and is fixed in one round.
@@ -197,7 +197,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     configTimeoutMs: check.read(() => integer(env, 'RELAY_CONFIG_TIMEOUT_MS', 5000, 100, 60_000)),
     closeTimeoutMs: check.read(() => integer(env, 'RELAY_CLOSE_TIMEOUT_MS', 2000, 100, 60_000)),
   };
-  // The bridge accepts about 100 messages/s per connection (iotcore-protocol.md §4); a window far above that
+  // The bridge accepts about 100 messages/s per connection (docs/protocol.md §4); a window far above that
   // only queues inside the bridge, and packet IDs are 16 bits.
   const publishWindow = check.read(() => integer(env, 'RELAY_PUBLISH_WINDOW', 32, 1, 1000));
   const subscribeBeforeConnack = check.read(() => flag(env, 'RELAY_SUBSCRIBE_BEFORE_CONNACK', true));

@@ -1,5 +1,5 @@
 /**
- * The JWT a gateway presents as its MQTT password (iotcore-protocol.md §1.3): header `{alg, typ: "JWT"}` (both
+ * The JWT a gateway presents as its MQTT password (docs/protocol.md §1.3): header `{alg, typ: "JWT"}` (both
  * mandatory), claims `iat`, `exp` and `aud` = the project ID, and nothing else the bridge would have to ignore.
  * The bridge refuses a token whose `exp - iat` exceeds 24 h, and closes the connection shortly after `exp` (plus
  * its 10-minute skew allowance), so the lifetime must outlast the session it opens, and no more.

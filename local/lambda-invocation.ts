@@ -3,7 +3,7 @@
  * down to the function's timeout, and a result that is a timeout once that time is over, whatever the handler
  * does afterwards. The handler's promise is still followed to its end (`settled`), because in this process it
  * cannot be killed the way Lambda kills a sandbox, and a relay session still running must not overlap the next
- * session of the same gateway (DESIGN.md rule 1).
+ * session of the same gateway (docs/design.md rule 1).
  *
  * @example
  * const run = invokeLocally(handler, event, { functionName: 'relay', timeoutSeconds: 60, region: 'us-east-1' });

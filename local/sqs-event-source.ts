@@ -5,7 +5,7 @@
  * - a FIFO message group has at most one batch in flight: while a batch holds messages of group G, no other batch
  *   gets messages of G, and after a failure G stays blocked until the failed messages become visible again (their
  *   visibility timeout), exactly as SQS blocks a group whose messages are in flight. This is what keeps a gateway
- *   to one session at a time (DESIGN.md rule 1). One batch may hold several groups, as a ReceiveMessage on a FIFO
+ *   to one session at a time (docs/design.md rule 1). One batch may hold several groups, as a ReceiveMessage on a FIFO
  *   queue may return several;
  * - partial batch responses (`functionResponseType: ReportBatchItemFailures`): the messages not listed in
  *   `batchItemFailures` are deleted, the listed ones are left to reappear after the visibility timeout. A response

@@ -138,7 +138,7 @@ export interface Stack {
 
 const HOST = '127.0.0.1';
 const REGION = 'us-east-1';
-/** Deployment secret IDs and the local files that replace them (DESIGN.md, runtime configuration). */
+/** Deployment secret IDs and the local files that replace them (docs/design.md, runtime configuration). */
 const SECRET_FILES = {
   GATEWAY_KEY_SECRET: 'GATEWAY_KEY_FILE',
   DEVICE_KEYS_SECRET: 'DEVICE_KEYS_FILE',

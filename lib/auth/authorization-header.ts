@@ -1,6 +1,6 @@
 /**
  * Reads the `Authorization` header a device sends. Two schemes:
- * - `Bearer <device JWT>`, as IoT Core's HTTP bridge takes it (iotcore-protocol.md §5);
+ * - `Bearer <device JWT>`, as IoT Core's HTTP bridge takes it (docs/protocol.md §5);
  * - `Device-Key <base64url key>`, for devices that cannot sign (`device-key.ts`).
  * Scheme names compare case-insensitively (RFC 9110 §11.1).
  *

@@ -1,5 +1,5 @@
 /**
- * Verifies a device JWT the way IoT Core's bridges do (iotcore-protocol.md §1.3):
+ * Verifies a device JWT the way IoT Core's bridges do (docs/protocol.md §1.3):
  * - header `alg` RS256 or ES256 and `typ` JWT, both present;
  * - signed by one of the device's registered keys;
  * - `aud` is the project ID, as a single string;

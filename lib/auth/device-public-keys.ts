@@ -4,7 +4,7 @@
  * file (`secret-text-source.ts`).
  *
  * IoT Core's credential formats are RSA_PEM, RSA_X509_PEM, ES256_PEM and ES256_X509_PEM, at most 3 per device
- * (iotcore-protocol.md §1.3); the same forms and the same limit apply here. The algorithm follows from the key: an
+ * (docs/protocol.md §1.3); the same forms and the same limit apply here. The algorithm follows from the key: an
  * RSA key verifies RS256, a P-256 EC key verifies ES256. A certificate is only a carrier for its public key; its
  * dates and issuer are not checked.
  *
@@ -20,7 +20,7 @@ import { RelayError } from '../errors.js';
 import { deviceIdProblem } from '../iotcore/device-id.js';
 import type { SecretTextSource } from './secret-text-source.js';
 
-/** The two JWT algorithms IoT Core accepts from devices (iotcore-protocol.md §1.3). */
+/** The two JWT algorithms IoT Core accepts from devices (docs/protocol.md §1.3). */
 export type DeviceJwtAlgorithm = 'RS256' | 'ES256';
 export const DEVICE_JWT_ALGORITHMS: readonly DeviceJwtAlgorithm[] = ['RS256', 'ES256'];
 

@@ -4,7 +4,7 @@
  * poller knows whom to poll.
  *
  * The `version` here is the store's own counter, not IoT Core's: the bridge pushes config bytes over MQTT without
- * their version number (iotcore-protocol.md §2), so the store counts changes of the bytes. It grows by exactly one
+ * their version number (docs/protocol.md §2), so the store counts changes of the bytes. It grows by exactly one
  * per change, whatever the number of writers and retries: every change is a conditional write on the version it
  * replaces, and the same bytes seen again never count as a change.
  *

@@ -1,7 +1,7 @@
 /**
  * How a gateway reaches the MQTT bridge: the TLS connection (`openGatewaySocket`), the CONNECT mqtt.js sends on it
  * (`gatewayConnectOptions`), and what a failed connection attempt means. Every setting here is dictated by the bridge
- * (iotcore-protocol.md §1, DESIGN.md rules 5 and 8).
+ * (docs/protocol.md §1, docs/design.md rules 5 and 8).
  *
  * @example
  * const socket = openGatewaySocket({ host, port: 8883 });
@@ -57,7 +57,7 @@ export function secureContextFor(extraCaPem: string): SecureContext {
 /** The CONNECT and client behaviour; the connection itself is `openGatewaySocket`'s, handed to mqtt.js. */
 export function gatewayConnectOptions(p: GatewayConnectParams): IClientOptions {
   const options: IClientOptions = {
-    // MQTT 3.1.1 is the only version the bridge speaks (iotcore-protocol.md §1.1).
+    // MQTT 3.1.1 is the only version the bridge speaks (docs/protocol.md §1.1).
     protocolVersion: 4,
     clientId: clientId(p.registry, p.gatewayId),
     // The bridge ignores the user name, but some stacks drop a password sent without one (§1.2).
@@ -66,7 +66,7 @@ export function gatewayConnectOptions(p: GatewayConnectParams): IClientOptions {
     // Persistent sessions are not supported (§1.1): attachments and subscriptions live and die with the connection.
     clean: true,
     // A lost connection ends the session; reconnecting inside one invocation could take the client ID from the
-    // session that replaced it (DESIGN.md rules 1 and 5).
+    // session that replaced it (docs/design.md rules 1 and 5).
     reconnectPeriod: 0,
     connectTimeout: p.connectTimeoutMs,
     // The bridge supplies no keep-alive and drops idle connections after 20 minutes; 60 s is its recommendation.
@@ -115,7 +115,7 @@ export function disableNagle(stream: unknown): void {
   (stream as { setNoDelay?: (noDelay: boolean) => unknown } | undefined)?.setNoDelay?.(true);
 }
 
-/** CONNACK return codes of MQTT 3.1.1 (§3.2.2.3), as the bridge uses them (iotcore-protocol.md §1.4). */
+/** CONNACK return codes of MQTT 3.1.1 (§3.2.2.3), as the bridge uses them (docs/protocol.md §1.4). */
 const CONNACK_MEANING: Record<number, string> = {
   1: 'unacceptable protocol version',
   2: 'identifier rejected (the bridge may refuse a client ID that another connection holds)',
@@ -148,7 +148,7 @@ function tlsHint(code: string): string {
 
 /**
  * What an `error` emitted by mqtt.js before CONNACK means. CONNACK 4 and 5 are both credential failures:
- * ClearBlade documents 4 while Google's bridge answered 5 (iotcore-protocol.md §1.4).
+ * ClearBlade documents 4 while Google's bridge answered 5 (docs/protocol.md §1.4).
  */
 export function classifyConnectError(err: unknown, where: string): RelayError {
   const e = err as { code?: unknown; message?: unknown };
@@ -158,7 +158,7 @@ export function classifyConnectError(err: unknown, where: string): RelayError {
     const meaning = CONNACK_MEANING[rc] ?? `return code ${rc}`;
     // The gateway's client ID is always well formed (clientId() checks it), so identifier rejected means the one
     // case ClearBlade documents for it: another live connection holds the ID, and the bridge refuses the newer one
-    // instead of dropping the older (iotcore-protocol.md §1.5). That is a takeover seen from the other side.
+    // instead of dropping the older (docs/protocol.md §1.5). That is a takeover seen from the other side.
     const code = rc === 4 || rc === 5 ? 'ERR_CONNECT_REFUSED_AUTH' : rc === 2 ? 'ERR_TAKEOVER' : 'ERR_CONNECT_REFUSED';
     const hint = code === 'ERR_CONNECT_REFUSED_AUTH' ? `; ${CHECK_CREDENTIALS}` : '';
     return new RelayError(code, `${where} refused the connection: CONNACK ${rc}, ${meaning}${hint}`, { cause: err });

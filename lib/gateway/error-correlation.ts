@@ -1,7 +1,7 @@
 /**
  * Which of a session's packets a message on `/devices/{gateway}/errors` is about. The bridge sends these
  * asynchronously and best-effort (QoS 0), and may or may not say which packet caused them
- * (iotcore-protocol.md §3.5), so the match is tried from the most to the least precise:
+ * (docs/protocol.md §3.5), so the match is tried from the most to the least precise:
  * 1. the packet ID, when the packet it names was sent to the same topic and for the same device;
  * 2. else the topic: every packet this session sent to it (several events without subfolder share one topic, and
  *    nothing tells which of them failed, so all of them are named);
@@ -35,7 +35,7 @@ export type Correlation =
   | { by: 'device'; deviceId: string }
   | { by: 'none' };
 
-/** The code each documented error type (iotcore-protocol.md §3.5) becomes; exhaustive over GatewayErrorType. */
+/** The code each documented error type (docs/protocol.md §3.5) becomes; exhaustive over GatewayErrorType. */
 export const GATEWAY_ERROR_CODES: Readonly<Record<GatewayErrorType, RelayErrorCode>> = {
   GATEWAY_ATTACHMENT_ERROR: 'ERR_ATTACH_REJECTED',
   GATEWAY_DEVICE_NOT_FOUND: 'ERR_DEVICE_NOT_FOUND',

@@ -5,7 +5,7 @@
  *   device reach the bridge in the order they were queued.
  * - Several state records of one device are coalesced into one PUBLISH of the newest, at the newest's place. State
  *   is a "latest value" (the bridge keeps one current state per device and allows about one update per second,
- *   iotcore-protocol.md §4), so publishing the older ones would only spend that budget on values that are
+ *   docs/protocol.md §4), so publishing the older ones would only spend that budget on values that are
  *   overwritten within the same second. The older records share the newest's fate: confirmed when it is confirmed,
  *   failed back with it otherwise, so a state is never reported delivered unless a newer one reached the bridge.
  *

@@ -7,7 +7,7 @@
  * and there is one way out, `close()` (which `run()` always calls): it detaches every device it attached, waits
  * for those acknowledgements as the final barrier, disconnects, and reports one result per record.
  *
- * The protocol facts behind the rules (DESIGN.md, "Rules the protocol forces on us"):
+ * The protocol facts behind the rules (docs/design.md, "Rules the protocol forces"):
  * - the errors topic is subscribed at QoS 0 before the first attach: without it a failed attach gets no PUBACK
  *   (the SUBSCRIBE goes out right behind the CONNECT, which MQTT 3.1.1 allows, and the attaches wait for its SUBACK);
  * - attaches are all in flight together; nothing is published for a device before its attach is acknowledged;
@@ -393,7 +393,7 @@ export class GatewaySession {
     for (const r of distinct.values()) {
       if (this.devices.has(r.deviceId)) continue;
       // The attach payload carries the device's JWT for DEVICE_AUTH_TOKEN gateways; `{}` otherwise, which
-      // association-only gateways accept (iotcore-protocol.md §3.2).
+      // association-only gateways accept (docs/protocol.md §3.2).
       const payload = Buffer.from(r.token === undefined ? '{}' : JSON.stringify({ authorization: r.token }));
       const topic = attachTopic(r.deviceId);
       const flight = this.sendQos1(topic, payload, this.options.attachTimeoutMs, { kind: 'attach', deviceId: r.deviceId, topic });
@@ -432,7 +432,7 @@ export class GatewaySession {
 
   /**
    * Subscribes to a device's config topic in this session; `onMessage` receives every config the bridge sends
-   * (the latest version right after the subscription, then each new one, iotcore-protocol.md §2). QoS 0 by
+   * (the latest version right after the subscription, then each new one, docs/protocol.md §2). QoS 0 by
    * default: a QoS 1 subscription would acknowledge the config on the device's behalf, and set its
    * `deviceAckTime`, before the device has seen it.
    *
@@ -602,7 +602,7 @@ export class GatewaySession {
    * Writes the SUBSCRIBE to the errors topic right behind the CONNECT, without waiting for the CONNACK: MQTT 3.1.1
    * lets a client send further packets at once (§3.1.4), and a server that refuses the CONNECT must not process
    * what follows it [MQTT-3.1.4-5]. The subscription still comes before every attach, on the wire and in the
-   * bridge's processing, since the attaches wait for its SUBACK (DESIGN.md rule 4); what goes is the round trip
+   * bridge's processing, since the attaches wait for its SUBACK (docs/design.md rule 4); what goes is the round trip
    * the session spent between CONNACK and SUBACK.
    *
    * mqtt.js holds every packet but CONNECT until the CONNACK, so this one is written to the socket directly, with
@@ -728,7 +728,7 @@ export class GatewaySession {
           if (this.stopped !== undefined) continue; // reported with the stop reason
           const device = this.devices.get(unit.deviceId);
           if (device === undefined || device.status !== 'attached') {
-            // Nothing is published for a device whose attach was not acknowledged (DESIGN.md rule 2).
+            // Nothing is published for a device whose attach was not acknowledged (docs/design.md rule 2).
             unit.failure ??= device?.failure ?? { code: 'ERR_DEVICE_NOT_FOUND', reason: `${unit.deviceId} was not attached in this session` };
             continue;
           }

@@ -1,5 +1,5 @@
 /**
- * IoT Core's error envelope, `{"error": {"code", "message", "status"}}` (iotcore-protocol.md §6.1), and the one
+ * IoT Core's error envelope, `{"error": {"code", "message", "status"}}` (docs/protocol.md §6.1), and the one
  * place that decides which HTTP status each RelayError code gets at the ingest. A 400 about a field also carries
  * Google's `BadRequest` detail naming the field, as Google APIs do.
  *

@@ -61,7 +61,7 @@ export function ingestServiceFromEnv(env: NodeJS.ProcessEnv = process.env, optio
   const project = required('IOTCORE_PROJECT');
   const location = required('IOTCORE_LOCATION');
   const registryId = required('IOTCORE_REGISTRY');
-  // A registry ID follows the device ID rule (iotcore-protocol.md §4).
+  // A registry ID follows the device ID rule (docs/protocol.md §4).
   const registryProblem = registryId === undefined ? undefined : deviceIdProblem(registryId);
   if (registryProblem !== undefined) check.add(new RelayError('ERR_CONFIG', `IOTCORE_REGISTRY ${registryProblem}`, { field: 'IOTCORE_REGISTRY' }));
   const gatewayIds = check.read(() => parseGatewayIds(env.IOTCORE_GATEWAY_IDS));

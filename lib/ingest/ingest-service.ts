@@ -6,7 +6,7 @@
  * -> queue (429/503) -> 202 with the queued message IDs.
  *
  * Each record goes to message group `gatewayFor(deviceId)`: every job that connects as a gateway goes through that
- * gateway's group, so SQS never runs two sessions of one gateway at once (DESIGN.md rule 1). A device JWT travels
+ * gateway's group, so SQS never runs two sessions of one gateway at once (docs/design.md rule 1). A device JWT travels
  * on the record as `deviceToken` for gateways that authenticate their devices by token.
  *
  * Knows nothing of Lambda: the handler turns an API Gateway event into an `IngestRequest` and the answer back.

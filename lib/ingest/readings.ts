@@ -6,7 +6,7 @@
  * Bodies:
  * - IoT Core HTTP bridge: `{"binary_data": "<base64>", "sub_folder": "..."}` for publishEvent and
  *   `{"state": {"binary_data": "<base64>"}}` for setState; the REST JSON spellings `binaryData` / `subFolder` too
- *   (iotcore-protocol.md §5). An empty `sub_folder` means none, as in proto3 JSON.
+ *   (docs/protocol.md §5). An empty `sub_folder` means none, as in proto3 JSON.
  * - simple form: the raw body is the payload.
  * - batch: `{"readings": [{"type", "subfolder", "payload", "encoding", "messageId"}, ...]}`, with the defaults of
  *   queue contract v1 (`type` event, `encoding` utf8). Each reading is checked on its own, so one bad reading does

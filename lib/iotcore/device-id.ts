@@ -1,6 +1,6 @@
 /**
  * IoT Core's rule for device (and registry) IDs: a letter, then 2 to 254 of `[-a-zA-Z0-9._+~%]`, and never a
- * `goog` prefix (iotcore-protocol.md §4). Every ID is checked here before it goes into a topic or client ID, so
+ * `goog` prefix (docs/protocol.md §4). Every ID is checked here before it goes into a topic or client ID, so
  * no input can add a topic level or a wildcard.
  *
  * @example

@@ -1,4 +1,4 @@
-/** Size limits of the bridge (iotcore-protocol.md §4), in bytes of the decoded payload. */
+/** Size limits of the bridge (docs/protocol.md §4), in bytes of the decoded payload. */
 export const MAX_EVENT_BYTES = 256 * 1024;
 export const MAX_STATE_BYTES = 64 * 1024;
 export const MAX_CONFIG_BYTES = 64 * 1024;

@@ -1,7 +1,7 @@
 /**
  * Topic and client-ID builders of the MQTT bridge, and the parser the emulator uses for incoming topics.
  * Builders validate every part they insert, so a device ID or subfolder taken from input can never add a level,
- * a wildcard or a NUL to a topic (DESIGN.md rule 7).
+ * a wildcard or a NUL to a topic (docs/design.md rule 7).
  *
  * @example
  * eventsTopic('pump-0042', 'alarms/high'); // '/devices/pump-0042/events/alarms/high'
@@ -49,7 +49,7 @@ export interface RegistryPath {
   registry: string;
 }
 
-/** The MQTT client ID of a device: its full resource path (iotcore-protocol.md §1.2). */
+/** The MQTT client ID of a device: its full resource path (docs/protocol.md §1.2). */
 export function clientId(path: RegistryPath, deviceId: string): string {
   assertDeviceId(deviceId);
   return `${registryName(path)}/devices/${deviceId}`;

@@ -1,5 +1,5 @@
 /**
- * Generates a gateway key pair the bridge accepts (iotcore-protocol.md §1.3): RSA 2048 for RS256, or P-256 for
+ * Generates a gateway key pair the bridge accepts (docs/protocol.md §1.3): RSA 2048 for RS256, or P-256 for
  * ES256. The private key comes out as PKCS#8 PEM (`BEGIN PRIVATE KEY`), the form every key source here reads and
  * what `openssl genpkey` writes; the public key as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), which is what
  * IoT Core's `RSA_PEM` and `ES256_PEM` credential formats hold.

@@ -1,5 +1,5 @@
 /**
- * Picks the key source from the handler's environment (DESIGN.md, runtime configuration):
+ * Picks the key source from the handler's environment (docs/design.md, runtime configuration):
  * - `GATEWAY_KEY_SECRET`: Secrets Manager secret name or ARN, cached for `GATEWAY_KEY_CACHE_SECONDS` (default 300);
  * - `GATEWAY_KEY_FILE`: a local PEM or JSON key file.
  * Exactly one must be set.

@@ -1,7 +1,7 @@
 /**
  * A self-signed X.509 certificate around a gateway's public key, for the `RSA_X509_PEM` / `ES256_X509_PEM`
  * credential formats. A self-signed certificate is accepted as long as the registry holds no CA certificates; once
- * it does, new device credentials must be certificates signed by one of them (iotcore-protocol.md §6.3), and this
+ * it does, new device credentials must be certificates signed by one of them (docs/protocol.md §6.3), and this
  * one will not do.
  *
  * @example

@@ -1,6 +1,6 @@
 /**
  * Turns a gateway's private key PEM into a key that signs its connection JWT, and decides the algorithm from the
- * key itself. IoT Core accepts exactly two JWT algorithms (iotcore-protocol.md §1.3): RS256 (an RSA key) and
+ * key itself. IoT Core accepts exactly two JWT algorithms (docs/protocol.md §1.3): RS256 (an RSA key) and
  * ES256 (an EC key on P-256, `prime256v1`), so the key alone says which one to use.
  *
  * Accepted PEM forms are the ones the usual OpenSSL commands write:

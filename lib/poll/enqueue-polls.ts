@@ -1,6 +1,6 @@
 /**
  * Sends `config-poll` jobs onto the relay's FIFO queue, each in its gateway's message group, so a poll never runs
- * beside another session of the same gateway (DESIGN.md rule 1: the poller enqueues, it never connects).
+ * beside another session of the same gateway (docs/design.md rule 1: the poller enqueues, it never connects).
  *
  * Every job carries its deduplication ID: if the scheduled invocation fails half-way and is retried (Lambda retries
  * an asynchronous invocation twice, about one and two minutes later, within SQS's five-minute deduplication

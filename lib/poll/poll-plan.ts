@@ -45,7 +45,7 @@ export const MAX_SQS_MESSAGE_BYTES = 256 * 1024;
 export function planConfigPolls(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
   const { gatewayIds, chunkSize, scheduledAt } = options;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_ATTACHED_PER_GATEWAY) {
-    // The bridge attaches at most 1000 devices to one gateway (iotcore-protocol.md §3.1); the job's session
+    // The bridge attaches at most 1000 devices to one gateway (docs/protocol.md §3.1); the job's session
     // holds all of a chunk attached at once.
     throw new RelayError('ERR_CONFIG', `poll chunk size must be an integer from 1 to ${MAX_ATTACHED_PER_GATEWAY} (got ${chunkSize})`);
   }

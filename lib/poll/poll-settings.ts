@@ -64,7 +64,7 @@ export function pollSettingsFromEnv(env: NodeJS.ProcessEnv): PollSettings {
   const chunkSize = check.read(() => {
     const size = numberSetting(env, 'POLL_CHUNK_SIZE', DEFAULT_CHUNK_SIZE);
     if (!Number.isInteger(size) || size < 1 || size > MAX_ATTACHED_PER_GATEWAY) {
-      // One job is one gateway session holding its whole chunk attached; the bridge allows 1000 (iotcore-protocol.md §3.1).
+      // One job is one gateway session holding its whole chunk attached; the bridge allows 1000 (docs/protocol.md §3.1).
       throw new RelayError('ERR_CONFIG', `POLL_CHUNK_SIZE must be an integer from 1 to ${MAX_ATTACHED_PER_GATEWAY} (got ${size})`, { field: 'POLL_CHUNK_SIZE' });
     }
     return size;

@@ -1,5 +1,5 @@
 /**
- * The queue contract, version 1: the JSON body of every SQS message the relay consumes (DESIGN.md "Queue
+ * The queue contract, version 1: the JSON body of every SQS message the relay consumes (docs/design.md "Queue
  * message"). Producers are our ingest handler, the poller, and third parties (LoRa network servers, IoT rules),
  * so every field is checked and every refusal names the field and the reason.
  *

@@ -3,7 +3,7 @@
  * `/devices/{d}/config` at QoS 1 (and to the gateway's own, which needs no attach), take the config the bridge
  * pushes, write it to the config store, and report every device. The session's close detaches the devices.
  *
- * The bridge sends the latest config version right behind each SUBACK (iotcore-protocol.md §2, "Config"), so one
+ * The bridge sends the latest config version right behind each SUBACK (docs/protocol.md §2, "Config"), so one
  * subscription per device per poll is enough and nothing stays subscribed. The poll ends when every device has
  * delivered, when `waitMs` has passed since the subscriptions went out, or when the session stops.
  *
@@ -18,7 +18,7 @@
  * still acknowledged by mqtt.js but not stored; the next poll stores it.
  *
  * Several poll jobs of one batch share the session and are polled as one: `planConfigPolls` keeps the devices to
- * attach within what one gateway may have attached at once (1,000, iotcore-protocol.md §3.1), leaving whole jobs
+ * attach within what one gateway may have attached at once (1,000, docs/protocol.md §3.1), leaving whole jobs
  * that would go over to the gateway's next batch. The session cannot detach before it closes, so a job is served
  * whole by one session or not at all.
  *

@@ -6,7 +6,7 @@
  * outcomes into the batch response.
  *
  * A `config-poll` record is served in the session of its gateway, beside that gateway's telemetry, never in a
- * connection of its own (DESIGN.md rule 1). Its outcome:
+ * connection of its own (docs/design.md rule 1). Its outcome:
  * - confirmed when the poll ran to completion, whatever number of its devices delivered no config: those are
  *   reported in logs and metrics, and the next schedule polls them again (retrying the job would not bind an
  *   unbound device);

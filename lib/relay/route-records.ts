@@ -4,7 +4,7 @@
  *
  * Which gateway carries a record:
  * - its FIFO message group, when that is a configured gateway: producers and the poller put every job for gateway
- *   G in group G, which is what keeps two sessions of one gateway from running at once (DESIGN.md rule 1);
+ *   G in group G, which is what keeps two sessions of one gateway from running at once (docs/design.md rule 1);
  * - otherwise (a standard queue, or a group that is not a gateway) the device's gateway by stable hashing,
  *   `gatewayFor()` in lib/gateway-pool.ts, which every producer computes the same way.
  *

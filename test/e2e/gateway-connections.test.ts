@@ -1,5 +1,5 @@
 /**
- * One connection per gateway at a time (DESIGN.md rule 1), with telemetry and config polls competing for the same
+ * One connection per gateway at a time (docs/design.md rule 1), with telemetry and config polls competing for the same
  * gateways: uploads through the ingest handler and jobs from the poll handler share each gateway's FIFO message
  * group, and the queue runs through the relay handler as Lambda's SQS integration runs a FIFO queue (one batch per
  * message group at a time, several groups in parallel; local/sqs-event-source.ts). The bridge emulator counts

@@ -1,6 +1,6 @@
 /**
  * Poll jobs of one gateway that together name more devices than a gateway may have attached at once (1,000,
- * iotcore-protocol.md §3.1): the relay serves what fits in one session and hands the rest straight back to the
+ * docs/protocol.md §3.1): the relay serves what fits in one session and hands the rest straight back to the
  * queue, so the gateway's next batch serves it. The bridge never has to refuse an attach for the limit.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Commands (iotcore-protocol.md §2, "Commands"): delivered only to a client connected and subscribed when sent,
+ * Commands (docs/protocol.md §2, "Commands"): delivered only to a client connected and subscribed when sent,
  * on `/devices/{id}/commands[/{subfolder}]`, at the subscription's QoS; through the admin API's
  * sendCommandToDevice too.
  */

@@ -1,5 +1,5 @@
 /**
- * Config delivery (iotcore-protocol.md §2, "Config"): the latest version on every subscribe, each new version
+ * Config delivery (docs/protocol.md §2, "Config"): the latest version on every subscribe, each new version
  * after; at QoS 1 resent until PUBACKed, a newer version replacing an unacknowledged older one, the PUBACK recorded.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * CONNECT as the bridge judges it (iotcore-protocol.md §1): MQTT 3.1.1 only, the client ID naming a known device,
+ * CONNECT as the bridge judges it (docs/protocol.md §1): MQTT 3.1.1 only, the client ID naming a known device,
  * a non-empty username, a device JWT as the password; the connection ends when the token expires; one live
  * connection per client ID.
  */

@@ -1,5 +1,5 @@
 /**
- * Packet-level rules of a connection (iotcore-protocol.md §1.6, §2): QoS 2 and topics outside the documented set
+ * Packet-level rules of a connection (docs/protocol.md §1.6, §2): QoS 2 and topics outside the documented set
  * close the connection, subscriptions are granted QoS 0 or 1 or refused with 0x80, every packet is a heartbeat.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * The gateway errors topic ([CB-GW], "Troubleshooting"; iotcore-protocol.md §3.5): QoS 0 only, nested or flat
+ * The gateway errors topic ([CB-GW], "Troubleshooting"; docs/protocol.md §3.5): QoS 0 only, nested or flat
  * payloads, failed attaches acknowledged or not, every error recorded whether delivered or not.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

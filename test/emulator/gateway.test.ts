@@ -1,5 +1,5 @@
 /**
- * Gateways (iotcore-protocol.md §3, [CB-GW]): attach and detach under each gatewayAuthMethod, publishing and
+ * Gateways (docs/protocol.md §3, [CB-GW]): attach and detach under each gatewayAuthMethod, publishing and
  * subscribing for attached devices, and the errors a gateway gets when it oversteps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,5 +1,5 @@
 /**
- * Telemetry and state from a device connected by itself (iotcore-protocol.md §2, §4): recorded before the PUBACK,
+ * Telemetry and state from a device connected by itself (docs/protocol.md §2, §4): recorded before the PUBACK,
  * routed by eventNotificationConfigs, size limits, the state rate.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

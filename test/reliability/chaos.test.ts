@@ -290,7 +290,7 @@ async function runCase(specs: RecordSpec[], schedule: FaultSchedule, publishWind
       if (o.coalescedInto === undefined) figures.duplicates += Math.max(0, n - 1);
     }
   }
-  // The relay never held two connections of one gateway (DESIGN.md rule 1): the bridge saw no takeover.
+  // The relay never held two connections of one gateway (docs/design.md rule 1): the bridge saw no takeover.
   expect(emulator.takeovers).toBe(takeoversBefore);
   figures.cases++;
 }

@@ -1,5 +1,5 @@
 /**
- * JWT lifetimes and shapes within IoT Core's bounds (iotcore-protocol.md §1.3): at most 24 h from `iat` to `exp`,
+ * JWT lifetimes and shapes within IoT Core's bounds (docs/protocol.md §1.3): at most 24 h from `iat` to `exp`,
  * 10 minutes of clock skew, `aud` the project ID as one string, `alg` RS256 or ES256 with `typ` JWT.
  *
  * - Gateway JWTs: read off the CONNECT packets the relay handler sends (through a proxy in front of the emulator),

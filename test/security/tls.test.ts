@@ -1,6 +1,6 @@
 /**
  * TLS: the relay's gateway session talks only to a bridge whose certificate it can verify for the host it dialled,
- * over TLS 1.2 or later (iotcore-protocol.md §1.1). Each refusal must be clear (ERR_TLS naming the TLS error, so an
+ * over TLS 1.2 or later (docs/protocol.md §1.1). Each refusal must be clear (ERR_TLS naming the TLS error, so an
  * operator knows what to fix) and must happen before a single MQTT byte, the gateway JWT above all, leaves.
  */
 import { mkdtemp, rm } from 'node:fs/promises';

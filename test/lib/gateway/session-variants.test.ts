@@ -1,6 +1,6 @@
 /**
  * The session against each variant of the bridge where ClearBlade's behaviour is unconfirmed
- * (iotcore-protocol.md §8): one emulator per variant.
+ * (docs/protocol.md §8): one emulator per variant.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/index.js';

@@ -243,7 +243,7 @@ describe('attach', () => {
     expect(outcomeOf(run, good).outcome).toBe('confirmed');
     expect(outcomeOf(run, refused)).toMatchObject({ outcome: 'dead-letter', code: 'ERR_ATTACH_REJECTED' });
     expect(outcomeOf(run, unknown)).toMatchObject({ outcome: 'dead-letter', code: 'ERR_ATTACH_REJECTED' });
-    // Nothing was published for the refused devices (DESIGN.md rule 2): the bridge reported no DEVICE_NOT_FOUND.
+    // Nothing was published for the refused devices (docs/design.md rule 2): the bridge reported no DEVICE_NOT_FOUND.
     expect(run.report.gatewayErrors.map((e) => e.errorType)).toEqual(['GATEWAY_ATTACHMENT_ERROR', 'GATEWAY_ATTACHMENT_ERROR']);
     expect(emulator.registry.events.some((e) => e.attributes.deviceId === UNBOUND)).toBe(false);
   });
