@@ -52,11 +52,22 @@ interface Posted {
 }
 
 /** Receives (and deletes) every message now visible on a queue of the stack's SQS server. */
-async function receiveAll(queueUrl: string): Promise<string[]> {
+/**
+ * Every message of the queue, deleted as read. The stack's dashboard reads the dead-letter queue too
+ * (local/dead-letter-watch.ts) and holds what it reads for a moment: an empty receive while messages are in flight
+ * means "ask again", not "nothing left".
+ */
+async function receiveAll(queueUrl: string, timeoutMs = 15_000): Promise<string[]> {
   const bodies: string[] = [];
+  const end = Date.now() + timeoutMs;
   for (;;) {
     const { Messages: messages = [] } = await stack.sqs.client.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0 }));
-    if (messages.length === 0) return bodies;
+    if (messages.length === 0) {
+      const depth = await queueDepth(stack.sqs.client, queueUrl);
+      if (depth.waiting + depth.inFlight === 0 || Date.now() > end) return bodies;
+      await sleep(100);
+      continue;
+    }
     for (const m of messages) {
       bodies.push(m.Body ?? '');
       await stack.sqs.client.send(new DeleteMessageCommand({ QueueUrl: queueUrl, ReceiptHandle: m.ReceiptHandle }));
