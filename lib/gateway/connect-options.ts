@@ -76,6 +76,8 @@ export function gatewayConnectFields(p: GatewayConnectParams): ConnectFields {
  * are trusted, plus `extraCaPem` when one is given.
  */
 export function openGatewaySocket(p: BridgeAddress): TLSSocket {
+  const resumeKey = `${p.host}\n${p.port}\n${p.extraCaPem ?? ''}`;
+  const session = tlsSessions.get(resumeKey);
   const socket = tlsConnect({
     host: p.host,
     port: p.port,
@@ -83,10 +85,18 @@ export function openGatewaySocket(p: BridgeAddress): TLSSocket {
     rejectUnauthorized: true,
     minVersion: MIN_TLS_VERSION,
     ...(p.extraCaPem === undefined ? {} : { secureContext: secureContextFor(p.extraCaPem) }),
+    ...(session === undefined ? {} : { session }),
   });
+  // The bridge's session ticket, for the next session of this container to resume with: an abbreviated handshake
+  // skips the certificate exchange and its signatures on both sides (and a round trip where TLS 1.2 is spoken).
+  // Tickets are kept per address and trust store, so a session is only resumed with the server it was verified with.
+  socket.on('session', (ticket: Buffer) => tlsSessions.set(resumeKey, ticket));
   disableNagle(socket);
   return socket;
 }
+
+/** The newest TLS session ticket per bridge address and trust store (a few hundred bytes each). */
+const tlsSessions = new Map<string, Buffer>();
 
 /**
  * Turns Nagle's algorithm off on the client's socket. Attaches and publishes leave as bursts of small packets;

@@ -72,6 +72,32 @@ describe('openGatewaySocket', () => {
     expect(serverNames).toEqual(['localhost', false]);
   });
 
+  it("resumes the bridge's TLS session on the next connection with the same address and trust store, and only then", async () => {
+    // A server that keeps the connection open, so that its session ticket reaches the client.
+    const keeper = createServer(serverOptions(material), () => undefined);
+    await new Promise<void>((resolve) => keeper.listen(0, '127.0.0.1', resolve));
+    const keeperPort = (keeper.address() as AddressInfo).port;
+    const connect = async (host: string, extraCaPem: string): Promise<{ authorized: boolean; reused: boolean }> => {
+      const socket = openGatewaySocket({ host, port: keeperPort, extraCaPem });
+      const ticket = new Promise((resolve) => socket.once('session', resolve));
+      await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+      const seen = { authorized: socket.authorized, reused: socket.isSessionReused() };
+      if (!seen.reused) await ticket;
+      socket.destroy();
+      return seen;
+    };
+    try {
+      expect(await connect('localhost', material.caPem!)).toEqual({ authorized: true, reused: false });
+      expect(await connect('localhost', material.caPem!)).toEqual({ authorized: true, reused: true });
+      // Another trust store (the same CA plus another root) never resumes a session verified against the first,
+      // nor does another name for the same server.
+      expect(await connect('localhost', `${material.caPem!}\n${rootCertificates[0]!}`)).toEqual({ authorized: true, reused: false });
+      expect(await connect('127.0.0.1', material.caPem!)).toEqual({ authorized: true, reused: false });
+    } finally {
+      keeper.close();
+    }
+  });
+
   it('refuses a certificate the system roots do not vouch for when no extra CA is given', async () => {
     await expect(handshake('localhost', undefined)).rejects.toMatchObject({ code: expect.stringMatching(/CERT|SIGNATURE|ISSUER/) });
   });
