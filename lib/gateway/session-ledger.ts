@@ -11,7 +11,8 @@
 import type { RelayErrorCode } from '../errors.js';
 import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
-import type { Flight } from './flights.js';
+import type { Flight, FlightEnd } from './flights.js';
+import type { PlannedPublish } from './publish-plan.js';
 
 export interface Failure {
   code: RelayErrorCode;
@@ -56,6 +57,43 @@ export class SessionLedger {
   private readonly otherPackets: SentPacket[] = [];
   /** The flight of every SUBSCRIBE, for errors-topic messages that name one. */
   private readonly subscribeFlights = new Map<SentPacket, Flight>();
+
+  /** A device being attached; `sendAttach` sends its attach once the entry exists (errors may name it at once). */
+  addDevice(deviceId: string, sendAttach: () => Flight): DeviceEntry {
+    const entry: DeviceEntry = { deviceId, status: 'attaching', failure: undefined, attachRefused: false, attach: undefined!, detach: undefined, barrier: false };
+    this.devices.set(deviceId, entry);
+    entry.attach = sendAttach();
+    return entry;
+  }
+
+  /** Once their attaches ended: attached on a PUBACK, failed otherwise (unless an errors-topic message decided first). */
+  decideAttaches(devices: readonly DeviceEntry[], attachTimeoutMs: number): void {
+    for (const d of devices) {
+      if (d.status !== 'attaching') continue;
+      const end = d.attach.end!;
+      if (end.kind === 'acked') d.status = 'attached';
+      else this.failDevice(d, attachFailure(d, end, attachTimeoutMs));
+    }
+  }
+
+  /** The publish plan's units, in order, each its own entry of `units`. */
+  addUnits(planned: Iterable<PlannedPublish>): Unit[] {
+    const added: Unit[] = [];
+    for (const p of planned) {
+      const unit: Unit = { kind: 'publish', unit: this.units.length, keys: p.keys, deviceId: p.deviceId, topic: p.topic, payload: p.payload, flight: undefined, sent: false, failure: undefined };
+      this.units.push(unit);
+      added.push(unit);
+    }
+    return added;
+  }
+
+  /** A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. */
+  markBarriers(detached: readonly DeviceEntry[]): void {
+    for (const d of detached) {
+      const end = d.detach?.end;
+      if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
+    }
+  }
 
   /** Notes a packet handed to the link under `packetId`. */
   sent(packet: SentPacket, packetId: number, flight: Flight): void {
@@ -155,5 +193,18 @@ export class SessionLedger {
     for (const u of this.units) if (u.sent && u.topic === topic) list.push(u);
     if (list.length > 0) index.set(topic, list);
     return index;
+  }
+}
+
+/** Why an attach that ended without its PUBACK failed. */
+function attachFailure(device: DeviceEntry, end: FlightEnd, attachTimeoutMs: number): Failure {
+  switch (end.kind) {
+    case 'refused':
+    case 'stopped':
+      return { code: end.code, reason: end.reason };
+    case 'timeout':
+      return { code: 'ERR_ATTACH_TIMEOUT', reason: `the attach of ${device.deviceId} was neither acknowledged nor refused within ${attachTimeoutMs} ms` };
+    case 'acked':
+      return { code: 'ERR_INTERNAL', reason: 'acknowledged attach reported as failed' };
   }
 }
