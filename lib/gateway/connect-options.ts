@@ -1,17 +1,19 @@
 /**
- * How a gateway reaches the MQTT bridge: the TLS connection (`openGatewaySocket`), the CONNECT mqtt.js sends on it
- * (`gatewayConnectOptions`), and what a failed connection attempt means. Every setting here is dictated by the bridge
- * (docs/protocol.md §1, docs/design.md rules 5 and 8).
+ * How a gateway reaches the MQTT bridge: the TLS connection (`openGatewaySocket`), the CONNECT the session's link
+ * sends on it (`gatewayConnectFields`), and what a failed connection attempt means. Every setting here is dictated by
+ * the bridge (docs/protocol.md §1, docs/design.md rules 5 and 8).
  *
  * @example
  * const socket = openGatewaySocket({ host, port: 8883 });
- * const client = new MqttClient(() => socket, gatewayConnectOptions({ registry, gatewayId: 'gw-1', jwt, connectTimeoutMs: 5000 }));
+ * const link = new MqttLink(socket, handlers);
+ * const connack = await link.connect(gatewayConnectFields({ registry, gatewayId: 'gw-1', jwt }));
+ * if (connack.returnCode !== 0) throw connackRefusal(connack.returnCode, `${host}:8883`);
  */
-import type { IClientOptions } from 'mqtt';
 import { isIP } from 'node:net';
 import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import { RelayError } from '../errors.js';
 import { clientId, type RegistryPath } from '../iotcore/topics.js';
+import type { ConnectFields } from './mqtt-link.js';
 
 /** Where the bridge listens, and what to trust besides the system roots. */
 export interface BridgeAddress {
@@ -26,7 +28,6 @@ export interface GatewayConnectParams {
   gatewayId: string;
   /** The gateway's JWT, sent as the MQTT password. */
   jwt: string;
-  connectTimeoutMs: number;
 }
 
 /**
@@ -54,46 +55,29 @@ export function secureContextFor(extraCaPem: string): SecureContext {
   return context;
 }
 
-/** The CONNECT and client behaviour; the connection itself is `openGatewaySocket`'s, handed to mqtt.js. */
-export function gatewayConnectOptions(p: GatewayConnectParams): IClientOptions {
-  const options: IClientOptions = {
-    // MQTT 3.1.1 is the only version the bridge speaks (docs/protocol.md §1.1).
-    protocolVersion: 4,
+/** The gateway's CONNECT (MQTT 3.1.1, the only version the bridge documents, docs/protocol.md §1.1). */
+export function gatewayConnectFields(p: GatewayConnectParams): ConnectFields {
+  return {
     clientId: clientId(p.registry, p.gatewayId),
     // The bridge ignores the user name, but some stacks drop a password sent without one (§1.2).
     username: 'unused',
-    password: p.jwt,
+    password: Buffer.from(p.jwt),
     // Persistent sessions are not supported (§1.1): attachments and subscriptions live and die with the connection.
     clean: true,
-    // A lost connection ends the session; reconnecting inside one invocation could take the client ID from the
-    // session that replaced it (docs/design.md rules 1 and 5).
-    reconnectPeriod: 0,
-    connectTimeout: p.connectTimeoutMs,
     // The bridge supplies no keep-alive and drops idle connections after 20 minutes; 60 s is its recommendation.
     keepalive: 60,
-    // Attachments do not survive a reconnect; never replay subscriptions or queued packets on a new connection.
-    resubscribe: false,
-    queueQoSZero: false,
   };
-  // mqtt.js calls its `debug` logger a dozen times per packet, enabled or not: about 15 ms per 10,000 records.
-  // Unless DEBUG asks for it (DEBUG=mqttjs*), the session passes a logger that does nothing.
-  if (!mqttDebugRequested()) options.log = ignore;
-  return options;
-}
-
-function ignore(): void {}
-
-function mqttDebugRequested(): boolean {
-  return /mqttjs|\*/.test(process.env.DEBUG ?? '');
 }
 
 /**
- * Opens the TLS connection to the bridge, before there is a CONNECT to send: the session hands the socket to mqtt.js
- * once the JWT is made. The host name is sent as SNI (never an IP address, RFC 6066 §3) and is the name the
+ * Opens the TLS connection to the bridge, before there is a CONNECT to send: the session's link sends it on this
+ * socket once the JWT is made. The host name is sent as SNI (never an IP address, RFC 6066 §3) and is the name the
  * certificate must carry; certificates are verified, TLS 1.2 or higher is mandatory (§1.1), and the system roots
  * are trusted, plus `extraCaPem` when one is given.
  */
 export function openGatewaySocket(p: BridgeAddress): TLSSocket {
+  const resumeKey = `${p.host}\n${p.port}\n${p.extraCaPem ?? ''}`;
+  const session = tlsSessions.get(resumeKey);
   const socket = tlsConnect({
     host: p.host,
     port: p.port,
@@ -101,10 +85,18 @@ export function openGatewaySocket(p: BridgeAddress): TLSSocket {
     rejectUnauthorized: true,
     minVersion: MIN_TLS_VERSION,
     ...(p.extraCaPem === undefined ? {} : { secureContext: secureContextFor(p.extraCaPem) }),
+    ...(session === undefined ? {} : { session }),
   });
+  // The bridge's session ticket, for the next session of this container to resume with: an abbreviated handshake
+  // skips the certificate exchange and its signatures on both sides (and a round trip where TLS 1.2 is spoken).
+  // Tickets are kept per address and trust store, so a session is only resumed with the server it was verified with.
+  socket.on('session', (ticket: Buffer) => tlsSessions.set(resumeKey, ticket));
   disableNagle(socket);
   return socket;
 }
+
+/** The newest TLS session ticket per bridge address and trust store (a few hundred bytes each). */
+const tlsSessions = new Map<string, Buffer>();
 
 /**
  * Turns Nagle's algorithm off on the client's socket. Attaches and publishes leave as bursts of small packets;
@@ -147,25 +139,23 @@ function tlsHint(code: string): string {
 }
 
 /**
- * What an `error` emitted by mqtt.js before CONNACK means. CONNACK 4 and 5 are both credential failures:
- * ClearBlade documents 4 while Google's bridge answered 5 (docs/protocol.md §1.4).
+ * What a CONNACK with a non-zero return code means. 4 and 5 are both credential failures: ClearBlade documents 4
+ * while Google's bridge answered 5 (docs/protocol.md §1.4).
  */
+export function connackRefusal(returnCode: number, where: string): RelayError {
+  const meaning = CONNACK_MEANING[returnCode] ?? `return code ${returnCode}`;
+  // The gateway's client ID is always well formed (clientId() checks it), so identifier rejected means the one
+  // case ClearBlade documents for it: another live connection holds the ID, and the bridge refuses the newer one
+  // instead of dropping the older (docs/protocol.md §1.5). That is a takeover seen from the other side.
+  const code = returnCode === 4 || returnCode === 5 ? 'ERR_CONNECT_REFUSED_AUTH' : returnCode === 2 ? 'ERR_TAKEOVER' : 'ERR_CONNECT_REFUSED';
+  const hint = code === 'ERR_CONNECT_REFUSED_AUTH' ? `; ${CHECK_CREDENTIALS}` : '';
+  return new RelayError(code, `${where} refused the connection: CONNACK ${returnCode}, ${meaning}${hint}`);
+}
+
+/** What a socket error before the CONNACK means: TLS, an unreachable host, or a connection that broke. */
 export function classifyConnectError(err: unknown, where: string): RelayError {
   const e = err as { code?: unknown; message?: unknown };
   const message = typeof e?.message === 'string' ? e.message : String(err);
-  if (typeof e?.code === 'number' && message.startsWith('Connection refused')) {
-    const rc = e.code;
-    const meaning = CONNACK_MEANING[rc] ?? `return code ${rc}`;
-    // The gateway's client ID is always well formed (clientId() checks it), so identifier rejected means the one
-    // case ClearBlade documents for it: another live connection holds the ID, and the bridge refuses the newer one
-    // instead of dropping the older (docs/protocol.md §1.5). That is a takeover seen from the other side.
-    const code = rc === 4 || rc === 5 ? 'ERR_CONNECT_REFUSED_AUTH' : rc === 2 ? 'ERR_TAKEOVER' : 'ERR_CONNECT_REFUSED';
-    const hint = code === 'ERR_CONNECT_REFUSED_AUTH' ? `; ${CHECK_CREDENTIALS}` : '';
-    return new RelayError(code, `${where} refused the connection: CONNACK ${rc}, ${meaning}${hint}`, { cause: err });
-  }
-  if (message === 'connack timeout') {
-    return new RelayError('ERR_CONNECT_TIMEOUT', `${where} sent no CONNACK in time; ${CHECK_HOST_AND_PORT}`, { cause: err });
-  }
   if (typeof e?.code === 'string') {
     if (TLS_CODE.test(e.code)) return new RelayError('ERR_TLS', `TLS with ${where} failed: ${e.code}; ${tlsHint(e.code)}`, { cause: err });
     // OpenSSL reports a handshake refused for its protocol version (a server offering only TLS 1.1, say) as EPROTO

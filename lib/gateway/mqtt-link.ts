@@ -1,0 +1,272 @@
+/**
+ * The relay's MQTT 3.1.1 link to the bridge: packets encoded and parsed by mqtt-packet, written straight to the TLS
+ * socket the session opened. It is the one module that speaks the wire protocol; the session above it keeps the
+ * rules (what to send when, what an answer means).
+ *
+ * What it gives the session, and why it is not mqtt.js's client:
+ * - **Packet IDs chosen by the link and returned by the call that sends.** `publish()` and `subscribe()` return the
+ *   ID synchronously, before any answer can arrive, so errors-topic messages that name a packet ID map back to the
+ *   right record without guessing.
+ * - **No ordering of its own.** A packet is written when it is sent: the SUBSCRIBE to the errors topic may follow the
+ *   CONNECT before the CONNACK (MQTT 3.1.1 §3.1.4; the bridge must not process it if it refuses the CONNECT,
+ *   MQTT-3.1.4-5), and the session decides how many QoS 1 publishes are in flight. mqtt.js holds every packet until
+ *   the CONNACK, which costs a round trip per session.
+ * - **Bursts in one write.** Packets sent in the same tick are corked together, so a burst of attaches or a refill of
+ *   the publish window becomes one TLS record instead of one per packet.
+ * - **A close that does not wait for the bridge.** DISCONNECT has no answer (§3.14); `end()` resolves once DISCONNECT
+ *   and our FIN are flushed, not after the bridge's FIN.
+ * - **No store, no reconnect, no resubscribe.** A lost connection ends the session (docs/design.md rules 1 and 5).
+ *
+ * @example
+ * const link = new MqttLink(socket, { onMessage: (topic, payload) => {}, onClose: (why) => {} });
+ * const connack = link.connect({ clientId, username: 'unused', password: Buffer.from(jwt), keepalive: 60, clean: true });
+ * const subId = link.subscribe('/devices/gw-1/errors', 0, (granted) => {});
+ * await connack; // { returnCode: 0, sessionPresent: false }
+ * const id = link.publish('/devices/pump-1/attach', Buffer.from('{}'), 1, () => {});
+ */
+import type { Duplex } from 'node:stream';
+import { generate, parser as packetParser, type IConnectPacket, type Packet } from 'mqtt-packet';
+import { RelayError } from '../errors.js';
+
+/** Why the link ended without `end()` or `destroy()` being asked for. */
+export type LinkClose =
+  | { by: 'peer' }
+  | { by: 'socket-error'; error: Error }
+  /** The bridge sent bytes that are not MQTT, or a packet a server may not send. */
+  | { by: 'protocol'; reason: string };
+
+export interface Connack {
+  returnCode: number;
+  sessionPresent: boolean;
+}
+
+export interface MqttLinkOptions {
+  /** 4 is MQTT 3.1.1, the version the bridge documents. */
+  protocolVersion?: 4;
+  /** An application message from the bridge. QoS 1 messages are acknowledged by the link before this is called. */
+  onMessage(topic: string, payload: Buffer): void;
+  /** Called once when the connection ends by the bridge's doing or a socket error; never after `end()`/`destroy()`. */
+  onClose(why: LinkClose): void;
+}
+
+/** The CONNECT's fields; the link adds the protocol name and version. */
+export type ConnectFields = Pick<IConnectPacket, 'clientId' | 'username' | 'password' | 'keepalive' | 'clean'>;
+
+type Answer = { kind: 'puback'; done: () => void } | { kind: 'suback'; done: (granted: number) => void };
+
+/** Packet IDs are 16-bit and never 0 (MQTT 3.1.1 §2.3.1). */
+const MAX_PACKET_ID = 0xffff;
+
+export class MqttLink {
+  private readonly socket: Duplex;
+  private readonly options: MqttLinkOptions;
+  private readonly protocolVersion: 4;
+  /** Packets sent and not yet answered, by packet ID. */
+  private readonly waiting = new Map<number, Answer>();
+  private lastId = 0;
+  private state: 'open' | 'ending' | 'closed' = 'open';
+  private corked = false;
+  private lastWriteAt = Date.now();
+  private keepalive: NodeJS.Timeout | undefined;
+  private connack: { resolve: (c: Connack) => void; reject: (e: Error) => void } | undefined;
+  /** What a closed socket last said, for the session's reason. */
+  private socketError: Error | undefined;
+
+  constructor(socket: Duplex, options: MqttLinkOptions) {
+    this.socket = socket;
+    this.options = options;
+    this.protocolVersion = options.protocolVersion ?? 4;
+    const parser = packetParser({ protocolVersion: this.protocolVersion });
+    parser.on('packet', (packet: Packet) => this.receive(packet));
+    parser.on('error', (err: Error) => this.fail({ by: 'protocol', reason: `unreadable packet from the bridge: ${err.message}` }));
+    socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+    socket.on('error', (error: Error) => {
+      this.socketError = error;
+      this.fail({ by: 'socket-error', error });
+    });
+    socket.on('close', () => this.fail(this.socketError === undefined ? { by: 'peer' } : { by: 'socket-error', error: this.socketError }));
+    // The bridge's FIN: nothing more will come, and a half-open socket would only wait for our own end.
+    socket.on('end', () => this.fail({ by: 'peer' }));
+  }
+
+  /** Whether packets can still be sent. */
+  get isOpen(): boolean {
+    return this.state === 'open';
+  }
+
+  /** How many packets wait for their PUBACK or SUBACK. */
+  get unanswered(): number {
+    return this.waiting.size;
+  }
+
+  /**
+   * Sends CONNECT. Resolves with the CONNACK, whatever its return code (refusals are the session's to explain), and
+   * rejects if the connection ends first. Other packets may be sent at once, without waiting for it.
+   */
+  connect(fields: ConnectFields): Promise<Connack> {
+    if (this.connack !== undefined) throw new RelayError('ERR_INTERNAL', 'CONNECT is sent once per link');
+    const answer = new Promise<Connack>((resolve, reject) => (this.connack = { resolve, reject }));
+    // The caller awaits it; a link that fails after the CONNACK rejects nothing anyone still reads.
+    answer.catch(noop);
+    const keepaliveSeconds = fields.keepalive ?? 0;
+    this.write({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: this.protocolVersion, ...fields });
+    if (keepaliveSeconds > 0) this.armKeepalive(keepaliveSeconds);
+    return answer;
+  }
+
+  /** Sends a QoS 0 or 1 PUBLISH and returns its packet ID (0 for QoS 0). `onAck` runs on its PUBACK. */
+  publish(topic: string, payload: Buffer, qos: 0 | 1, onAck?: () => void): number {
+    if (qos === 0) {
+      this.write({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
+      return 0;
+    }
+    const messageId = this.allocate({ kind: 'puback', done: onAck ?? noop });
+    this.write({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, messageId });
+    return messageId;
+  }
+
+  /** Sends a SUBSCRIBE for one topic and returns its packet ID; `onSuback` gets the granted QoS, or 0x80 for a refusal. */
+  subscribe(topic: string, qos: 0 | 1, onSuback: (granted: number) => void): number {
+    const messageId = this.allocate({ kind: 'suback', done: onSuback });
+    this.write({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos }] });
+    return messageId;
+  }
+
+  /**
+   * Sends DISCONNECT and our FIN, and resolves once both are flushed, or after `timeoutMs` (the socket is then
+   * destroyed). What is still unanswered stays so: the session has settled it already.
+   */
+  end(timeoutMs: number): Promise<void> {
+    if (this.state !== 'open') {
+      this.destroy();
+      return Promise.resolve();
+    }
+    this.write({ cmd: 'disconnect' });
+    this.state = 'ending';
+    this.stopKeepalive();
+    return new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        this.destroy();
+        resolve();
+      }, Math.max(0, timeoutMs));
+      this.socket.once('finish', () => {
+        clearTimeout(force);
+        this.destroy();
+        resolve();
+      });
+      this.socket.end();
+    });
+  }
+
+  /** Drops the connection at once. */
+  destroy(): void {
+    this.stopKeepalive();
+    this.state = 'closed';
+    this.waiting.clear();
+    if (!this.socket.destroyed) {
+      // Whatever the socket reports now is moot; unheard, an 'error' would be thrown.
+      this.socket.on('error', noop);
+      this.socket.destroy();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------------
+
+  private allocate(answer: Answer): number {
+    if (this.waiting.size >= MAX_PACKET_ID) throw new RelayError('ERR_INTERNAL', 'every MQTT packet ID is in flight');
+    let id = this.lastId;
+    do id = id === MAX_PACKET_ID ? 1 : id + 1;
+    while (this.waiting.has(id));
+    this.lastId = id;
+    this.waiting.set(id, answer);
+    return id;
+  }
+
+  /**
+   * Writes one packet. Packets written in the same tick are corked and leave together, as one TLS record where they
+   * fit, instead of one record (and often one TCP segment) each.
+   */
+  private write(packet: Packet): void {
+    if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', `cannot send ${packet.cmd}: the connection to the bridge is closed`);
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.lastWriteAt = Date.now();
+    this.socket.write(generate(packet, { protocolVersion: this.protocolVersion }));
+  }
+
+  private receive(packet: Packet): void {
+    switch (packet.cmd) {
+      case 'connack': {
+        const pending = this.connack;
+        if (pending === undefined) return this.fail({ by: 'protocol', reason: 'CONNACK before CONNECT' });
+        pending.resolve({ returnCode: packet.returnCode ?? 0, sessionPresent: packet.sessionPresent });
+        return;
+      }
+      case 'puback':
+      case 'suback': {
+        const id = packet.messageId;
+        const answer = id === undefined ? undefined : this.waiting.get(id);
+        // An acknowledgement of nothing we wait for (a duplicate, or one for a packet of an earlier connection) is
+        // ignored, as MQTT lets a client do.
+        if (answer === undefined || answer.kind !== packet.cmd) return;
+        this.waiting.delete(id!);
+        if (answer.kind === 'suback') answer.done(packet.cmd === 'suback' ? (packet.granted[0] as number) : 0x80);
+        else answer.done();
+        return;
+      }
+      case 'publish': {
+        // Acknowledged first: MQTT's QoS 1 needs only that the message was received, and the handler may throw.
+        if (packet.qos === 1 && packet.messageId !== undefined && this.state === 'open') this.write({ cmd: 'puback', messageId: packet.messageId });
+        const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+        this.options.onMessage(packet.topic, payload);
+        return;
+      }
+      case 'pingresp':
+        return;
+      default:
+        this.fail({ by: 'protocol', reason: `the bridge sent ${packet.cmd.toUpperCase()}, which a server never sends to a client` });
+    }
+  }
+
+  /** Ends the link by the bridge's doing (or a broken socket): tells the session once, then drops the socket. */
+  private fail(why: LinkClose): void {
+    if (this.state === 'closed') return;
+    const wasEnding = this.state === 'ending';
+    this.destroy();
+    const connack = this.connack;
+    if (connack !== undefined) connack.reject(new LinkClosedError(why));
+    if (!wasEnding) this.options.onClose(why);
+  }
+
+  /** PINGREQ when nothing else was sent for half the keep-alive, so the bridge never sees an idle connection. */
+  private armKeepalive(seconds: number): void {
+    const every = (seconds * 1000) / 2;
+    this.keepalive = setInterval(() => {
+      if (this.state === 'open' && Date.now() - this.lastWriteAt >= every) this.write({ cmd: 'pingreq' });
+    }, every);
+    this.keepalive.unref();
+  }
+
+  private stopKeepalive(): void {
+    clearInterval(this.keepalive);
+    this.keepalive = undefined;
+  }
+}
+
+/** The connection ended before the CONNACK; `why` says how. */
+export class LinkClosedError extends Error {
+  readonly why: LinkClose;
+
+  constructor(why: LinkClose) {
+    super(why.by === 'socket-error' ? why.error.message : why.by === 'protocol' ? why.reason : 'the connection was closed');
+    this.why = why;
+  }
+}
+
+function noop(): void {}
