@@ -26,7 +26,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { loadRelaySettings, relaySettings, type Env } from '../lib/config.js';
+import { loadRelaySettings, relaySettings, type Env } from '../lib/relay-settings.js';
 import { lazyConfigStoreFromEnv } from '../lib/config-store/lazy-store-from-env.js';
 import { isRelayError } from '../lib/errors.js';
 import { signGatewayJwt } from '../lib/jwt.js';

@@ -25,7 +25,7 @@ import { isRelayError, RelayError } from '../errors.js';
 import { GatewaySession, type AttachRequest, type PublishRequest, type SessionFailure, type SessionLog, type SessionReport } from '../gateway/session.js';
 import type { GatewayErrorType } from '../iotcore/gateway-error.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
-import type { RelaySettings } from '../config.js';
+import type { RelaySettings } from '../relay-settings.js';
 import { planConfigPolls, runConfigPoll, type ConfigPollOutcome, type ConfigPollResult } from './config-poll.js';
 import { confirmed, confirmedTelemetry, dispositionOf, failed, type Disposition, type RecordOutcome } from './outcomes.js';
 import { routeRecords, type GatewayWork, type InboundRecord, type PollItem } from './route-records.js';

@@ -23,7 +23,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { RelaySettings } from '../config.js';
+import type { RelaySettings } from '../relay-settings.js';
 import { isRelayError } from '../errors.js';
 import type { SessionLog } from '../gateway/session.js';
 import { publishRelayOutcomes } from '../relay/outcome-channel.js';

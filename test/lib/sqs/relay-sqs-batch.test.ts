@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../../emulator/index.js';
-import type { RelaySettings } from '../../../lib/config.js';
+import type { RelaySettings } from '../../../lib/relay-settings.js';
 import { RelayError } from '../../../lib/errors.js';
 import { RELAY_OUTCOMES_CHANNEL, type RelayOutcomesMessage } from '../../../lib/relay/outcome-channel.js';
 import { sqsQueueActions } from '../../../lib/sqs/queue-actions.js';
