@@ -7,7 +7,7 @@
  * window), the jobs already sent are dropped by SQS instead of being polled twice.
  *
  * @example
- * await enqueuePollJobs(new SQSClient({}), queueUrl, planConfigPolls(ids, options));
+ * await enqueuePollJobs(new SQSClient({}), queueUrl, planPollJobs(ids, options));
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SendMessageBatchCommand, type SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';

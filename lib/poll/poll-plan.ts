@@ -7,7 +7,7 @@
  * devices produces the same chunks under the same IDs, and SQS drops the repeats.
  *
  * @example
- * planConfigPolls(['pump-0042', 'pump-0043'], { gatewayIds: ['gw-1'], chunkSize: 100, scheduledAt: new Date() });
+ * planPollJobs(['pump-0042', 'pump-0043'], { gatewayIds: ['gw-1'], chunkSize: 100, scheduledAt: new Date() });
  * // [{ gatewayId: 'gw-1', chunkIndex: 0, deviceIds: ['pump-0042', 'pump-0043'], body: '{"v":1,...}', deduplicationId: '…' }]
  */
 import { createHash } from 'node:crypto';
@@ -42,7 +42,7 @@ export interface PollPlanOptions {
  */
 export const MAX_SQS_MESSAGE_BYTES = 256 * 1024;
 
-export function planConfigPolls(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
+export function planPollJobs(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
   const { gatewayIds, chunkSize, scheduledAt } = options;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_ATTACHED_PER_GATEWAY) {
     // The bridge attaches at most 1000 devices to one gateway (docs/protocol.md §3.1); the job's session
