@@ -34,7 +34,7 @@ import type { KeySource } from '../lib/keys/key-source.js';
 import { keySourceFromEnv } from '../lib/keys/key-source-from-env.js';
 import type { RelayConfigStore } from '../lib/relay/relay-batch.js';
 import { SettingsCheck } from '../lib/settings-check.js';
-import { sqsQueueActions, type QueueActions } from '../lib/sqs/queue-actions.js';
+import { sqsQueueActions, type QueueActions } from '../lib/queue/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../lib/sqs/relay-sqs-batch.js';
 
 export type RelayHandler = (event: SQSEvent, context: Pick<Context, 'getRemainingTimeInMillis'> & Partial<Pick<Context, 'awsRequestId'>>) => Promise<SQSBatchResponse>;

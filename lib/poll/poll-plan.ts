@@ -22,7 +22,11 @@ export interface PollJob {
   /** Position of this chunk among the gateway's chunks for this schedule time, from 0. */
   chunkIndex: number;
   deviceIds: string[];
-  /** The queue contract v1 body. */
+  /**
+   * The queue contract v1 body. The largest, 1000 IDs of 255 characters, encodes to about 252 KiB and fits the
+   * classic SQS message size limit the queue producer keeps to (lib/queue/queue-producer.ts); the test suite holds
+   * that true.
+   */
   body: string;
   /** The SQS MessageDeduplicationId (at most 128 characters). */
   deduplicationId: string;
@@ -35,12 +39,6 @@ export interface PollPlanOptions {
   /** The time the schedule fired; the same on every retry of one invocation. */
   scheduledAt: Date;
 }
-
-/**
- * The classic SQS message size limit. The largest job, 1000 IDs of 255 characters, encodes to about 252 KiB and
- * fits; the test suite holds that true.
- */
-export const MAX_SQS_MESSAGE_BYTES = 256 * 1024;
 
 export function planPollJobs(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
   const { gatewayIds, chunkSize, scheduledAt } = options;

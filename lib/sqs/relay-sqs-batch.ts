@@ -30,7 +30,7 @@ import type { SessionLog } from '../gateway/session.js';
 import { publishRelayOutcomes } from '../relay/outcome-channel.js';
 import { backoffSeconds, logSafeReason, type RecordOutcome } from '../relay/outcomes.js';
 import { relayBatch, type RelayBatchResult, type RelayConfigStore, type SessionSummary } from '../relay/relay-batch.js';
-import type { QueueActions, VisibilityChange } from './queue-actions.js';
+import type { QueueActions, VisibilityChange } from '../queue/queue-actions.js';
 import { inboundRecord, queueUrlFromArn } from './sqs-records.js';
 
 export interface RelaySqsDeps {

@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { sqsQueueActions } from '../../lib/sqs/queue-actions.js';
+import { sqsQueueActions } from '../../lib/queue/queue-actions.js';
 
 export interface Parked {
   body: string;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { gatewayFor } from '../../../lib/gateway-pool.js';
-import { MAX_SQS_MESSAGE_BYTES, planPollJobs, pollDeduplicationId } from '../../../lib/poll/poll-plan.js';
+import { planPollJobs, pollDeduplicationId } from '../../../lib/poll/poll-plan.js';
+import { CLASSIC_MAX_MESSAGE_BYTES } from '../../../lib/queue/queue-producer.js';
 import { parseQueueMessage } from '../../../lib/queue/message.js';
 
 const at = new Date('2025-03-01T06:00:00.000Z');
@@ -78,6 +79,6 @@ describe('planPollJobs', () => {
     const longest = Array.from({ length: 1000 }, (_, i) => `d${String(i).padStart(4, '0')}${'x'.repeat(250)}`);
     const jobs = planPollJobs(longest, { gatewayIds: ['gw-1'], chunkSize: 1000, scheduledAt: at });
     expect(jobs).toHaveLength(1);
-    expect(Buffer.byteLength(jobs[0]!.body)).toBeLessThanOrEqual(MAX_SQS_MESSAGE_BYTES);
+    expect(Buffer.byteLength(jobs[0]!.body)).toBeLessThanOrEqual(CLASSIC_MAX_MESSAGE_BYTES);
   });
 });

@@ -5,7 +5,7 @@ import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import type { RelaySettings } from '../../../lib/relay-settings.js';
 import { RelayError } from '../../../lib/errors.js';
 import { RELAY_OUTCOMES_CHANNEL, type RelayOutcomesMessage } from '../../../lib/relay/outcome-channel.js';
-import { sqsQueueActions } from '../../../lib/sqs/queue-actions.js';
+import { sqsQueueActions } from '../../../lib/queue/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../../../lib/sqs/relay-sqs-batch.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
 import { startSqsStandIn, THROTTLED, type SqsStandIn, type StandInAnswer, type StandInCall } from '../../helpers/local-sqs.js';
