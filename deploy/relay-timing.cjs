@@ -8,7 +8,7 @@
 'use strict';
 
 /**
- * Worst case of one relay invocation with the default settings of lib/config.ts, each phase bounded by its own
+ * Worst case of one relay invocation with the default settings of lib/relay-settings.ts, each phase bounded by its own
  * timeout (the phases of one gateway session run in order; sessions of different gateways run side by side):
  *
  *   cold start, Secrets Manager read, JWT signing ............................  ~2 s
@@ -26,7 +26,7 @@
  *
  * 60 s leaves a slow but healthy session its whole budget, with room for an SDK retry of the secret read. The
  * session never depends on the timeout being generous: it stops at the Lambda deadline minus the margin and fails
- * back what is unconfirmed. test/deploy/template.test.ts recomputes the sum from lib/config.ts, so raising a
+ * back what is unconfirmed. test/deploy/template.test.ts recomputes the sum from lib/relay-settings.ts, so raising a
  * default there without raising this fails a test.
  */
 const relayTimeoutSeconds = 60;

@@ -26,7 +26,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-import { loadRelaySettings, relaySettings, type Env } from '../lib/config.js';
+import { loadRelaySettings, relaySettings, type Env } from '../lib/relay-settings.js';
 import { lazyConfigStoreFromEnv } from '../lib/config-store/lazy-store-from-env.js';
 import { isRelayError } from '../lib/errors.js';
 import { signGatewayJwt } from '../lib/jwt.js';
@@ -34,7 +34,7 @@ import type { KeySource } from '../lib/keys/key-source.js';
 import { keySourceFromEnv } from '../lib/keys/key-source-from-env.js';
 import type { RelayConfigStore } from '../lib/relay/relay-batch.js';
 import { SettingsCheck } from '../lib/settings-check.js';
-import { sqsQueueActions, type QueueActions } from '../lib/sqs/queue-actions.js';
+import { sqsQueueActions, type QueueActions } from '../lib/queue/queue-actions.js';
 import { relaySqsBatch, type RelaySqsDeps } from '../lib/sqs/relay-sqs-batch.js';
 
 export type RelayHandler = (event: SQSEvent, context: Pick<Context, 'getRemainingTimeInMillis'> & Partial<Pick<Context, 'awsRequestId'>>) => Promise<SQSBatchResponse>;

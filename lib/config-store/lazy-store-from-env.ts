@@ -14,6 +14,7 @@
  * await store.noteRelayed(['pump-0042'], new Date()); // the DynamoDB client is loaded here, once
  */
 import type { ConfigStore } from './config-store.js';
+import { lazy } from '../lazy.js';
 import { configStoreOptionsFromEnv } from './store-options-from-env.js';
 
 /** The writer side of `ConfigStore`, which is all the relay uses. */
@@ -25,17 +26,8 @@ export type LazyConfigStore = Pick<ConfigStore, 'tableName' | 'putConfig' | 'not
  */
 export function lazyConfigStoreFromEnv(env: NodeJS.ProcessEnv): LazyConfigStore {
   const options = configStoreOptionsFromEnv(env);
-  let store: Promise<ConfigStore> | undefined;
-  const loaded = (): Promise<ConfigStore> => {
-    store ??= import('./config-store.js')
-      .then(({ ConfigStore }) => new ConfigStore(options))
-      .catch((e: unknown) => {
-        // Not kept: a later call tries again instead of failing for the rest of the container's life.
-        store = undefined;
-        throw e;
-      });
-    return store;
-  };
+  // A failed load is not kept: a later call tries again instead of failing for the rest of the container's life.
+  const loaded = lazy(async () => new (await import('./config-store.js')).ConfigStore(options));
   return {
     tableName: options.tableName,
     putConfig: async (deviceId, bytes, receivedAt, putOptions) => (await loaded()).putConfig(deviceId, bytes, receivedAt, putOptions),

@@ -40,7 +40,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { RelayError } from '../errors.js';
-import { queueFailure } from '../sqs-send/sqs-failure.js';
+import { queueFailure } from '../queue/queue-failure.js';
 import { deadLetterOf, type DeadLetter } from './dead-letter.js';
 import { matchesFilter, permanentFailure, replayGroupId, type DeadLetterFilter, type PermanentFailure } from './selection.js';
 

@@ -24,7 +24,7 @@ import { RelayError } from '../errors.js';
 import { parseGatewayIds } from '../gateway-pool.js';
 import { deviceIdProblem } from '../iotcore/device-id.js';
 import { SettingsCheck } from '../settings-check.js';
-import { SqsRelayQueue } from '../sqs-send/relay-queue-sender.js';
+import { SqsRelayQueue } from '../queue/relay-queue.js';
 import { IngestService, type AnswerConfig, type IngestServiceOptions } from './ingest-service.js';
 
 export {

@@ -21,7 +21,7 @@ import { assertDeviceId } from '../iotcore/device-id.js';
 import type { RegistryPath } from '../iotcore/topics.js';
 import type { AuthScheme } from '../auth/authorization-header.js';
 import type { AuthenticatedDevice } from '../auth/device-authenticator.js';
-import type { QueueOutcome, QueueRecord, RelayQueue } from '../sqs-send/relay-queue-sender.js';
+import type { QueueOutcome, QueueRecord, RelayQueue } from '../queue/relay-queue.js';
 import { assertMessageId, deviceDeduplicationId, requestDeduplicationId } from './deduplication.js';
 import { errorEnvelope, errorEnvelopeFor, type ApiErrorBody, type ErrorEnvelope } from './error-envelope.js';
 import { batchItemsFrom, readingFromPublishEvent, readingFromRaw, readingFromSetState, type BatchItem, type Reading } from './readings.js';

@@ -10,7 +10,7 @@
  */
 import { gatewayFor } from '../gateway-pool.js';
 import { encodeTelemetryMessage, type TelemetryMessage } from '../queue/message.js';
-import type { QueueRecord } from '../sqs-send/relay-queue-sender.js';
+import type { QueueRecord } from '../queue/relay-queue.js';
 
 export function telemetryRecord(message: Omit<TelemetryMessage, 'v'>, gatewayIds: readonly string[], deduplicationId: string): QueueRecord {
   return { body: encodeTelemetryMessage(message), groupId: gatewayFor(message.deviceId, gatewayIds), deduplicationId };

@@ -22,6 +22,7 @@
 import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { RelayError } from '../errors.js';
+import { lazy } from '../lazy.js';
 import { keyEntryFor } from './key-document.js';
 import { keyLocation, type KeyLocation } from './key-location.js';
 import type { KeySource } from './key-source.js';
@@ -43,8 +44,14 @@ export class SecretsManagerKeySource implements KeySource {
   readonly cacheSeconds: number;
   readonly #client: SecretsManagerClient | undefined;
   readonly #location: KeyLocation;
-  /** Built once, by the first call; Powertools' cache of the secret strings lives in it. */
-  #provider: Promise<SecretsProvider> | undefined;
+  /**
+   * Built once, by the first call; Powertools' cache of the secret strings lives in it. Concurrent first calls share
+   * one load and so one provider (one cache); a load that failed is tried again by the next call.
+   */
+  readonly #secretsProvider = lazy(async (): Promise<SecretsProvider> => {
+    const { SecretsProvider } = await import('@aws-lambda-powertools/parameters/secrets');
+    return new SecretsProvider(this.#client ? { awsSdkV3Client: this.#client } : {});
+  });
   /** The reads in progress by secret ID, which calls arriving meanwhile share. */
   readonly #reading = new Map<string, Promise<string>>();
 
@@ -99,20 +106,6 @@ export class SecretsManagerKeySource implements KeySource {
       'ERR_KEY_UNAVAILABLE',
       `secret ${secretId} has no value (neither SecretString nor SecretBinary)`,
     );
-  }
-
-  /**
-   * Concurrent first calls share one load and so one provider (one cache). A load that failed is not kept: the next
-   * call tries again rather than failing for the rest of the container's life.
-   */
-  #secretsProvider(): Promise<SecretsProvider> {
-    this.#provider ??= import('@aws-lambda-powertools/parameters/secrets')
-      .then(({ SecretsProvider }) => new SecretsProvider(this.#client ? { awsSdkV3Client: this.#client } : {}))
-      .catch((e: unknown) => {
-        this.#provider = undefined;
-        throw e;
-      });
-    return this.#provider;
   }
 }
 

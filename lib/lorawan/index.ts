@@ -23,7 +23,7 @@ import { ConfigStore } from '../config-store/config-store.js';
 import { configStoreFromEnv } from '../config-store/store-from-env.js';
 import { RelayError } from '../errors.js';
 import { parseGatewayIds } from '../gateway-pool.js';
-import { SqsRelayQueue } from '../sqs-send/relay-queue-sender.js';
+import { SqsRelayQueue } from '../queue/relay-queue.js';
 import { integrationSecretsFromEnv } from './integration-secrets.js';
 import { parseIntegrations } from './integrations.js';
 import { LorawanService, type LorawanServiceOptions } from './lorawan-service.js';

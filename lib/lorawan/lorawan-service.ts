@@ -39,7 +39,7 @@ import { telemetryRecord } from '../ingest/queue-record.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import { assertSubfolder } from '../iotcore/topics.js';
 import { assertPayloadSize } from '../queue/message.js';
-import type { RelayQueue } from '../sqs-send/relay-queue-sender.js';
+import type { RelayQueue } from '../queue/relay-queue.js';
 import type { DownlinkStore } from '../config-store/config-store.js';
 import { readChirpstackEvent } from './chirpstack-event.js';
 import { deliverConfig, type DownlinkOutcome } from './config-downlink.js';

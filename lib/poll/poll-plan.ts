@@ -7,7 +7,7 @@
  * devices produces the same chunks under the same IDs, and SQS drops the repeats.
  *
  * @example
- * planConfigPolls(['pump-0042', 'pump-0043'], { gatewayIds: ['gw-1'], chunkSize: 100, scheduledAt: new Date() });
+ * planPollJobs(['pump-0042', 'pump-0043'], { gatewayIds: ['gw-1'], chunkSize: 100, scheduledAt: new Date() });
  * // [{ gatewayId: 'gw-1', chunkIndex: 0, deviceIds: ['pump-0042', 'pump-0043'], body: '{"v":1,...}', deduplicationId: '…' }]
  */
 import { createHash } from 'node:crypto';
@@ -22,7 +22,11 @@ export interface PollJob {
   /** Position of this chunk among the gateway's chunks for this schedule time, from 0. */
   chunkIndex: number;
   deviceIds: string[];
-  /** The queue contract v1 body. */
+  /**
+   * The queue contract v1 body. The largest, 1000 IDs of 255 characters, encodes to about 252 KiB and fits the
+   * classic SQS message size limit the queue producer keeps to (lib/queue/queue-producer.ts); the test suite holds
+   * that true.
+   */
   body: string;
   /** The SQS MessageDeduplicationId (at most 128 characters). */
   deduplicationId: string;
@@ -36,13 +40,7 @@ export interface PollPlanOptions {
   scheduledAt: Date;
 }
 
-/**
- * The classic SQS message size limit. The largest job, 1000 IDs of 255 characters, encodes to about 252 KiB and
- * fits; the test suite holds that true.
- */
-export const MAX_SQS_MESSAGE_BYTES = 256 * 1024;
-
-export function planConfigPolls(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
+export function planPollJobs(deviceIds: Iterable<string>, options: PollPlanOptions): PollJob[] {
   const { gatewayIds, chunkSize, scheduledAt } = options;
   if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_ATTACHED_PER_GATEWAY) {
     // The bridge attaches at most 1000 devices to one gateway (docs/protocol.md §3.1); the job's session

@@ -8,7 +8,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { ConfigStore } from '../config-store/config-store.js';
 import { enqueuePollJobs } from './enqueue-polls.js';
-import { planConfigPolls } from './poll-plan.js';
+import { planPollJobs } from './poll-plan.js';
 import type { PollSettings } from './poll-settings.js';
 
 export interface PollSources {
@@ -32,7 +32,7 @@ export async function scheduleConfigPolls(sources: PollSources, settings: PollSe
   // The window is measured from the schedule time, not from now, so a retried invocation looks at the same window.
   const recent = settings.recentHours > 0 ? await sources.store.recentlyRelayed(new Date(scheduledAt.getTime() - settings.recentHours * HOUR_MS)) : [];
   const devices = new Set([...settings.deviceIds, ...recent]);
-  const jobs = planConfigPolls(devices, { gatewayIds: settings.gatewayIds, chunkSize: settings.chunkSize, scheduledAt });
+  const jobs = planPollJobs(devices, { gatewayIds: settings.gatewayIds, chunkSize: settings.chunkSize, scheduledAt });
   await enqueuePollJobs(sources.sqs, settings.queueUrl, jobs);
 
   const gateways = new Map<string, { gatewayId: string; devices: number; jobs: number }>();

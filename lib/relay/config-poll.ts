@@ -17,18 +17,19 @@
  * store keeps what it had. A config pushed after the wait ended (a change made while the session was closing) is
  * still acknowledged by mqtt.js but not stored; the next poll stores it.
  *
- * Several poll jobs of one batch share the session and are polled as one: `planConfigPolls` keeps the devices to
+ * Several poll jobs of one batch share the session and are polled as one: `admitPollJobs` keeps the devices to
  * attach within what one gateway may have attached at once (1,000, docs/protocol.md §3.1), leaving whole jobs
  * that would go over to the gateway's next batch. The session cannot detach before it closes, so a job is served
  * whole by one session or not at all.
  *
  * @example
- * const plan = planConfigPolls(work.polls, ['pump-01'], 'gw-1');
- * const result = await runConfigPoll(session, plan.deviceIds, store, { waitMs: 5000, deadline, metrics, log });
+ * const admission = admitPollJobs(work.polls, ['pump-01'], 'gw-1');
+ * const result = await runConfigPoll(session, admission.deviceIds, store, { waitMs: 5000, deadline, metrics, log });
  * result.outcomes; // [{ deviceId: 'valve-01', status: 'changed', version: 2 }, { deviceId: 'valve-09', status: 'missing', ... }]
  */
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { ConfigWriter } from '../config-store/config-store.js';
+import { withDeadline } from '../deadline.js';
 import { isRelayError, type RelayErrorCode } from '../errors.js';
 import type { AttachResult, GatewaySession, SessionLog } from '../gateway/session.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
@@ -79,7 +80,7 @@ export interface ConfigPollOptions {
   waitMs: number;
   /** Also poll the gateway's own config topic. Default true. */
   gatewayConfig?: boolean;
-  /** Devices of the jobs that were left out to respect the attach limit (`ConfigPollPlan.overLimit`). */
+  /** Devices of the jobs that were left out to respect the attach limit (`PollAdmission.overLimit`). */
   overLimit?: readonly string[];
   /** Absolute time (ms since the epoch) by which store writes must be done; later ones are reported store-failed. */
   deadline?: number;
@@ -88,7 +89,7 @@ export interface ConfigPollOptions {
   log?: SessionLog;
 }
 
-export interface ConfigPollPlan {
+export interface PollAdmission {
   /** Jobs served in this session, in queue order. */
   admitted: PollItem[];
   /** Jobs left for the gateway's next batch: serving them too would attach more devices than it may hold. */
@@ -110,24 +111,24 @@ const MAX_DEVICE_LINES = 50;
  * can never be deferred forever by telemetry beside it: its devices that do not fit are reported as missing
  * (`attach-limit`) and polled again by the next schedule.
  */
-export function planConfigPolls(
+export function admitPollJobs(
   polls: readonly PollItem[],
   attachedForTelemetry: Iterable<string>,
   gatewayId: string,
   limit: number = MAX_ATTACHED_PER_GATEWAY,
-): ConfigPollPlan {
+): PollAdmission {
   const attached = new Set(attachedForTelemetry);
-  const plan: ConfigPollPlan = { admitted: [], deferred: [], deviceIds: [], overLimit: [] };
+  const admission: PollAdmission = { admitted: [], deferred: [], deviceIds: [], overLimit: [] };
   const planned = new Set<string>();
   const overLimit = new Set<string>();
   for (const poll of polls) {
     // The gateway's own config needs no attach.
     const fresh = [...new Set(poll.message.deviceIds)].filter((d) => d !== gatewayId && !attached.has(d));
-    if (attached.size + fresh.length > limit && plan.admitted.length > 0) {
-      plan.deferred.push(poll);
+    if (attached.size + fresh.length > limit && admission.admitted.length > 0) {
+      admission.deferred.push(poll);
       continue;
     }
-    plan.admitted.push(poll);
+    admission.admitted.push(poll);
     for (const d of fresh) {
       if (attached.size < limit) attached.add(d);
       else overLimit.add(d);
@@ -135,11 +136,11 @@ export function planConfigPolls(
     for (const d of poll.message.deviceIds) {
       if (planned.has(d) || overLimit.has(d)) continue;
       planned.add(d);
-      plan.deviceIds.push(d);
+      admission.deviceIds.push(d);
     }
   }
-  plan.overLimit = [...overLimit];
-  return plan;
+  admission.overLimit = [...overLimit];
+  return admission;
 }
 
 interface Entry {
@@ -266,12 +267,11 @@ async function attachDevices(session: ConfigPollSession, devices: Entry[]): Prom
 
 /** Resolves when every config is in, the deadline passes, or the session stops working. */
 async function waitUntil(allIn: Promise<void>, deadline: number, session: ConfigPollSession): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const bounded = new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))));
   try {
-    await Promise.race([allIn, bounded, session.whenStopped()]);
-  } finally {
-    clearTimeout(timer);
+    await withDeadline(Promise.race([allIn, session.whenStopped()]), deadline, 'ERR_DEVICE_CONFIG_TIMEOUT');
+  } catch (e) {
+    // The wait ending is no failure here: the devices still without a config are reported as such.
+    if (!isRelayError(e) || e.code !== 'ERR_DEVICE_CONFIG_TIMEOUT') throw e;
   }
 }
 
@@ -292,24 +292,23 @@ async function storeConfigs(entries: Entry[], store: ConfigWriter | undefined, d
       toWrite.push(e);
     }
   }
-  let timer: NodeJS.Timeout | undefined;
-  const outOfTime =
-    deadline === undefined ? new Promise<never>(() => {}) : new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), Math.max(0, deadline - Date.now()))));
-  try {
-    for (let i = 0; i < toWrite.length; i += WRITE_CONCURRENCY) {
-      const writes = toWrite.slice(i, i + WRITE_CONCURRENCY).map(async (e) => {
-        const { bytes, receivedAt } = e.config!;
-        try {
-          const { version, changed } = await store!.putConfig(e.deviceId, bytes, receivedAt);
-          outcomes.set(e.deviceId, { deviceId: e.deviceId, status: changed ? 'changed' : 'unchanged', version });
-        } catch (err) {
-          outcomes.set(e.deviceId, { deviceId: e.deviceId, status: 'store-failed', code: storeCode(err), detail: messageOf(err) });
-        }
-      });
-      if ((await Promise.race([Promise.all(writes), outOfTime])) === 'late') break;
+  for (let i = 0; i < toWrite.length; i += WRITE_CONCURRENCY) {
+    const writes = toWrite.slice(i, i + WRITE_CONCURRENCY).map(async (e) => {
+      const { bytes, receivedAt } = e.config!;
+      try {
+        const { version, changed } = await store!.putConfig(e.deviceId, bytes, receivedAt);
+        outcomes.set(e.deviceId, { deviceId: e.deviceId, status: changed ? 'changed' : 'unchanged', version });
+      } catch (err) {
+        outcomes.set(e.deviceId, { deviceId: e.deviceId, status: 'store-failed', code: storeCode(err), detail: messageOf(err) });
+      }
+    });
+    try {
+      await withDeadline(Promise.all(writes), deadline ?? Infinity, 'ERR_DEADLINE');
+    } catch (e) {
+      // Each write settles its own outcome, so only the deadline lands here.
+      if (!isRelayError(e) || e.code !== 'ERR_DEADLINE') throw e;
+      break;
     }
-  } finally {
-    clearTimeout(timer);
   }
   for (const e of toWrite) {
     if (outcomes.has(e.deviceId)) continue;

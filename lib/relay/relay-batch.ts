@@ -13,7 +13,7 @@
  * - failed back with the session's code when the session failed before the poll could run, or stopped while
  *   devices could still deliver; with the store's code when a config that arrived could not be written;
  * - failed back with ERR_ATTACH_LIMIT, to be shown again at once, when serving it too would have attached more
- *   devices than the gateway may hold (lib/relay/config-poll.ts, `planConfigPolls`): the gateway's next batch
+ *   devices than the gateway may hold (lib/relay/config-poll.ts, `admitPollJobs`): the gateway's next batch
  *   serves it, so the jobs run in sequence.
  *
  * @example
@@ -21,12 +21,13 @@
  */
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { ConfigWriter } from '../config-store/config-store.js';
+import { withDeadline } from '../deadline.js';
 import { isRelayError, RelayError } from '../errors.js';
 import { GatewaySession, type AttachRequest, type PublishRequest, type SessionFailure, type SessionLog, type SessionReport } from '../gateway/session.js';
 import type { GatewayErrorType } from '../iotcore/gateway-error.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
-import type { RelaySettings } from '../config.js';
-import { planConfigPolls, runConfigPoll, type ConfigPollOutcome, type ConfigPollResult } from './config-poll.js';
+import type { RelaySettings } from '../relay-settings.js';
+import { admitPollJobs, runConfigPoll, type ConfigPollOutcome, type ConfigPollResult } from './config-poll.js';
 import { confirmed, confirmedTelemetry, dispositionOf, failed, type Disposition, type RecordOutcome } from './outcomes.js';
 import { routeRecords, type GatewayWork, type InboundRecord, type PollItem } from './route-records.js';
 
@@ -115,14 +116,10 @@ export async function relayBatch(records: readonly InboundRecord[], deps: RelayB
 async function noteRelayed(outcomes: readonly RecordOutcome[], store: RelayConfigStore, deps: RelayBatchDeps): Promise<void> {
   const deviceIds = [...new Set(outcomes.flatMap((o) => (o.outcome === 'confirmed' && o.deviceId !== undefined ? [o.deviceId] : [])))];
   if (deviceIds.length === 0) return;
-  const budget = deps.deadline - Date.now();
-  let timer: NodeJS.Timeout | undefined;
   try {
-    if (budget <= 0) throw new RelayError('ERR_DEADLINE', 'no time was left before the deadline');
-    await Promise.race([
-      store.noteRelayed(deviceIds, new Date()),
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new RelayError('ERR_DEADLINE', `not done within the ${budget} ms left`)), budget))),
-    ]);
+    // Past the deadline the write is not even started.
+    if (deps.deadline <= Date.now()) throw new RelayError('ERR_DEADLINE', 'no time was left before the deadline');
+    await withDeadline(store.noteRelayed(deviceIds, new Date()), deps.deadline, 'ERR_DEADLINE');
   } catch (e) {
     deps.log?.warn('devices relayed for were not noted; the poller skips them until their next relay', {
       devices: deviceIds.length,
@@ -130,8 +127,6 @@ async function noteRelayed(outcomes: readonly RecordOutcome[], store: RelayConfi
       error: (e as Error)?.message ?? String(e),
     });
     deps.metrics?.addMetric('NoteRelayedFailures', MetricUnit.Count, 1);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -164,7 +159,7 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
   });
 
   const telemetryAttach = attachRequests(work);
-  const plan = planConfigPolls(
+  const plan = admitPollJobs(
     work.polls,
     telemetryAttach.map((r) => r.deviceId),
     gatewayId,

@@ -23,13 +23,14 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, type Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { RelaySettings } from '../config.js';
+import type { RelaySettings } from '../relay-settings.js';
+import { withDeadline } from '../deadline.js';
 import { isRelayError } from '../errors.js';
 import type { SessionLog } from '../gateway/session.js';
 import { publishRelayOutcomes } from '../relay/outcome-channel.js';
 import { backoffSeconds, logSafeReason, type RecordOutcome } from '../relay/outcomes.js';
 import { relayBatch, type RelayBatchResult, type RelayConfigStore, type SessionSummary } from '../relay/relay-batch.js';
-import type { QueueActions, VisibilityChange } from './queue-actions.js';
+import type { QueueActions, VisibilityChange } from '../queue/queue-actions.js';
 import { inboundRecord, queueUrlFromArn } from './sqs-records.js';
 
 export interface RelaySqsDeps {
@@ -97,7 +98,8 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
   const env = deps.env ?? process.env;
   const byId = new Map(records.map((r) => [r.messageId, r]));
   const final = outcomes.map((o) => ({ ...o }));
-  const budget = (): number => endOfInvocation - Date.now() - RESPONSE_RESERVE_MS;
+  // SQS calls still running then are abandoned: their records go back (see RESPONSE_RESERVE_MS).
+  const callsEndBy = endOfInvocation - RESPONSE_RESERVE_MS;
   const dlq = deps.settings.deadLetterQueueUrl;
 
   await Promise.all(
@@ -109,10 +111,7 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
         return;
       }
       try {
-        await withinBudget(
-          deps.queueActions.sendToDeadLetter(dlq, deadLetterMessage(record, o, dlq)),
-          budget(),
-        );
+        await withDeadline(deps.queueActions.sendToDeadLetter(dlq, deadLetterMessage(record, o, dlq)), callsEndBy, 'ERR_DEADLINE');
         o.deadLetter = 'sent';
       } catch (e) {
         o.deadLetter = 'redrive';
@@ -146,7 +145,7 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
     changes.set(url, list);
   }
   for (const [url, list] of changes) {
-    const failedIds = await withinBudget(deps.queueActions.changeVisibility(url, list), budget()).catch(() => new Set(list.map((c) => c.id)));
+    const failedIds = await withDeadline(deps.queueActions.changeVisibility(url, list), callsEndBy, 'ERR_DEADLINE').catch(() => new Set(list.map((c) => c.id)));
     if (failedIds.size > 0) deps.logger.warn('visibility not changed; records come back after the default timeout', { count: failedIds.size });
   }
   return final;
@@ -181,15 +180,6 @@ function sessionLog(logger: RelaySqsDeps['logger']): SessionLog {
     info: (message, extra) => logger.info(message, (extra ?? {}) as Extra),
     warn: (message, extra) => logger.warn(message, (extra ?? {}) as Extra),
   };
-}
-
-function withinBudget<T>(work: Promise<T>, ms: number): Promise<T> {
-  if (ms <= 0) return Promise.reject(new Error('no time left in the invocation'));
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    work,
-    new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('no time left in the invocation')), ms))),
-  ]).finally(() => clearTimeout(timer));
 }
 
 /** EMF metrics keep at most 100 values per metric in one document. */

@@ -2,7 +2,7 @@
  * The deployment as CloudFormation and Lambda will receive it: `serverless package` runs once, offline and without
  * AWS credentials, into a folder of this test's own, and every property a production review would look for is
  * checked on the generated template and inside the zips. Relations are checked against their sources (the relay's
- * timeouts in lib/config.ts, the table's shape in lib/config-store/table.ts, the routes the handlers serve), so a
+ * timeouts in lib/relay-settings.ts, the table's shape in lib/config-store/table.ts, the routes the handlers serve), so a
  * change on either side that breaks them fails here.
  */
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
@@ -12,7 +12,7 @@ import { join, posix } from 'node:path';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createConfigHandler, type ConfigEvent } from '../../handlers/config.js';
-import { loadRelaySettings } from '../../lib/config.js';
+import { loadRelaySettings } from '../../lib/relay-settings.js';
 import { configTableDefinition, TTL_ATTRIBUTE } from '../../lib/config-store/table.js';
 import { sizeFleet } from '../../lib/fleet/capacity.js';
 import { matchRoute } from '../../lib/ingest/routes.js';
@@ -46,7 +46,7 @@ const BUNDLE_BUDGET_KIB: Record<FunctionName, number> = { relay: 570, ingest: 62
 /** Modules that must never reach the HTTP handlers: the MQTT client and anything of the emulator. */
 const MQTT_OR_EMULATOR = /(^|\/)node_modules\/(mqtt|mqtt-packet|aedes|aedes-[^/]+)\/|(^|\/)emulator\//;
 
-/** What lib/config.ts requires, and nothing else: every timeout and limit keeps its default. */
+/** What lib/relay-settings.ts requires, and nothing else: every timeout and limit keeps its default. */
 const MINIMAL_RELAY_ENV = {
   IOTCORE_PROJECT: 'demo-project',
   IOTCORE_LOCATION: 'us-central1',
@@ -184,7 +184,7 @@ describe('serverless package', () => {
   });
 
   describe('relay timeout', () => {
-    it('covers the worst case of one gateway session with the default settings of lib/config.ts', () => {
+    it('covers the worst case of one gateway session with the default settings of lib/relay-settings.ts', () => {
       const s = loadRelaySettings(MINIMAL_RELAY_ENV);
       // Phases in order (deploy/relay-timing.cjs explains each); publishing and config polls run side by side.
       const startupMs = 2000;

@@ -17,7 +17,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createLorawanHandler, type LorawanHandler } from '../../handlers/lorawan.js';
 import { ConfigStore } from '../../lib/config-store/config-store.js';
 import { LorawanService, parseIntegrations, integrationSecretsFromEnv } from '../../lib/lorawan/index.js';
-import { SqsRelayQueue } from '../../lib/sqs-send/relay-queue-sender.js';
+import { SqsRelayQueue } from '../../lib/queue/relay-queue.js';
 import { startNetworkServerStandIn, type NetworkServerStandIn } from '../../local/network-server-stand-in.js';
 import { LOCAL_CREDENTIALS } from '../../local/sqs-server.js';
 import { httpApiEvent } from '../helpers/apigw-events.js';

@@ -17,7 +17,7 @@ import { isRelayError, type RelayErrorCode } from '../../lib/errors.js';
 import { IngestService, type IngestResponse } from '../../lib/ingest/index.js';
 import { batchItemsFrom, readingFromPublishEvent, readingFromRaw, readingFromSetState, type Reading } from '../../lib/ingest/readings.js';
 import { parseQueueMessage } from '../../lib/queue/message.js';
-import type { QueueRecord, RelayQueue } from '../../lib/sqs-send/relay-queue-sender.js';
+import type { QueueRecord, RelayQueue } from '../../lib/queue/relay-queue.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 1_000);
 const SEED = process.env.FUZZ_SEED === undefined ? 424_242 : Number(process.env.FUZZ_SEED);

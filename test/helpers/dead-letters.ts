@@ -1,6 +1,6 @@
 /**
  * Dead letters for tests of the dead-letter tools: parked in a dead-letter queue with the relay's own queue action
- * (lib/sqs/queue-actions.ts) and the attributes lib/sqs/relay-sqs-batch.ts gives them, or sent bare as SQS's
+ * (lib/queue/queue-actions.ts) and the attributes lib/sqs/relay-sqs-batch.ts gives them, or sent bare as SQS's
  * redrive would leave them. The end-to-end tests make the relay park them itself.
  *
  * @example
@@ -8,7 +8,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { sqsQueueActions } from '../../lib/sqs/queue-actions.js';
+import { sqsQueueActions } from '../../lib/queue/queue-actions.js';
 
 export interface Parked {
   body: string;

@@ -12,7 +12,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Emulator } from '../../emulator/index.js';
-import type { RelaySettings } from '../../lib/config.js';
+import type { RelaySettings } from '../../lib/relay-settings.js';
 import { GatewaySession, type AttachRequest, type GatewaySessionOptions, type PublishRequest, type SessionReport } from '../../lib/gateway/session.js';
 import type { RecordOutcome } from '../../lib/relay/outcomes.js';
 import { parseQueueMessage } from '../../lib/queue/message.js';

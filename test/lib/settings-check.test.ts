@@ -1,5 +1,5 @@
 /**
- * Settings errors come whole: every loader of a handler's environment (lib/config.ts for the relay, the ingest's,
+ * Settings errors come whole: every loader of a handler's environment (lib/relay-settings.ts for the relay, the ingest's,
  * the poller's, device authentication, the config route's) reports every missing or wrong variable in one
  * ERR_CONFIG, so an operator fixes a deployment in one round. lib/settings-check.ts is what they share.
  */

@@ -16,7 +16,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import { createRelayHandler, type RelayHandler } from '../../handlers/relay.js';
 import type { KeySource } from '../../lib/keys/key-source.js';
-import { sqsQueueActions } from '../../lib/sqs/queue-actions.js';
+import { sqsQueueActions } from '../../lib/queue/queue-actions.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 import { startSqsStandIn, type SqsStandIn } from '../helpers/local-sqs.js';
 import { GW } from '../helpers/relay-fixtures.js';

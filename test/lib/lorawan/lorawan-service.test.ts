@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../../lib/config-store/config-store.js';
 import { isRelayError } from '../../../lib/errors.js';
 import { integrationSecretsFromEnv, LorawanService, lorawanServiceFromEnv, parseIntegrations, type LorawanRequest } from '../../../lib/lorawan/index.js';
-import { SqsRelayQueue } from '../../../lib/sqs-send/relay-queue-sender.js';
+import { SqsRelayQueue } from '../../../lib/queue/relay-queue.js';
 import { startNetworkServerStandIn, type NetworkServerStandIn } from '../../../local/network-server-stand-in.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
 import { startLocalSqs, type LocalSqs } from '../../helpers/local-sqs.js';

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import { enqueuePollJobs } from '../../../lib/poll/enqueue-polls.js';
-import { planConfigPolls } from '../../../lib/poll/poll-plan.js';
+import { planPollJobs } from '../../../lib/poll/poll-plan.js';
 import { startSqsStandIn, type SqsStandIn, type StandInCall } from '../../helpers/local-sqs.js';
 
 const at = new Date('2025-03-01T06:00:00.000Z');
 const jobs = (n: number) =>
-  planConfigPolls(
+  planPollJobs(
     Array.from({ length: n }, (_, i) => `dev-${String(i).padStart(3, '0')}`),
     { gatewayIds: ['gw-1'], chunkSize: 1, scheduledAt: at },
   );

@@ -1,16 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { gatewayFor } from '../../../lib/gateway-pool.js';
-import { MAX_SQS_MESSAGE_BYTES, planConfigPolls, pollDeduplicationId } from '../../../lib/poll/poll-plan.js';
+import { planPollJobs, pollDeduplicationId } from '../../../lib/poll/poll-plan.js';
+import { CLASSIC_MAX_MESSAGE_BYTES } from '../../../lib/queue/queue-producer.js';
 import { parseQueueMessage } from '../../../lib/queue/message.js';
 
 const at = new Date('2025-03-01T06:00:00.000Z');
 const ids = (n: number, prefix = 'dev'): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(4, '0')}`);
 
-describe('planConfigPolls', () => {
+describe('planPollJobs', () => {
   it('puts each device in the job of the gateway that carries it, and every body parses as a config-poll job', () => {
     const gatewayIds = ['gw-default', 'gw-a', 'gw-b', 'gw-c'];
     const devices = ids(50);
-    const jobs = planConfigPolls(devices, { gatewayIds, chunkSize: 100, scheduledAt: at });
+    const jobs = planPollJobs(devices, { gatewayIds, chunkSize: 100, scheduledAt: at });
     for (const job of jobs) {
       for (const d of job.deviceIds) expect(gatewayFor(d, gatewayIds)).toBe(job.gatewayId);
       expect(parseQueueMessage(job.body)).toEqual({ v: 1, type: 'config-poll', deviceIds: job.deviceIds });
@@ -21,7 +22,7 @@ describe('planConfigPolls', () => {
   });
 
   it('cuts a gateway list into chunks of the chunk size, indexed from 0, sorted', () => {
-    const jobs = planConfigPolls([...ids(25)].reverse(), { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at });
+    const jobs = planPollJobs([...ids(25)].reverse(), { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at });
     expect(jobs.map((j) => [j.chunkIndex, j.deviceIds.length])).toEqual([
       [0, 10],
       [1, 10],
@@ -32,14 +33,14 @@ describe('planConfigPolls', () => {
   });
 
   it('gives the same chunks and IDs for the same devices in any order, so a retried run is deduplicated', () => {
-    const a = planConfigPolls(ids(30), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 7, scheduledAt: at });
-    const b = planConfigPolls([...ids(30), 'dev-0003'].reverse(), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 7, scheduledAt: at });
+    const a = planPollJobs(ids(30), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 7, scheduledAt: at });
+    const b = planPollJobs([...ids(30), 'dev-0003'].reverse(), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 7, scheduledAt: at });
     expect(b).toEqual(a);
   });
 
   it('derives distinct deduplication IDs per schedule time, gateway and chunk, within SQS limits', () => {
-    const jobs = planConfigPolls(ids(40), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 5, scheduledAt: at });
-    const later = planConfigPolls(ids(40), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 5, scheduledAt: new Date(at.getTime() + 60_000) });
+    const jobs = planPollJobs(ids(40), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 5, scheduledAt: at });
+    const later = planPollJobs(ids(40), { gatewayIds: ['gw-1', 'gw-2', 'gw-3'], chunkSize: 5, scheduledAt: new Date(at.getTime() + 60_000) });
     const all = [...jobs, ...later].map((j) => j.deduplicationId);
     expect(new Set(all).size).toBe(all.length);
     for (const id of all) {
@@ -53,31 +54,31 @@ describe('planConfigPolls', () => {
   });
 
   it('never polls a configured gateway as a device', () => {
-    const jobs = planConfigPolls(['gw-1', 'gw-2', 'dev-1'], { gatewayIds: ['gw-1', 'gw-2'], chunkSize: 10, scheduledAt: at });
+    const jobs = planPollJobs(['gw-1', 'gw-2', 'dev-1'], { gatewayIds: ['gw-1', 'gw-2'], chunkSize: 10, scheduledAt: at });
     expect(jobs.flatMap((j) => j.deviceIds)).toEqual(['dev-1']);
   });
 
   it('returns no job for no device', () => {
-    expect(planConfigPolls([], { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at })).toEqual([]);
+    expect(planPollJobs([], { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at })).toEqual([]);
   });
 
   it('refuses a chunk size outside 1..1000 (the bridge attaches at most 1000 devices to a gateway)', () => {
     for (const chunkSize of [0, 1001, 2.5]) {
-      expect(() => planConfigPolls(ids(3), { gatewayIds: ['gw-1'], chunkSize, scheduledAt: at })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
+      expect(() => planPollJobs(ids(3), { gatewayIds: ['gw-1'], chunkSize, scheduledAt: at })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
     }
-    expect(planConfigPolls(ids(1000), { gatewayIds: ['gw-1'], chunkSize: 1000, scheduledAt: at })).toHaveLength(1);
+    expect(planPollJobs(ids(1000), { gatewayIds: ['gw-1'], chunkSize: 1000, scheduledAt: at })).toHaveLength(1);
   });
 
   it('refuses an invalid device ID rather than putting it in a job', () => {
-    expect(() => planConfigPolls(['ok-device', 'bad/id'], { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at })).toThrow(
+    expect(() => planPollJobs(['ok-device', 'bad/id'], { gatewayIds: ['gw-1'], chunkSize: 10, scheduledAt: at })).toThrow(
       expect.objectContaining({ code: 'ERR_INVALID_DEVICE_ID' }),
     );
   });
 
   it('fits the largest possible job, 1000 IDs of 255 characters, in one SQS message', () => {
     const longest = Array.from({ length: 1000 }, (_, i) => `d${String(i).padStart(4, '0')}${'x'.repeat(250)}`);
-    const jobs = planConfigPolls(longest, { gatewayIds: ['gw-1'], chunkSize: 1000, scheduledAt: at });
+    const jobs = planPollJobs(longest, { gatewayIds: ['gw-1'], chunkSize: 1000, scheduledAt: at });
     expect(jobs).toHaveLength(1);
-    expect(Buffer.byteLength(jobs[0]!.body)).toBeLessThanOrEqual(MAX_SQS_MESSAGE_BYTES);
+    expect(Buffer.byteLength(jobs[0]!.body)).toBeLessThanOrEqual(CLASSIC_MAX_MESSAGE_BYTES);
   });
 });

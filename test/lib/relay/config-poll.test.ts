@@ -4,7 +4,7 @@ import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import { ConfigStore } from '../../../lib/config-store/index.js';
 import { RelayError } from '../../../lib/errors.js';
 import { GatewaySession, type GatewaySessionOptions, type SessionLog } from '../../../lib/gateway/session.js';
-import { planConfigPolls, runConfigPoll, type ConfigPollOptions, type ConfigPollResult } from '../../../lib/relay/config-poll.js';
+import { admitPollJobs, runConfigPoll, type ConfigPollOptions, type ConfigPollResult } from '../../../lib/relay/config-poll.js';
 import type { PollItem } from '../../../lib/relay/route-records.js';
 import { makeFleet, type Fleet } from '../../helpers/emulator-fixtures.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
@@ -197,35 +197,35 @@ describe('runConfigPoll against the emulator', () => {
   });
 });
 
-describe('planConfigPolls', () => {
+describe('admitPollJobs', () => {
   const job = (messageId: string, deviceIds: string[]): PollItem => ({ messageId, message: { v: 1, type: 'config-poll', deviceIds } });
   const ids = (prefix: string, n: number): string[] => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, '0')}`);
 
   it('serves every job whose devices fit, each distinct device once, the gateway never attached', () => {
     const a = job('m-a', ['valve-01', 'valve-02', 'gw-1']);
     const b = job('m-b', ['valve-02', 'valve-03']);
-    const plan = planConfigPolls([a, b], ['valve-01'], 'gw-1', 3);
-    expect(plan.admitted).toEqual([a, b]);
-    expect(plan.deferred).toEqual([]);
-    expect(plan.deviceIds).toEqual(['valve-01', 'valve-02', 'gw-1', 'valve-03']);
-    expect(plan.overLimit).toEqual([]);
+    const admission = admitPollJobs([a, b], ['valve-01'], 'gw-1', 3);
+    expect(admission.admitted).toEqual([a, b]);
+    expect(admission.deferred).toEqual([]);
+    expect(admission.deviceIds).toEqual(['valve-01', 'valve-02', 'gw-1', 'valve-03']);
+    expect(admission.overLimit).toEqual([]);
   });
 
   it('defers whole jobs that would attach more than the limit, and serves later ones that still fit', () => {
     const first = job('m-1', ids('a', 600));
     const second = job('m-2', ids('b', 600));
     const third = job('m-3', ids('c', 300));
-    const plan = planConfigPolls([first, second, third], ['pump-01'], 'gw-1', 1000);
-    expect(plan.admitted.map((p) => p.messageId)).toEqual(['m-1', 'm-3']);
-    expect(plan.deferred.map((p) => p.messageId)).toEqual(['m-2']);
-    expect(plan.deviceIds).toHaveLength(900);
+    const admission = admitPollJobs([first, second, third], ['pump-01'], 'gw-1', 1000);
+    expect(admission.admitted.map((p) => p.messageId)).toEqual(['m-1', 'm-3']);
+    expect(admission.deferred.map((p) => p.messageId)).toEqual(['m-2']);
+    expect(admission.deviceIds).toHaveLength(900);
   });
 
   it('always serves the first job, leaving out the devices that do not fit beside the telemetry', () => {
     const full = job('m-1', ids('a', 1000));
-    const plan = planConfigPolls([full], ['pump-01', 'pump-02'], 'gw-1', 1000);
-    expect(plan.admitted).toEqual([full]);
-    expect(plan.overLimit).toEqual(['a-998', 'a-999']);
-    expect(plan.deviceIds).toHaveLength(998);
+    const admission = admitPollJobs([full], ['pump-01', 'pump-02'], 'gw-1', 1000);
+    expect(admission.admitted).toEqual([full]);
+    expect(admission.overLimit).toEqual(['a-998', 'a-999']);
+    expect(admission.deviceIds).toHaveLength(998);
   });
 });

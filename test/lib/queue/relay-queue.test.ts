@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { chunkRecords, MAX_BATCH_BYTES, SqsRelayQueue, type QueueRecord } from '../../../lib/sqs-send/relay-queue-sender.js';
+import { SqsRelayQueue, type QueueRecord } from '../../../lib/queue/relay-queue.js';
 import { closedPort, startLocalSqs, startSqsStandIn, THROTTLED, type LocalSqs, type SqsStandIn } from '../../helpers/local-sqs.js';
 
 // The SDK checks each queued body against the MD5 SQS reports for it.
@@ -131,20 +131,25 @@ describe('SqsRelayQueue failures', () => {
   });
 });
 
-describe('chunkRecords', () => {
-  it('cuts at 10 entries', () => {
-    const chunks = chunkRecords(Array.from({ length: 21 }, (_, i) => record(i)));
-
-    expect(chunks.map((c) => c.length)).toEqual([10, 10, 1]);
+describe('SqsRelayQueue call sizes, against a local SQS FIFO queue', () => {
+  let sqs: LocalSqs;
+  beforeAll(async () => {
+    sqs = await startLocalSqs();
   });
+  afterAll(() => sqs.stop());
 
-  it('cuts before a record would take a call past 1 MiB, and keeps the order', () => {
-    const big = (i: number): QueueRecord => ({ body: 'x'.repeat(400 * 1024), groupId: 'gw-1', deduplicationId: `b${i}` });
+  it('sends records of up to 1 MiB, cutting before a record would take a call past 1 MiB, in order', async () => {
+    // The server refuses a SendMessageBatch over 1 MiB (BatchRequestTooLong): three of these in one call would fail.
+    const big = (i: number): QueueRecord => ({ body: JSON.stringify({ v: 1, deviceId: 'pump-0042', payload: 'x'.repeat(400 * 1024) }), groupId: 'gw-1', deduplicationId: `t${tag}-big-${i}` });
     const records = [big(0), big(1), big(2), record(3), big(4)];
 
-    const chunks = chunkRecords(records);
+    const outcomes = await new SqsRelayQueue({ queueUrl: sqs.queueUrl, client: sqs.client }).send(records);
 
-    expect(chunks.map((c) => c.map((r) => r.deduplicationId))).toEqual([['b0', 'b1'], ['b2', `t${tag}-req-3`, 'b4']]);
-    for (const c of chunks) expect(c.reduce((n, r) => n + Buffer.byteLength(r.body), 0)).toBeLessThanOrEqual(MAX_BATCH_BYTES);
+    expect(outcomes.map((o) => o.queued)).toEqual([true, true, true, true, true]);
+    expect((await sqs.receiveAll()).map((m) => m.deduplicationId)).toEqual(records.map((r) => r.deduplicationId));
+  });
+
+  it('refuses an empty queue URL', () => {
+    expect(() => new SqsRelayQueue({ queueUrl: ' ' })).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
   });
 });

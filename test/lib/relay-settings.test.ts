@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRelaySettings } from '../../lib/config.js';
+import { loadRelaySettings } from '../../lib/relay-settings.js';
 import { generateTlsMaterial } from '../../emulator/tls.js';
 import { thrownRelayError } from '../helpers/relay-error.js';
 
@@ -10,7 +10,7 @@ let dir: string;
 let caFile: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'relay-config-'));
+  dir = await mkdtemp(join(tmpdir(), 'relay-settings-'));
   caFile = join(dir, 'ca.pem');
   await writeFile(caFile, (await generateTlsMaterial()).caPem!);
   await writeFile(join(dir, 'not-a-cert.pem'), 'hello');

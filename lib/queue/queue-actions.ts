@@ -3,14 +3,15 @@
  * queue with its reason, and raising the visibility timeout of records failed back with backoff.
  * `sqsQueueActions()` makes them with @aws-sdk/client-sqs, loaded on first use: most batches need neither call,
  * so a cold start does not pay for the SDK. The endpoint is the SDK's own choice (`AWS_ENDPOINT_URL_SQS` works).
+ * The dead-letter send goes through the queue producer (queue-producer.ts).
  *
  * @example
  * const actions = sqsQueueActions();
  * await actions.sendToDeadLetter(dlqUrl, { body, attributes: { 'relay.errorCode': 'ERR_INVALID_BASE64' }, fifo: { groupId: 'gw-1', deduplicationId: 'm-1' } });
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { RelayError } from '../errors.js';
-import { isThrottling } from '../sqs-send/sqs-failure.js';
+import { lazy } from '../lazy.js';
+import { loadSqsSdk, MAX_MESSAGE_BYTES, QueueProducer } from './queue-producer.js';
 
 export interface DeadLetterMessage {
   body: string;
@@ -28,7 +29,10 @@ export interface VisibilityChange {
 }
 
 export interface QueueActions {
-  /** Throws RelayError ERR_QUEUE_THROTTLED / ERR_QUEUE_UNAVAILABLE when the message was not accepted. */
+  /**
+   * Throws RelayError ERR_QUEUE_THROTTLED / ERR_QUEUE_UNAVAILABLE when the message was not accepted, and
+   * ERR_PAYLOAD_TOO_LARGE when it is larger than any SQS message.
+   */
   sendToDeadLetter(queueUrl: string, message: DeadLetterMessage): Promise<void>;
   /** Returns the ids whose change failed; never throws. */
   changeVisibility(queueUrl: string, changes: readonly VisibilityChange[]): Promise<Set<string>>;
@@ -38,36 +42,31 @@ export interface QueueActions {
 const VISIBILITY_BATCH = 10;
 
 export function sqsQueueActions(clientFactory?: () => SQSClient): QueueActions {
-  let client: Promise<{ client: SQSClient; sdk: typeof import('./sqs-sdk.js') }> | undefined;
-  const load = (): NonNullable<typeof client> => {
-    client ??= import('./sqs-sdk.js').then((sdk) => ({ sdk, client: clientFactory?.() ?? new sdk.SQSClient({}) }));
-    return client;
+  // One client for both calls and every queue, made at the first call that needs it.
+  const client = lazy(async () => clientFactory?.() ?? new (await loadSqsSdk()).SQSClient({}));
+  const producers = new Map<string, QueueProducer>();
+  const producerFor = (queueUrl: string): QueueProducer => {
+    let producer = producers.get(queueUrl);
+    if (producer === undefined) {
+      // Whatever the relay queue took must fit the dead-letter queue: up to SQS's largest message.
+      producer = new QueueProducer({ queueUrl, client, maxBatchBytes: MAX_MESSAGE_BYTES, name: 'the dead-letter queue' });
+      producers.set(queueUrl, producer);
+    }
+    return producer;
   };
   return {
     async sendToDeadLetter(queueUrl, message) {
-      const { client: c, sdk } = await load();
-      const attributes = Object.fromEntries(
-        Object.entries(message.attributes).map(([k, v]) => [k, { DataType: 'String', StringValue: v }]),
-      );
-      try {
-        await c.send(
-          new sdk.SendMessageCommand({
-            QueueUrl: queueUrl,
-            MessageBody: message.body,
-            MessageAttributes: attributes,
-            ...(message.fifo === undefined
-              ? {}
-              : { MessageGroupId: message.fifo.groupId, MessageDeduplicationId: message.fifo.deduplicationId }),
-          }),
-        );
-      } catch (e) {
-        throw queueCallFailure(e, 'SendMessage to the dead-letter queue');
-      }
+      const outcome = await producerFor(queueUrl).sendOne({
+        body: message.body,
+        attributes: message.attributes,
+        ...(message.fifo === undefined ? {} : { groupId: message.fifo.groupId, deduplicationId: message.fifo.deduplicationId }),
+      });
+      if (!outcome.queued) throw outcome.error;
     },
     async changeVisibility(queueUrl, changes) {
       const failedIds = new Set<string>();
       if (changes.length === 0) return failedIds;
-      const { client: c, sdk } = await load();
+      const [c, sdk] = await Promise.all([client(), loadSqsSdk()]);
       for (let i = 0; i < changes.length; i += VISIBILITY_BATCH) {
         const chunk = changes.slice(i, i + VISIBILITY_BATCH);
         try {
@@ -85,11 +84,4 @@ export function sqsQueueActions(clientFactory?: () => SQSClient): QueueActions {
       return failedIds;
     },
   };
-}
-
-function queueCallFailure(e: unknown, what: string): RelayError {
-  const err = (e ?? {}) as { name?: unknown; code?: unknown };
-  // Network errors carry a Node code (ECONNREFUSED...) rather than an SQS error name.
-  const name = typeof err.code === 'string' ? err.code : typeof err.name === 'string' ? err.name : 'Error';
-  return new RelayError(isThrottling(e) ? 'ERR_QUEUE_THROTTLED' : 'ERR_QUEUE_UNAVAILABLE', `${what} failed: ${name}`, { cause: e });
 }
