@@ -308,17 +308,8 @@ function routes(registry: Registry, bridge: CommandBridge): Route[] {
         GET: ({ query }) => {
           const since = query.one('since');
           if (since !== undefined && !/^\d+$/.test(since)) throw badArg('since must be a messageId');
-          const registryId = query.one('registryId');
-          const deviceId = query.one('deviceId');
-          const gatewayId = query.one('gatewayId');
-          const events = registry.events.filter(
-            (m) =>
-              (since === undefined || BigInt(m.messageId) > BigInt(since)) &&
-              (registryId === undefined || m.attributes.deviceRegistryId === registryId) &&
-              (deviceId === undefined || m.attributes.deviceId === deviceId) &&
-              (gatewayId === undefined || m.attributes.gatewayId === gatewayId),
-          );
-          return { events };
+          const filter = { since, registryId: query.one('registryId'), deviceId: query.one('deviceId'), gatewayId: query.one('gatewayId') };
+          return { events: registry.traffic.eventsMatching(filter) };
         },
       },
     },
@@ -327,8 +318,7 @@ function routes(registry: Registry, bridge: CommandBridge): Route[] {
       queryParams: ['gatewayId'],
       methods: {
         GET: ({ query }) => {
-          const gatewayId = query.one('gatewayId');
-          return { errors: registry.errors.filter((e) => gatewayId === undefined || e.gatewayId === gatewayId) };
+          return { errors: registry.traffic.errorsOf(query.one('gatewayId')) };
         },
       },
     },
