@@ -153,6 +153,10 @@ export function projectRoot(): string {
   return fileURLToPath(new URL('../', import.meta.url));
 }
 
+/**
+ * Starts the parts one step after the other, each registering how it stops; `close` (or a failed start) stops
+ * them in reverse order and then puts `process.env` back.
+ */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const settings = stackSettings(options);
   const life = new Lifecycle(settings.log);
