@@ -21,6 +21,7 @@ import type { Packet, IConnectPacket, IPublishPacket, ISubscribePacket } from 'm
 import { parseTopic } from '../lib/iotcore/topics.js';
 import type { ParsedTopic } from '../lib/iotcore/topics.js';
 import { ConfigFeeds } from './config-delivery.js';
+import type { CloseReason, ConnectionPort } from './connection-port.js';
 import { reportGatewayError } from './errors-topic.js';
 import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
 import { matchesAny, phaseOf } from './faults.js';
@@ -29,7 +30,7 @@ import { handleAttach, handleDetach } from './gateway.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
 import { RPC } from './rpc-status.js';
-import type { DeviceConfig, Registry, Status } from './registry.js';
+import type { DeviceConfig, Registry } from './registry.js';
 import { decideSubscription, grantedQos } from './subscriptions.js';
 import type { SubscriptionVerdict } from './subscriptions.js';
 import { handleTelemetry } from './telemetry.js';
@@ -44,15 +45,6 @@ export interface BridgeContext {
   connectionClosed(connection: BridgeConnection): void;
 }
 
-/**
- * Why the bridge ended a connection. `status` is what it writes to the device's lastErrorStatus (google.rpc codes);
- * closes the client asked for, and injected faults, leave the device untouched.
- */
-export interface CloseReason {
-  message: string;
-  status?: Status;
-}
-
 export const protocolViolation = (message: string): CloseReason => ({ message, status: { code: RPC.INVALID_ARGUMENT, message } });
 
 /** setTimeout's ceiling (about 24.8 days); longer waits would fire at once. */
@@ -60,7 +52,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 let nextConnectionNumber = 1;
 
-export class BridgeConnection {
+export class BridgeConnection implements ConnectionPort {
   readonly number = nextConnectionNumber++;
   readonly tap: PacketTap;
   readonly ctx: BridgeContext;
@@ -115,6 +107,14 @@ export class BridgeConnection {
 
   get registry(): Registry {
     return this.ctx.registry;
+  }
+
+  get options(): BridgeOptions {
+    return this.ctx.options;
+  }
+
+  get lastStateAt(): Map<string, number> {
+    return this.ctx.lastStateAt;
   }
 
   /** For the errors topic: this connection's device is the gateway. */

@@ -20,7 +20,7 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import { MAX_ATTACHED_PER_GATEWAY } from '../lib/iotcore/limits.js';
 import { verifyDeviceToken } from './auth.js';
-import type { BridgeConnection } from './connection.js';
+import type { ConnectionPort } from './connection-port.js';
 
 /**
  * The device JWT of an attach payload, or undefined when there is none. Lenient on purpose: Python samples send
@@ -45,8 +45,8 @@ export function parseAttachToken(payload: Buffer | string): string | undefined {
 }
 
 /** Handles an attach; resolves true when it is to be PUBACKed. */
-export async function handleAttach(conn: BridgeConnection, deviceId: string, packet: IPublishPacket): Promise<boolean> {
-  const { registry, options } = conn.ctx;
+export async function handleAttach(conn: ConnectionPort, deviceId: string, packet: IPublishPacket): Promise<boolean> {
+  const { registry, options } = conn;
   const gatewayId = conn.deviceId;
   const fail = (why: string): boolean => {
     conn.log(`attach of ${deviceId} refused: ${why}`);
@@ -95,7 +95,7 @@ export async function handleAttach(conn: BridgeConnection, deviceId: string, pac
 }
 
 /** Handles a detach: always PUBACKed, even for a device that is not attached ([CB-GW], "Detaching"). */
-export function handleDetach(conn: BridgeConnection, deviceId: string): boolean {
+export function handleDetach(conn: ConnectionPort, deviceId: string): boolean {
   if (conn.attached.has(deviceId)) {
     conn.detach(deviceId);
     conn.log(`detached ${deviceId}`);
@@ -104,7 +104,7 @@ export function handleDetach(conn: BridgeConnection, deviceId: string): boolean 
 }
 
 /** The bridge detaches a delegated device after a device error, and tells the gateway ([LOGS]). */
-export function detachForDeviceError(conn: BridgeConnection, deviceId: string, why: string): void {
+export function detachForDeviceError(conn: ConnectionPort, deviceId: string, why: string): void {
   conn.detach(deviceId);
   conn.log(`detached ${deviceId} after a device error: ${why}`);
   conn.report({

@@ -1,9 +1,10 @@
 /**
  * The emulator's device registry: IoT Core's own resource shapes (docs/protocol.md §6.3), loaded from a
- * registry file and changed through the admin API or by what devices do over MQTT. It also keeps what the bridge
- * received (telemetry as Pub/Sub would carry it) and what it sent on errors topics, for tests and the dashboard.
+ * registry file and changed through the admin API or by what devices do over MQTT. What the bridge received and
+ * sent is kept apart, in its traffic log (traffic-log.ts); `events` and `errors` read it.
  *
- * The MQTT side listens to its events: `config` (a new config version to push), `device-deleted`, `device-blocked`.
+ * The MQTT side listens to its events: `config` (a new config version to push), `device-deleted`, `device-blocked`;
+ * the dashboard to `event` (telemetry recorded) and `error-sent`.
  *
  * @example
  * const reg = Registry.fromDocument(JSON.parse(fs.readFileSync('registry.json', 'utf8')));
@@ -15,6 +16,10 @@ import { MAX_CONFIG_BYTES } from '../lib/iotcore/limits.js';
 import { OrderedIndex } from './ordered-index.js';
 import { DEFAULT_REGISTRY_POLICY, resolveRegistryPolicy } from './registry-policy.js';
 import type { RegistryPolicy } from './registry-policy.js';
+import { TrafficLog } from './traffic-log.js';
+import type { ErrorRecord, PubsubMessage } from './traffic-log.js';
+
+export type { ErrorRecord, PubsubMessage } from './traffic-log.js';
 
 export type KeyFormat = 'RSA_PEM' | 'RSA_X509_PEM' | 'ES256_PEM' | 'ES256_X509_PEM';
 export const KEY_FORMATS: readonly KeyFormat[] = ['RSA_PEM', 'RSA_X509_PEM', 'ES256_PEM', 'ES256_X509_PEM'];
@@ -89,34 +94,6 @@ export interface DeviceRegistry {
   stateNotificationConfig?: { pubsubTopicName: string };
   mqttConfig: { mqttEnabledState: 'MQTT_ENABLED' | 'MQTT_DISABLED' };
   httpConfig: { httpEnabledState: 'HTTP_ENABLED' | 'HTTP_DISABLED' };
-}
-
-/** Telemetry as the registry's Pub/Sub topic would carry it. */
-export interface PubsubMessage {
-  messageId: string;
-  publishTime: string;
-  /** The topic the registry's eventNotificationConfigs route it to. */
-  topic: string;
-  data: string;
-  attributes: {
-    deviceId: string;
-    deviceNumId: string;
-    deviceRegistryId: string;
-    deviceRegistryLocation: string;
-    projectId: string;
-    subFolder: string;
-    /** Which gateway relayed it; absent when the device connected by itself. */
-    gatewayId?: string;
-  };
-}
-
-/** What the bridge sent on a gateway's errors topic. */
-export interface ErrorRecord {
-  time: string;
-  gatewayId: string;
-  /** false when the gateway was not subscribed and the error was only logged. */
-  delivered: boolean;
-  payload: Record<string, unknown>;
 }
 
 /** Google's error envelope statuses (cloud.google.com/iot/docs/how-tos/errors). */
@@ -195,8 +172,6 @@ const MAX_METADATA_PAIRS = 500;
 const MAX_METADATA_VALUE_BYTES = 32 * 1024;
 const MAX_METADATA_TOTAL_BYTES = 256 * 1024;
 const METADATA_KEY = /^[a-zA-Z][-a-zA-Z0-9._+~%]{0,127}$/;
-/** Kept in memory for tests and the dashboard; the oldest go first. */
-const MAX_RECORDS = 100_000;
 
 interface RegistryEntry {
   registry: DeviceRegistry;
@@ -236,17 +211,26 @@ function isBase64(s: string): boolean {
 export class Registry extends EventEmitter {
   readonly project: string;
   readonly location: string;
-  readonly events: PubsubMessage[] = [];
-  readonly errors: ErrorRecord[] = [];
+  /** What the bridge received and sent. */
+  readonly traffic = new TrafficLog();
   private readonly entries = new Map<string, RegistryEntry>();
   private nextNumId = 2_000_000_000_000_000n;
-  private nextMessageId = 1;
   #policy: RegistryPolicy = { ...DEFAULT_REGISTRY_POLICY };
 
   constructor(project: string, location: string) {
     super();
     this.project = project;
     this.location = location;
+  }
+
+  /** The telemetry received, oldest first (the traffic log's). */
+  get events(): PubsubMessage[] {
+    return this.traffic.events;
+  }
+
+  /** The errors-topic messages sent or logged, oldest first (the traffic log's). */
+  get errors(): ErrorRecord[] {
+    return this.traffic.errors;
   }
 
   /** A registry loaded from a registry file; `policy` is in force while its bindings are made, and after. */
@@ -603,30 +587,22 @@ export class Registry extends EventEmitter {
     if (!route) return undefined;
     const t = now();
     d.lastEventTime = t;
-    const msg: PubsubMessage = {
-      messageId: String(this.nextMessageId++),
-      publishTime: t,
-      topic: route.pubsubTopicName,
-      data: data.toString('base64'),
-      attributes: {
-        deviceId: d.id,
-        deviceNumId: d.numId,
-        deviceRegistryId: registryId,
-        deviceRegistryLocation: this.location,
-        projectId: this.project,
-        subFolder: subfolder ?? '',
-      },
+    const attributes: PubsubMessage['attributes'] = {
+      deviceId: d.id,
+      deviceNumId: d.numId,
+      deviceRegistryId: registryId,
+      deviceRegistryLocation: this.location,
+      projectId: this.project,
+      subFolder: subfolder ?? '',
     };
-    if (gatewayId !== undefined) msg.attributes.gatewayId = gatewayId;
-    this.events.push(msg);
-    if (this.events.length > MAX_RECORDS) this.events.shift();
+    if (gatewayId !== undefined) attributes.gatewayId = gatewayId;
+    const msg = this.traffic.addEvent({ publishTime: t, topic: route.pubsubTopicName, data: data.toString('base64'), attributes });
     this.emit('event', msg);
     return msg;
   }
 
   recordError(record: ErrorRecord): void {
-    this.errors.push(record);
-    if (this.errors.length > MAX_RECORDS) this.errors.shift();
+    this.traffic.addError(record);
     this.emit('error-sent', record);
   }
 

@@ -16,7 +16,7 @@
  */
 import type { IPublishPacket } from 'mqtt-packet';
 import { MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../lib/iotcore/limits.js';
-import type { BridgeConnection } from './connection.js';
+import type { ConnectionPort } from './connection-port.js';
 import { RPC } from './rpc-status.js';
 import { detachForDeviceError } from './gateway.js';
 
@@ -30,8 +30,8 @@ export interface TelemetryTarget {
 }
 
 /** Records one telemetry or state publish; true when it is to be PUBACKed. */
-export function handleTelemetry(conn: BridgeConnection, target: TelemetryTarget, packet: IPublishPacket, viaGateway: boolean): boolean {
-  const { registry, options, lastStateAt } = conn.ctx;
+export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, packet: IPublishPacket, viaGateway: boolean): boolean {
+  const { registry, options, lastStateAt } = conn;
   const registryId = conn.registryId;
   const { deviceId } = target;
   const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;

@@ -21,7 +21,7 @@
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { writeServiceAccountFile } from '../emulator/clearblade-credentials.js';
@@ -33,6 +33,7 @@ import { RelayError } from '../lib/errors.js';
 import { gatewayFor, parseGatewayIds } from '../lib/gateway-pool.js';
 import { registryName } from '../lib/iotcore/topics.js';
 import { serveHttpApi, type ServedHttpApi } from '../lib/local/http-adapter.js';
+import { readyBanner } from './banner.js';
 import { describeBatch, RelayOutcomeLog, summarizeBatch } from './batch-outcomes.js';
 import { DashboardFeed } from './dashboard-feed.js';
 import { startDashboardServer, type DashboardServer } from './dashboard-server.js';
@@ -152,334 +153,506 @@ export function projectRoot(): string {
   return fileURLToPath(new URL('../', import.meta.url));
 }
 
+/**
+ * Starts the parts one step after the other, each registering how it stops; `close` (or a failed start) stops
+ * them in reverse order and then puts `process.env` back.
+ */
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
-  const root = options.root ?? projectRoot();
-  const dataDir = options.dataDir ?? join(root, '.local');
-  const stage = options.stage ?? 'local';
-  const log = options.log ?? (() => {});
-  const ports: StackPorts =
-    options.ports === 'free' ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0, networkServer: 0 } : { ...DEFAULT_PORTS, ...options.ports };
-  const template = loadServerlessTemplate(join(root, 'serverless.yml'), { stage, region: REGION, ...(options.params ? { params: options.params } : {}) });
+  const settings = stackSettings(options);
+  const life = new Lifecycle(settings.log);
+  // The AWS SDK warns, on Node below 22, that its releases from January 2027 on will need Node 22: nothing a user
+  // of the local stack can act on at start-up (docs/local-stack.md says it once). Its documented switch, set before
+  // the first client is made; a value of the user's own is kept.
+  life.setEnv({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true' });
+  try {
+    const demo = await prepareDemo(settings);
+    const bridge = await startBridgeEmulator(life, settings, demo);
+    const lorawan = await startNetworkServers(life, settings, demo, bridge.emulator);
+    const aws = await startAwsStandIns(life, settings);
+    setFunctionsEnvironment(life, settings, { demo, emulator: bridge.emulator, lorawan, aws });
+    const functions = await loadFunctions(settings);
+    // The dashboard feed comes last, but batches and HTTP requests are noted on it once it exists.
+    const dashboardFeed: { feed?: DashboardFeed } = {};
+    const relay = wireRelayEventSources(life, settings, aws.sqs, functions, dashboardFeed);
+    const deadLetters = watchDeadLetters(life, settings, aws.sqs, relay, demo.gatewayIds);
+    const api = await startHttpApi(life, settings, functions, dashboardFeed);
+    const schedules = wireSchedules(life, settings, functions);
+    const dashboard = await startDashboard(life, settings, { demo, emulator: bridge.emulator, lorawan, aws, relay, deadLetters, schedules });
+    dashboardFeed.feed = dashboard.feed;
+    // Everything is wired: start the moving parts.
+    dashboard.feed.start();
+    deadLetters.watch.start();
+    for (const s of relay.sources) s.source.start();
+    for (const t of schedules.timers) t.start();
+    const simulated = startSimulator(life, settings, { demo, emulator: bridge.emulator, api, feed: dashboard.feed });
+    return stackHandle(settings, life, { demo, bridge, lorawan, aws, relay, deadLetters, api, schedules, dashboard, simulated });
+  } catch (e) {
+    await life.close().catch(() => undefined);
+    throw e;
+  }
+}
 
-  const closers: { what: string; close: () => Promise<void> }[] = [];
-  const restoreEnv: Record<string, string | undefined> = {};
-  const setEnv = (vars: Record<string, string | undefined>): void => {
-    for (const [name, value] of Object.entries(vars)) {
-      if (!(name in restoreEnv)) restoreEnv[name] = process.env[name];
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
+// --- the steps --------------------------------------------------------------------------------------------------
+
+interface StackSettings {
+  root: string;
+  dataDir: string;
+  stage: string;
+  log: (line: string) => void;
+  ports: StackPorts;
+  template: ServerlessTemplate;
+  options: StackOptions;
+}
+
+function stackSettings(options: StackOptions): StackSettings {
+  const root = options.root ?? projectRoot();
+  const stage = options.stage ?? 'local';
+  return {
+    root,
+    dataDir: options.dataDir ?? join(root, '.local'),
+    stage,
+    log: options.log ?? (() => {}),
+    ports: options.ports === 'free' ? { http: 0, dashboard: 0, mqtt: 0, admin: 0, sqs: 0, dynamodb: 0, networkServer: 0 } : { ...DEFAULT_PORTS, ...options.ports },
+    template: loadServerlessTemplate(join(root, 'serverless.yml'), { stage, region: REGION, ...(options.params ? { params: options.params } : {}) }),
+    options,
   };
-  closers.push({
-    what: 'environment',
-    close: async () => {
-      for (const [name, value] of Object.entries(restoreEnv)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-    },
-  });
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> =>
-    (closing ??= (async () => {
+}
+
+/**
+ * What the stack started, to be stopped in reverse order, and the variables it set in `process.env`, put back last.
+ * `close` runs every stop even when one fails, then throws the first failure; it is safe to call twice.
+ */
+class Lifecycle {
+  readonly #closers: { what: string; close: () => Promise<void> }[] = [];
+  readonly #restoreEnv: Record<string, string | undefined> = {};
+  #closing: Promise<void> | undefined;
+
+  constructor(private readonly log: (line: string) => void) {
+    this.onClose('environment', async () => {
+      for (const [name, value] of Object.entries(this.#restoreEnv)) setVariable(name, value);
+    });
+  }
+
+  onClose(what: string, close: () => Promise<void>): void {
+    this.#closers.push({ what, close });
+  }
+
+  /** Sets (or, for undefined, removes) variables; the first value seen of each is the one put back. */
+  setEnv(vars: Record<string, string | undefined>): void {
+    for (const [name, value] of Object.entries(vars)) {
+      if (!(name in this.#restoreEnv)) this.#restoreEnv[name] = process.env[name];
+      setVariable(name, value);
+    }
+  }
+
+  close(): Promise<void> {
+    return (this.#closing ??= (async () => {
       let first: unknown;
-      for (const c of closers.reverse()) {
+      for (const c of this.#closers.reverse()) {
         try {
           await c.close();
         } catch (e) {
-          log(`stopping ${c.what} failed: ${(e as Error).message}`);
+          this.log(`stopping ${c.what} failed: ${(e as Error).message}`);
           first ??= e;
         }
       }
       if (first !== undefined) throw first;
     })());
-
-  // The AWS SDK warns, on Node below 22, that its releases from January 2027 on will need Node 22: nothing a user
-  // of the local stack can act on at start-up (docs/local-stack.md says it once). Its documented switch, set before
-  // the first client is made; a value of the user's own is kept.
-  setEnv({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ?? 'true' });
-
-  try {
-    // Keys and secrets
-    await mkdir(dataDir, { recursive: true, mode: 0o700 });
-    const demo = await loadDemoRegistry(join(dataDir, 'keys'));
-    const credentials = await prepareDeviceCredentials(dataDir, demo);
-    const gatewayIds = parseGatewayIds((options.gatewayIds ?? [DEMO.gateway]).join(','));
-    withGatewayPool(demo.document, gatewayIds);
-    const registry = { project: DEMO.project as string, location: DEMO.location as string, registry: DEMO.registry as string, gatewayIds };
-
-    // The bridge
-    const emulator = await startEmulator({ registry: demo.document, port: ports.mqtt, adminPort: ports.admin, dataDir: join(dataDir, 'emulator') });
-    closers.push({ what: 'the bridge emulator', close: () => emulator.close() });
-    const serviceAccountFile = join(dataDir, 'clearblade-service-account.json');
-    await writeServiceAccountFile(serviceAccountFile, emulator.serviceAccount());
-    const lorawan = await startLorawanDemo({ dataDir, emulator, registryId: registry.registry, gatewayIds, port: ports.networkServer, host: HOST });
-    closers.push({ what: 'the network-server stand-in', close: () => lorawan.close() });
-
-    // AWS stand-ins
-    const queueIds = resourcesOfType(template, 'AWS::SQS::Queue');
-    const tableIds = resourcesOfType(template, 'AWS::DynamoDB::Table');
-    const sqs = await startSqsServer({ queues: queueIds.map((id) => queueSpec(template, id)), port: ports.sqs, host: HOST, region: REGION });
-    closers.push({ what: 'the SQS server', close: () => sqs.close() });
-    const dynamodb = await startDynamoDbServer({ tables: tableIds.map((id) => tableSpec(template, id)), port: ports.dynamodb, host: HOST, region: REGION });
-    closers.push({ what: 'the DynamoDB server', close: () => dynamodb.close() });
-
-    // The functions' environment, then the handlers (they read it when they load and on first use)
-    const refs = localReferences(sqs, dynamodb);
-    setEnv({
-      AWS_REGION: REGION,
-      AWS_DEFAULT_REGION: REGION,
-      AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-      // A profile or session token from the user's shell must not reach the local servers, nor real AWS.
-      AWS_SESSION_TOKEN: undefined,
-      AWS_PROFILE: undefined,
-      AWS_ENDPOINT_URL: undefined,
-      AWS_ENDPOINT_URL_SQS: sqs.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: dynamodb.endpoint,
-      ...functionsEnvironment(template, refs, {
-        registry,
-        emulator,
-        gatewayKeyFile: demo.keyFiles[DEMO.gateway]!.privateKey,
-        credentials,
-        lorawan: lorawan.env,
-      }),
-      // The handlers log JSON lines for CloudWatch; in a terminal, the stack's own one line per batch reads better.
-      // Simulated devices are refused on purpose, so their refusals are not worth a warning each.
-      POWERTOOLS_LOG_LEVEL: options.handlerLogLevel ?? ((options.simulate ?? 0) > 0 ? 'ERROR' : 'WARN'),
-      // Each invocation would print its metrics as an EMF JSON document; there is no CloudWatch to read them.
-      POWERTOOLS_METRICS_DISABLED: 'true',
-    });
-
-    const functions = new Map<string, { fn: LocalFunction; handler: AnyHandler }>();
-    for (const name of template.functionNames()) {
-      const spec = template.function(name);
-      if (typeof spec.handler !== 'string') throw new RelayError('ERR_CONFIG', `functions.${name}.handler must be a string`);
-      functions.set(name, {
-        fn: { functionName: name, timeoutSeconds: template.functionTimeoutSeconds(name), region: REGION, memoryLimitInMB: memoryOf(template, name) },
-        handler: await loadHandler(root, spec.handler, name),
-      });
-    }
-    const fnOf = (name: string): { fn: LocalFunction; handler: AnyHandler } => functions.get(name)!;
-
-    // Relay: Lambda's SQS integration
-    const sources: { functionName: string; queue: LocalQueue; source: SqsEventSource }[] = [];
-    let feed: DashboardFeed | undefined;
-    // What became of each record (confirmed, retried, dead-lettered), which the SQS response alone does not say.
-    const outcomes = new RelayOutcomeLog();
-    outcomes.start();
-    closers.push({ what: 'the relay outcome log', close: async () => outcomes.stop() });
-    const onBatch = (functionName: string) => (report: BatchReport) => {
-      const summary = summarizeBatch(report, outcomes.take(report.messageIds));
-      feed?.noteBatch(report, summary);
-      log(describeBatch(functionName, report, summary));
-    };
-    for (const name of template.functionNames()) {
-      for (const event of template.functionEvents(name, 'sqs')) {
-        const settings = sqsEventSettings(event, sqs, name);
-        if (settings === undefined) continue;
-        const { fn, handler } = fnOf(name);
-        const source = new SqsEventSource({
-          client: sqs.client,
-          queue: settings.queue,
-          handler: handler as SqsBatchHandler,
-          fn,
-          visibilityTimeoutSeconds: settings.queue.spec.visibilityTimeoutSeconds,
-          batchSize: settings.batchSize,
-          reportBatchItemFailures: settings.reportBatchItemFailures,
-          onBatch: onBatch(name),
-          onError: (e, during) => log(`${name}: SQS ${during} failed: ${(e as Error).message}`),
-        });
-        const unsubscribe = sqs.onVisibilityChange((c) => {
-          if (c.queueUrl === settings.queue.url) source.noteVisibilityChange(c.receiptHandle, c.seconds);
-        });
-        sources.push({ functionName: name, queue: settings.queue, source });
-        closers.push({
-          what: `the SQS event source of ${name}`,
-          close: async () => {
-            await source.stop();
-            unsubscribe();
-          },
-        });
-      }
-    }
-    const relay = sources[0];
-    if (relay === undefined) throw new RelayError('ERR_CONFIG', `${template.path}: no function consumes an SQS queue`);
-    const deadLetterId = relay.queue.spec.redrive?.targetLogicalId;
-    if (deadLetterId === undefined) throw new RelayError('ERR_CONFIG', `${template.path}: ${relay.queue.spec.logicalId} has no dead-letter queue`);
-    const deadLetterQueue = sqs.queue(deadLetterId);
-    const deadLetters = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: deadLetterQueue.url, relayQueueUrl: relay.queue.url, gatewayIds });
-    closers.push({ what: 'the dead-letter panel', close: () => deadLetters.stop() });
-
-    // The HTTP API
-    const routes = httpApiRoutes(template);
-    const api: ServedHttpApi = await serveHttpApi(
-      async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyResultV2> => {
-        const started = Date.now();
-        const method = event.requestContext.http.method;
-        const match = matchRoute(routes, method, event.rawPath);
-        let result: APIGatewayProxyResultV2;
-        if (match === undefined) {
-          result = { statusCode: 404, headers: { 'content-type': 'application/json' }, body: '{"message":"Not Found"}' };
-        } else {
-          const { fn, handler } = fnOf(match.route.functionName);
-          const outcome = await invokeLocally(handler, withRoute(event, match), fn).outcome;
-          // A function error or timeout is API Gateway's 500; the adapter answers it when the handler throws.
-          if (outcome.kind !== 'returned') {
-            feed?.noteHttp({ at: new Date(started).toISOString(), method, path: event.rawPath, status: 500, durationMs: Date.now() - started });
-            throw outcome.kind === 'threw' ? outcome.error : new Error(`${fn.functionName} timed out`);
-          }
-          result = outcome.value as APIGatewayProxyResultV2;
-        }
-        const status = typeof result === 'object' && result !== null ? (result.statusCode ?? 200) : 200;
-        feed?.noteHttp({ at: new Date(started).toISOString(), method, path: event.rawPath, status, durationMs: Date.now() - started });
-        return result;
-      },
-      { host: HOST, port: ports.http },
-    );
-    closers.push({ what: 'the HTTP API', close: () => api.close() });
-
-    // Schedules
-    const timers: ScheduleTimer<unknown>[] = [];
-    const everySeconds = options.scheduleEverySeconds ?? 60;
-    for (const name of template.functionNames()) {
-      if (template.functionEvents(name, 'schedule').length === 0) continue;
-      const { fn, handler } = fnOf(name);
-      const timer = new ScheduleTimer({
-        everySeconds,
-        fn,
-        handler,
-        onResult: (outcome) => {
-          if (outcome.kind === 'returned') log(`${name}: ${JSON.stringify(outcome.value)}`);
-          else log(`${name}: ${outcome.kind === 'threw' ? `failed: ${(outcome.error as Error).message}` : 'timed out'}`);
-        },
-      });
-      timers.push(timer);
-      closers.push({ what: `the schedule of ${name}`, close: () => timer.stop() });
-    }
-
-    // The dashboard
-    const configTableId = tableIds[0];
-    const configTable = configTableId === undefined ? '' : (dynamodb.tableName(configTableId) ?? '');
-    feed = new DashboardFeed({
-      emulator,
-      registryId: registry.registry,
-      gatewayIds,
-      sqs: sqs.client,
-      queues: { relay: { name: relay.queue.spec.name, url: relay.queue.url }, deadLetter: { name: deadLetterQueue.spec.name, url: deadLetterQueue.url } },
-      configs: new ConfigStore({ tableName: configTable, client: dynamodb.client }),
-      lorawan: new LorawanDashboardSource({
-        standIn: lorawan.standIn,
-        store: new ConfigStore({ tableName: configTable, client: dynamodb.client }),
-        devices: Object.values(lorawan.devices),
-      }),
-      deadLetters,
-    });
-    const dashboardFeed = feed;
-    closers.push({ what: 'the dashboard feed', close: () => dashboardFeed.stop() });
-    const dashboard: DashboardServer = await startDashboardServer({
-      feed,
-      host: HOST,
-      port: ports.dashboard,
-      pollNow: () => void Promise.all(timers.map((t) => t.fireNow())),
-      deadLetters,
-    });
-    closers.push({ what: 'the dashboard', close: () => dashboard.close() });
-
-    // Everything is wired: start the moving parts.
-    feed.start();
-    deadLetters.start();
-    for (const s of sources) s.source.start();
-    for (const t of timers) t.start();
-
-    let simulator: DeviceSimulator | undefined;
-    if ((options.simulate ?? 0) > 0) {
-      const ids = Array.from({ length: options.simulate! }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`);
-      for (const id of ids) {
-        emulator.registry.createDevice(registry.registry, { id });
-        emulator.registry.bind(registry.registry, gatewayFor(id, gatewayIds), id);
-      }
-      const sim = new DeviceSimulator({
-        ingestUrl: api.url,
-        devices: ids,
-        deviceKey: (id) => credentials.deviceKey(id),
-        ...(options.simulateIntervalMs !== undefined ? { intervalMs: options.simulateIntervalMs } : {}),
-        onPost: () => dashboardFeed.noteSimulator(sim.stats()),
-      });
-      simulator = sim;
-      sim.start();
-      closers.push({ what: 'the device simulator', close: () => sim.stop() });
-    }
-
-    const actualPorts: StackPorts = {
-      http: Number(new URL(api.url).port),
-      dashboard: dashboard.port,
-      mqtt: emulator.port,
-      admin: emulator.adminUrl === undefined ? 0 : Number(new URL(emulator.adminUrl).port),
-      sqs: sqs.port,
-      dynamodb: dynamodb.port,
-      networkServer: lorawan.standIn.port,
-    };
-    const urls: StackUrls = {
-      ingest: api.url,
-      dashboard: dashboard.url,
-      mqtt: emulator.mqttUrl,
-      admin: emulator.adminUrl ?? '',
-      sqs: sqs.endpoint,
-      dynamodb: dynamodb.endpoint,
-      networkServer: lorawan.standIn.url,
-    };
-    const caFile = emulator.caFile ?? '';
-    const scheduled = template.functionNames().filter((n) => template.functionEvents(n, 'schedule').length > 0);
-    const stack: Stack = {
-      urls,
-      ports: actualPorts,
-      caFile,
-      serviceAccountFile,
-      stage,
-      emulator,
-      sqs,
-      dynamodb,
-      relayQueue: relay.queue,
-      deadLetterQueue,
-      configTable,
-      registry,
-      lorawan,
-      deviceKey: (id) => credentials.deviceKey(id),
-      runSchedules: async () => {
-        await Promise.all(timers.map((t) => t.fireNow()));
-      },
-      relayStats: () => relay.source.stats(),
-      banner: () =>
-        readyBanner({
-          urls,
-          caFile: shortPath(caFile),
-          serviceAccountFile: shortPath(serviceAccountFile),
-          relayQueue: relay.queue.spec.name,
-          deadLetterQueue: deadLetterQueue.spec.name,
-          configTable,
-          relayFunction: relay.functionName,
-          batchSize: relay.source.batchSize,
-          scheduled,
-          everySeconds,
-          deployedRates: scheduled.map((n) => scheduleRate(template, n)),
-          simulated: simulator === undefined ? 0 : options.simulate!,
-          deviceId: DEMO.devices[0],
-          deviceKey: credentials.deviceKey(DEMO.devices[0]),
-          registryName: registryName(registry),
-          gatewayId: DEMO.gateway,
-          gatewayKeyFile: shortPath(demo.keyFiles[DEMO.gateway]!.privateKey),
-          devices: DEMO.devices,
-          lorawan: { secretsFile: shortPath(lorawan.secretsFile), devices: lorawan.devices },
-        }),
-      close,
-    };
-    return stack;
-  } catch (e) {
-    await close().catch(() => undefined);
-    throw e;
   }
 }
+
+function setVariable(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+}
+
+interface Demo {
+  registryDemo: Awaited<ReturnType<typeof loadDemoRegistry>>;
+  credentials: DeviceCredentials;
+  gatewayIds: string[];
+  registry: Stack['registry'];
+}
+
+/** Keys and secrets: the demo registry with the gateway pool, and the devices' keys. */
+async function prepareDemo({ dataDir, options }: StackSettings): Promise<Demo> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const registryDemo = await loadDemoRegistry(join(dataDir, 'keys'));
+  const credentials = await prepareDeviceCredentials(dataDir, registryDemo);
+  const gatewayIds = parseGatewayIds((options.gatewayIds ?? [DEMO.gateway]).join(','));
+  withGatewayPool(registryDemo.document, gatewayIds);
+  return { registryDemo, credentials, gatewayIds, registry: { project: DEMO.project, location: DEMO.location, registry: DEMO.registry, gatewayIds } };
+}
+
+/** The bridge, and the ClearBlade service account that opens its REST form. */
+async function startBridgeEmulator(life: Lifecycle, { dataDir, ports }: StackSettings, demo: Demo): Promise<{ emulator: Emulator; serviceAccountFile: string }> {
+  const emulator = await startEmulator({ registry: demo.registryDemo.document, port: ports.mqtt, adminPort: ports.admin, dataDir: join(dataDir, 'emulator') });
+  life.onClose('the bridge emulator', () => emulator.close());
+  const serviceAccountFile = join(dataDir, 'clearblade-service-account.json');
+  await writeServiceAccountFile(serviceAccountFile, emulator.serviceAccount());
+  return { emulator, serviceAccountFile };
+}
+
+/** The LoRaWAN demo devices and the stand-in for their network servers' downlink APIs. */
+async function startNetworkServers(life: Lifecycle, { dataDir, ports }: StackSettings, demo: Demo, emulator: Emulator): Promise<LorawanDemo> {
+  const lorawan = await startLorawanDemo({ dataDir, emulator, registryId: demo.registry.registry, gatewayIds: demo.gatewayIds, port: ports.networkServer, host: HOST });
+  life.onClose('the network-server stand-in', () => lorawan.close());
+  return lorawan;
+}
+
+interface AwsStandIns {
+  sqs: SqsServer;
+  dynamodb: DynamoDbServer;
+  /** The template's DynamoDB tables, by logical ID. */
+  tableIds: string[];
+}
+
+/** The SQS and DynamoDB servers, with the queues and tables of the template. */
+async function startAwsStandIns(life: Lifecycle, { template, ports }: StackSettings): Promise<AwsStandIns> {
+  const queueIds = resourcesOfType(template, 'AWS::SQS::Queue');
+  const tableIds = resourcesOfType(template, 'AWS::DynamoDB::Table');
+  const sqs = await startSqsServer({ queues: queueIds.map((id) => queueSpec(template, id)), port: ports.sqs, host: HOST, region: REGION });
+  life.onClose('the SQS server', () => sqs.close());
+  const dynamodb = await startDynamoDbServer({ tables: tableIds.map((id) => tableSpec(template, id)), port: ports.dynamodb, host: HOST, region: REGION });
+  life.onClose('the DynamoDB server', () => dynamodb.close());
+  return { sqs, dynamodb, tableIds };
+}
+
+/** The functions' environment, set before the handlers load (they read it when they load and on first use). */
+function setFunctionsEnvironment(
+  life: Lifecycle,
+  { template, options }: StackSettings,
+  { demo, emulator, lorawan, aws }: { demo: Demo; emulator: Emulator; lorawan: LorawanDemo; aws: AwsStandIns },
+): void {
+  life.setEnv({
+    AWS_REGION: REGION,
+    AWS_DEFAULT_REGION: REGION,
+    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
+    // A profile or session token from the user's shell must not reach the local servers, nor real AWS.
+    AWS_SESSION_TOKEN: undefined,
+    AWS_PROFILE: undefined,
+    AWS_ENDPOINT_URL: undefined,
+    AWS_ENDPOINT_URL_SQS: aws.sqs.endpoint,
+    AWS_ENDPOINT_URL_DYNAMODB: aws.dynamodb.endpoint,
+    ...functionsEnvironment(template, localReferences(aws.sqs, aws.dynamodb), {
+      registry: demo.registry,
+      emulator,
+      gatewayKeyFile: demo.registryDemo.keyFiles[DEMO.gateway]!.privateKey,
+      credentials: demo.credentials,
+      lorawan: lorawan.env,
+    }),
+    // The handlers log JSON lines for CloudWatch; in a terminal, the stack's own one line per batch reads better.
+    // Simulated devices are refused on purpose, so their refusals are not worth a warning each.
+    POWERTOOLS_LOG_LEVEL: options.handlerLogLevel ?? ((options.simulate ?? 0) > 0 ? 'ERROR' : 'WARN'),
+    // Each invocation would print its metrics as an EMF JSON document; there is no CloudWatch to read them.
+    POWERTOOLS_METRICS_DISABLED: 'true',
+  });
+}
+
+interface LoadedFunction {
+  fn: LocalFunction;
+  handler: AnyHandler;
+}
+
+/** Every function of the template, with its handler loaded. */
+async function loadFunctions({ root, template }: StackSettings): Promise<ReadonlyMap<string, LoadedFunction>> {
+  const functions = new Map<string, LoadedFunction>();
+  for (const name of template.functionNames()) {
+    const spec = template.function(name);
+    if (typeof spec.handler !== 'string') throw new RelayError('ERR_CONFIG', `functions.${name}.handler must be a string`);
+    functions.set(name, {
+      fn: { functionName: name, timeoutSeconds: template.functionTimeoutSeconds(name), region: REGION, memoryLimitInMB: memoryOf(template, name) },
+      handler: await loadHandler(root, spec.handler, name),
+    });
+  }
+  return functions;
+}
+
+interface EventSource {
+  functionName: string;
+  queue: LocalQueue;
+  source: SqsEventSource;
+}
+
+/** Lambda's SQS integration for every `sqs` event; the first is the relay's. Not started yet. */
+function wireRelayEventSources(
+  life: Lifecycle,
+  { template, log }: StackSettings,
+  sqs: SqsServer,
+  functions: ReadonlyMap<string, LoadedFunction>,
+  dashboard: { feed?: DashboardFeed },
+): { sources: EventSource[]; relay: EventSource } {
+  // What became of each record (confirmed, retried, dead-lettered), which the SQS response alone does not say.
+  const outcomes = new RelayOutcomeLog();
+  outcomes.start();
+  life.onClose('the relay outcome log', async () => outcomes.stop());
+  const onBatch = (functionName: string) => (report: BatchReport) => {
+    const summary = summarizeBatch(report, outcomes.take(report.messageIds));
+    dashboard.feed?.noteBatch(report, summary);
+    log(describeBatch(functionName, report, summary));
+  };
+  const sources: EventSource[] = [];
+  for (const name of template.functionNames()) {
+    for (const event of template.functionEvents(name, 'sqs')) {
+      const settings = sqsEventSettings(event, sqs, name);
+      if (settings === undefined) continue;
+      const { fn, handler } = functions.get(name)!;
+      const source = new SqsEventSource({
+        client: sqs.client,
+        queue: settings.queue,
+        handler: handler as SqsBatchHandler,
+        fn,
+        visibilityTimeoutSeconds: settings.queue.spec.visibilityTimeoutSeconds,
+        batchSize: settings.batchSize,
+        reportBatchItemFailures: settings.reportBatchItemFailures,
+        onBatch: onBatch(name),
+        onError: (e, during) => log(`${name}: SQS ${during} failed: ${(e as Error).message}`),
+      });
+      const unsubscribe = sqs.onVisibilityChange((c) => {
+        if (c.queueUrl === settings.queue.url) source.noteVisibilityChange(c.receiptHandle, c.seconds);
+      });
+      sources.push({ functionName: name, queue: settings.queue, source });
+      life.onClose(`the SQS event source of ${name}`, async () => {
+        await source.stop();
+        unsubscribe();
+      });
+    }
+  }
+  const relay = sources[0];
+  if (relay === undefined) throw new RelayError('ERR_CONFIG', `${template.path}: no function consumes an SQS queue`);
+  return { sources, relay };
+}
+
+/** The relay queue's dead-letter queue, and the dashboard's panel of what is in it. Not started yet. */
+function watchDeadLetters(life: Lifecycle, { template }: StackSettings, sqs: SqsServer, { relay }: { relay: EventSource }, gatewayIds: string[]): { queue: LocalQueue; watch: DeadLetterWatch } {
+  const deadLetterId = relay.queue.spec.redrive?.targetLogicalId;
+  if (deadLetterId === undefined) throw new RelayError('ERR_CONFIG', `${template.path}: ${relay.queue.spec.logicalId} has no dead-letter queue`);
+  const queue = sqs.queue(deadLetterId);
+  const watch = new DeadLetterWatch({ client: sqs.client, deadLetterQueueUrl: queue.url, relayQueueUrl: relay.queue.url, gatewayIds });
+  life.onClose('the dead-letter panel', () => watch.stop());
+  return { queue, watch };
+}
+
+/** The HTTP API: API Gateway's routes of the template, each invoking its function as Lambda would. */
+async function startHttpApi(life: Lifecycle, { template, ports }: StackSettings, functions: ReadonlyMap<string, LoadedFunction>, dashboard: { feed?: DashboardFeed }): Promise<ServedHttpApi> {
+  const routes = httpApiRoutes(template);
+  const api = await serveHttpApi(
+    async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyResultV2> => {
+      const started = Date.now();
+      const method = event.requestContext.http.method;
+      const note = (status: number): void => dashboard.feed?.noteHttp({ at: new Date(started).toISOString(), method, path: event.rawPath, status, durationMs: Date.now() - started });
+      const match = matchRoute(routes, method, event.rawPath);
+      let result: APIGatewayProxyResultV2;
+      if (match === undefined) {
+        result = { statusCode: 404, headers: { 'content-type': 'application/json' }, body: '{"message":"Not Found"}' };
+      } else {
+        const { fn, handler } = functions.get(match.route.functionName)!;
+        const outcome = await invokeLocally(handler, withRoute(event, match), fn).outcome;
+        // A function error or timeout is API Gateway's 500; the adapter answers it when the handler throws.
+        if (outcome.kind !== 'returned') {
+          note(500);
+          throw outcome.kind === 'threw' ? outcome.error : new Error(`${fn.functionName} timed out`);
+        }
+        result = outcome.value as APIGatewayProxyResultV2;
+      }
+      note(typeof result === 'object' && result !== null ? (result.statusCode ?? 200) : 200);
+      return result;
+    },
+    { host: HOST, port: ports.http },
+  );
+  life.onClose('the HTTP API', () => api.close());
+  return api;
+}
+
+interface Schedules {
+  timers: ScheduleTimer<unknown>[];
+  /** The functions with a `schedule` event. */
+  scheduled: string[];
+  everySeconds: number;
+  /** Runs them all now, and waits for them. */
+  fireNow(): Promise<void>;
+}
+
+/** A timer for each function with a `schedule` event (the poller). Not started yet. */
+function wireSchedules(life: Lifecycle, { template, options, log }: StackSettings, functions: ReadonlyMap<string, LoadedFunction>): Schedules {
+  const everySeconds = options.scheduleEverySeconds ?? 60;
+  const scheduled = template.functionNames().filter((n) => template.functionEvents(n, 'schedule').length > 0);
+  const timers = scheduled.map((name) => {
+    const { fn, handler } = functions.get(name)!;
+    const timer = new ScheduleTimer({
+      everySeconds,
+      fn,
+      handler,
+      onResult: (outcome) => {
+        if (outcome.kind === 'returned') log(`${name}: ${JSON.stringify(outcome.value)}`);
+        else log(`${name}: ${outcome.kind === 'threw' ? `failed: ${(outcome.error as Error).message}` : 'timed out'}`);
+      },
+    });
+    life.onClose(`the schedule of ${name}`, () => timer.stop());
+    return timer;
+  });
+  return {
+    timers,
+    scheduled,
+    everySeconds,
+    fireNow: async () => {
+      await Promise.all(timers.map((t) => t.fireNow()));
+    },
+  };
+}
+
+interface DashboardParts {
+  demo: Demo;
+  emulator: Emulator;
+  lorawan: LorawanDemo;
+  aws: AwsStandIns;
+  relay: { relay: EventSource };
+  deadLetters: { queue: LocalQueue; watch: DeadLetterWatch };
+  schedules: Schedules;
+}
+
+/** The dashboard's feed (not started yet) and its server. */
+async function startDashboard(
+  life: Lifecycle,
+  { ports }: StackSettings,
+  { demo, emulator, lorawan, aws, relay: { relay }, deadLetters, schedules }: DashboardParts,
+): Promise<{ feed: DashboardFeed; server: DashboardServer; configTable: string }> {
+  const configTableId = aws.tableIds[0];
+  const configTable = configTableId === undefined ? '' : (aws.dynamodb.tableName(configTableId) ?? '');
+  const feed = new DashboardFeed({
+    emulator,
+    registryId: demo.registry.registry,
+    gatewayIds: demo.gatewayIds,
+    sqs: aws.sqs.client,
+    queues: { relay: { name: relay.queue.spec.name, url: relay.queue.url }, deadLetter: { name: deadLetters.queue.spec.name, url: deadLetters.queue.url } },
+    configs: new ConfigStore({ tableName: configTable, client: aws.dynamodb.client }),
+    lorawan: new LorawanDashboardSource({
+      standIn: lorawan.standIn,
+      store: new ConfigStore({ tableName: configTable, client: aws.dynamodb.client }),
+      devices: Object.values(lorawan.devices),
+    }),
+    deadLetters: deadLetters.watch,
+  });
+  life.onClose('the dashboard feed', () => feed.stop());
+  const server = await startDashboardServer({
+    feed,
+    host: HOST,
+    port: ports.dashboard,
+    pollNow: () => void schedules.fireNow(),
+    deadLetters: deadLetters.watch,
+  });
+  life.onClose('the dashboard', () => server.close());
+  return { feed, server, configTable };
+}
+
+/** `simulate` devices (sim-0001...), added to the registry and bound to their gateways, posting readings. */
+function startSimulator(
+  life: Lifecycle,
+  { options }: StackSettings,
+  { demo, emulator, api, feed }: { demo: Demo; emulator: Emulator; api: ServedHttpApi; feed: DashboardFeed },
+): number {
+  const count = options.simulate ?? 0;
+  if (count <= 0) return 0;
+  const ids = Array.from({ length: count }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`);
+  for (const id of ids) {
+    emulator.registry.createDevice(demo.registry.registry, { id });
+    emulator.registry.bind(demo.registry.registry, gatewayFor(id, demo.gatewayIds), id);
+  }
+  const sim = new DeviceSimulator({
+    ingestUrl: api.url,
+    devices: ids,
+    deviceKey: (id) => demo.credentials.deviceKey(id),
+    ...(options.simulateIntervalMs !== undefined ? { intervalMs: options.simulateIntervalMs } : {}),
+    onPost: () => feed.noteSimulator(sim.stats()),
+  });
+  sim.start();
+  life.onClose('the device simulator', () => sim.stop());
+  return count;
+}
+
+interface Started {
+  demo: Demo;
+  bridge: { emulator: Emulator; serviceAccountFile: string };
+  lorawan: LorawanDemo;
+  aws: AwsStandIns;
+  relay: { relay: EventSource };
+  deadLetters: { queue: LocalQueue };
+  api: ServedHttpApi;
+  schedules: Schedules;
+  dashboard: { server: DashboardServer; configTable: string };
+  /** How many simulated devices post readings. */
+  simulated: number;
+}
+
+/** The running stack as its users see it: where everything is, and how to drive and stop it. */
+function stackHandle({ stage, template }: StackSettings, life: Lifecycle, s: Started): Stack {
+  const { emulator, serviceAccountFile } = s.bridge;
+  const { sqs, dynamodb } = s.aws;
+  const { relay } = s.relay;
+  const ports: StackPorts = {
+    http: Number(new URL(s.api.url).port),
+    dashboard: s.dashboard.server.port,
+    mqtt: emulator.port,
+    admin: emulator.adminUrl === undefined ? 0 : Number(new URL(emulator.adminUrl).port),
+    sqs: sqs.port,
+    dynamodb: dynamodb.port,
+    networkServer: s.lorawan.standIn.port,
+  };
+  const urls: StackUrls = {
+    ingest: s.api.url,
+    dashboard: s.dashboard.server.url,
+    mqtt: emulator.mqttUrl,
+    admin: emulator.adminUrl ?? '',
+    sqs: sqs.endpoint,
+    dynamodb: dynamodb.endpoint,
+    networkServer: s.lorawan.standIn.url,
+  };
+  const caFile = emulator.caFile ?? '';
+  const { credentials } = s.demo;
+  return {
+    urls,
+    ports,
+    caFile,
+    serviceAccountFile,
+    stage,
+    emulator,
+    sqs,
+    dynamodb,
+    relayQueue: relay.queue,
+    deadLetterQueue: s.deadLetters.queue,
+    configTable: s.dashboard.configTable,
+    registry: s.demo.registry,
+    lorawan: s.lorawan,
+    deviceKey: (id) => credentials.deviceKey(id),
+    runSchedules: () => s.schedules.fireNow(),
+    relayStats: () => relay.source.stats(),
+    banner: () =>
+      readyBanner({
+        urls,
+        caFile,
+        serviceAccountFile,
+        relayQueue: relay.queue.spec.name,
+        deadLetterQueue: s.deadLetters.queue.spec.name,
+        configTable: s.dashboard.configTable,
+        relayFunction: relay.functionName,
+        batchSize: relay.source.batchSize,
+        scheduled: s.schedules.scheduled,
+        everySeconds: s.schedules.everySeconds,
+        deployedRates: s.schedules.scheduled.map((n) => scheduleRate(template, n)),
+        simulated: s.simulated,
+        deviceId: DEMO.devices[0],
+        deviceKey: credentials.deviceKey(DEMO.devices[0]),
+        registryName: registryName(s.demo.registry),
+        gatewayId: DEMO.gateway,
+        gatewayKeyFile: s.demo.registryDemo.keyFiles[DEMO.gateway]!.privateKey,
+        devices: DEMO.devices,
+        lorawan: { secretsFile: s.lorawan.secretsFile, devices: s.lorawan.devices },
+      }),
+    close: () => life.close(),
+  };
+}
+
+// --- template and environment -----------------------------------------------------------------------------------
 
 /** Adds the pool's gateways the demo registry lacks, sharing the demo gateway's key, and binds each demo device to its gateway. */
 function withGatewayPool(document: RegistryDocument, gatewayIds: readonly string[]): void {
@@ -494,12 +667,6 @@ function withGatewayPool(document: RegistryDocument, gatewayIds: readonly string
     const gatewayId = gatewayFor(deviceId, gatewayIds);
     if (!bindings.some((b) => b.gatewayId === gatewayId && b.deviceId === deviceId)) bindings.push({ gatewayId, deviceId });
   }
-}
-
-/** Relative to the working directory when inside it, for a banner that fits the terminal. */
-function shortPath(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel === '' || rel.startsWith('..') ? path : rel;
 }
 
 function resourcesOfType(template: ServerlessTemplate, type: string): string[] {
@@ -636,68 +803,3 @@ function scheduleRate(template: ServerlessTemplate, name: string): string {
   return Array.isArray(rate) ? rate.join(', ') : String(rate);
 }
 
-interface BannerFacts {
-  urls: StackUrls;
-  caFile: string;
-  serviceAccountFile: string;
-  relayQueue: string;
-  deadLetterQueue: string;
-  configTable: string;
-  relayFunction: string;
-  batchSize: number;
-  scheduled: string[];
-  everySeconds: number;
-  deployedRates: string[];
-  simulated: number;
-  deviceId: string;
-  deviceKey: string;
-  registryName: string;
-  gatewayId: string;
-  gatewayKeyFile: string;
-  devices: readonly string[];
-  lorawan: { secretsFile: string; devices: LorawanDemo['devices'] };
-}
-
-export function readyBanner(f: BannerFacts): string {
-  const row = (name: string, url: string, note = ''): string => `  ${name.padEnd(20)}${url.padEnd(32)}${note}`;
-  const schedules =
-    f.scheduled.length === 0
-      ? []
-      : [
-          `  ${f.scheduled.join(', ')} every ${f.everySeconds > 0 ? `${f.everySeconds} s` : '(on demand only)'} here` +
-            ` (deployed: ${f.deployedRates.join(', ')}); --schedule-every <seconds> changes it`,
-        ];
-  return [
-    '',
-    'iotcore-relay: the local stack is up (127.0.0.1 only; nothing from AWS or ClearBlade)',
-    '',
-    row('ingest (HTTP API)', f.urls.ingest),
-    row('dashboard', f.urls.dashboard),
-    row('bridge (MQTT, TLS)', f.urls.mqtt, `CA: ${f.caFile}`),
-    row('bridge admin API', f.urls.admin, `ClearBlade service account: ${f.serviceAccountFile}`),
-    row('SQS', f.urls.sqs, `${f.relayQueue}, ${f.deadLetterQueue}`),
-    row('DynamoDB', f.urls.dynamodb, f.configTable),
-    row('network servers', f.urls.networkServer, 'stand-in for The Things Stack and ChirpStack downlink APIs (GET /downlinks)'),
-    '',
-    `  registry ${f.registryName}`,
-    `  gateway ${f.gatewayId} (key ${f.gatewayKeyFile}); devices ${f.devices.join(', ')} bound to it`,
-    '',
-    `  ${f.relayFunction} takes batches of up to ${f.batchSize} from ${f.relayQueue}, one session per gateway`,
-    ...schedules,
-    ...(f.simulated > 0 ? [`  ${f.simulated} simulated device${f.simulated === 1 ? '' : 's'} posting readings (a few wrong on purpose)`] : []),
-    '',
-    `Post a reading as ${f.deviceId}, then watch it on the dashboard:`,
-    '',
-    `  curl -i -X POST ${f.urls.ingest}/devices/${f.deviceId}/events \\`,
-    `       -H 'Authorization: Device-Key ${f.deviceKey}' \\`,
-    `       -H 'Content-Type: application/json' --data '{"temperature": 21.5}'`,
-    '',
-    `LoRaWAN: ${f.lorawan.devices.tts} behind The Things Stack, ${f.lorawan.devices.chirpstack} behind ChirpStack (docs/lorawan.md):`,
-    '',
-    `  npx iotcore-relay send --lorawan ttn --url ${f.urls.ingest} --secrets-file ${f.lorawan.secretsFile}`,
-    `  npx iotcore-relay send --lorawan chirpstack --url ${f.urls.ingest} --secrets-file ${f.lorawan.secretsFile}`,
-    '',
-    'Ctrl-C stops everything.',
-    '',
-  ].join('\n');
-}
