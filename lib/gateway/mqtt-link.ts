@@ -25,8 +25,9 @@
  * const id = link.publish('/devices/pump-1/attach', Buffer.from('{}'), 1, () => {});
  */
 import type { Duplex } from 'node:stream';
-import { generate, parser as packetParser, type IConnectPacket, type Packet } from 'mqtt-packet';
+import { generate, parser as packetParser, type IConnectPacket, type Packet, type Parser } from 'mqtt-packet';
 import { RelayError } from '../errors.js';
+import { encodeQos1Publish, isPlainPuback, nextFrame } from './mqtt-wire.js';
 
 /** Why the link ended without `end()` or `destroy()` being asked for. */
 export type LinkClose =
@@ -71,15 +72,18 @@ export class MqttLink {
   private connack: { resolve: (c: Connack) => void; reject: (e: Error) => void } | undefined;
   /** What a closed socket last said, for the session's reason. */
   private socketError: Error | undefined;
+  private readonly parser: Parser;
+  /** The start of a packet whose end has not arrived yet. */
+  private partial: Buffer | undefined;
 
   constructor(socket: Duplex, options: MqttLinkOptions) {
     this.socket = socket;
     this.options = options;
     this.protocolVersion = options.protocolVersion ?? 4;
-    const parser = packetParser({ protocolVersion: this.protocolVersion });
-    parser.on('packet', (packet: Packet) => this.receive(packet));
-    parser.on('error', (err: Error) => this.fail({ by: 'protocol', reason: `unreadable packet from the bridge: ${err.message}` }));
-    socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+    this.parser = packetParser({ protocolVersion: this.protocolVersion });
+    this.parser.on('packet', (packet: Packet) => this.receive(packet));
+    this.parser.on('error', (err: Error) => this.fail({ by: 'protocol', reason: `unreadable packet from the bridge: ${err.message}` }));
+    socket.on('data', (chunk: Buffer) => this.read(chunk));
     socket.on('error', (error: Error) => {
       this.socketError = error;
       this.fail({ by: 'socket-error', error });
@@ -121,7 +125,7 @@ export class MqttLink {
       return 0;
     }
     const messageId = this.allocate({ kind: 'puback', done: onAck ?? noop });
-    this.write({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, messageId });
+    this.writeBytes(encodeQos1Publish(topic, payload, messageId));
     return messageId;
   }
 
@@ -188,6 +192,11 @@ export class MqttLink {
    */
   private write(packet: Packet): void {
     if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', `cannot send ${packet.cmd}: the connection to the bridge is closed`);
+    this.writeBytes(generate(packet, { protocolVersion: this.protocolVersion }));
+  }
+
+  private writeBytes(bytes: Buffer): void {
+    if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', 'cannot send: the connection to the bridge is closed');
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();
@@ -197,7 +206,38 @@ export class MqttLink {
       });
     }
     this.lastWriteAt = Date.now();
-    this.socket.write(generate(packet, { protocolVersion: this.protocolVersion }));
+    this.socket.write(bytes);
+  }
+
+  /**
+   * Cuts what arrived into whole packets: a plain PUBACK, one per record, is read here; every other packet goes whole
+   * to mqtt-packet's parser, which so never holds a partial packet of its own.
+   */
+  private read(chunk: Buffer): void {
+    const buffer = this.partial === undefined ? chunk : Buffer.concat([this.partial, chunk]);
+    this.partial = undefined;
+    let offset = 0;
+    while (offset < buffer.length && this.state !== 'closed') {
+      const frame = nextFrame(buffer, offset);
+      if (frame === 'malformed') return this.fail({ by: 'protocol', reason: 'unreadable packet from the bridge: its remaining length takes more than four bytes' });
+      if (frame === undefined) {
+        this.partial = buffer.subarray(offset);
+        return;
+      }
+      if (isPlainPuback(buffer, frame)) this.acknowledged('puback', buffer.readUInt16BE(frame.start + 2));
+      else this.parser.parse(buffer.subarray(frame.start, frame.end));
+      offset = frame.end;
+    }
+  }
+
+  /** A PUBACK or SUBACK: the waiting callback runs once; an acknowledgement of nothing we wait for is ignored. */
+  private acknowledged(kind: 'puback' | 'suback', id: number | undefined, granted = 0): void {
+    const answer = id === undefined ? undefined : this.waiting.get(id);
+    // A duplicate, or one for a packet of an earlier connection: MQTT lets a client ignore it.
+    if (answer === undefined || answer.kind !== kind) return;
+    this.waiting.delete(id!);
+    if (answer.kind === 'suback') answer.done(granted);
+    else answer.done();
   }
 
   private receive(packet: Packet): void {
@@ -209,17 +249,9 @@ export class MqttLink {
         return;
       }
       case 'puback':
-      case 'suback': {
-        const id = packet.messageId;
-        const answer = id === undefined ? undefined : this.waiting.get(id);
-        // An acknowledgement of nothing we wait for (a duplicate, or one for a packet of an earlier connection) is
-        // ignored, as MQTT lets a client do.
-        if (answer === undefined || answer.kind !== packet.cmd) return;
-        this.waiting.delete(id!);
-        if (answer.kind === 'suback') answer.done(packet.cmd === 'suback' ? (packet.granted[0] as number) : 0x80);
-        else answer.done();
-        return;
-      }
+        return this.acknowledged('puback', packet.messageId);
+      case 'suback':
+        return this.acknowledged('suback', packet.messageId, packet.granted[0] as number);
       case 'publish': {
         // Acknowledged first: MQTT's QoS 1 needs only that the message was received, and the handler may throw.
         if (packet.qos === 1 && packet.messageId !== undefined && this.state === 'open') this.write({ cmd: 'puback', messageId: packet.messageId });
