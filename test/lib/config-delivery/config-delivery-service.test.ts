@@ -40,9 +40,9 @@ let service: ConfigDeliveryService;
 beforeAll(async () => {
   db = await startLocalDynamoDb();
   store = new ConfigStore({ tableName: db.tableName, client: db.client });
-  await store.putConfig('dev-a', A_V1, new Date('2025-01-01T00:00:00Z'));
-  await store.putConfig('dev-a', A_V2, new Date('2025-01-01T01:00:00Z'));
-  await store.putConfig('dev-b', Buffer.from('b'), new Date('2025-01-01T00:00:00Z'));
+  // dev-a holds versions 1 and 2, dev-b version 1, dev-empty nothing.
+  const received: [string, Buffer][] = [['dev-a', A_V1], ['dev-a', A_V2], ['dev-b', Buffer.from('b')]];
+  for (const [hour, [deviceId, bytes]] of received.entries()) await store.putConfig(deviceId, bytes, new Date(Date.UTC(2025, 0, 1, hour)));
   dir = mkdtempSync(join(tmpdir(), 'config-delivery-'));
   writeFileSync(join(dir, 'device-keys.json'), keyDocument([devA, devB, devEmpty]));
   writeFileSync(join(dir, 'master'), `${MASTER}\n`);
