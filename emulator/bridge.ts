@@ -21,7 +21,7 @@ import type { Faults } from './faults.js';
 import { resolveBridgeOptions } from './options.js';
 import type { BridgeOptions } from './options.js';
 import type { DeviceConfig, Registry } from './registry.js';
-import { RPC } from './rpc-status.js';
+import { RPC } from '../lib/iotcore/rpc-status.js';
 
 export interface ConnectionInfo {
   clientId: string;

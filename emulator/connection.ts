@@ -29,7 +29,7 @@ import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
-import { RPC } from './rpc-status.js';
+import { RPC } from '../lib/iotcore/rpc-status.js';
 import type { DeviceConfig, Registry } from './registry.js';
 import { decideSubscription, grantedQos } from './subscriptions.js';
 import type { SubscriptionVerdict } from './subscriptions.js';

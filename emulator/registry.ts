@@ -13,6 +13,7 @@
 import { EventEmitter } from 'node:events';
 import { deviceIdProblem } from '../lib/iotcore/device-id.js';
 import { MAX_CONFIG_BYTES } from '../lib/iotcore/limits.js';
+import { HTTP_STATUS_OF, type ApiStatus } from '../lib/iotcore/rpc-status.js';
 import { OrderedIndex } from './ordered-index.js';
 import { DEFAULT_REGISTRY_POLICY, resolveRegistryPolicy } from './registry-policy.js';
 import type { RegistryPolicy } from './registry-policy.js';
@@ -96,29 +97,6 @@ export interface DeviceRegistry {
   httpConfig: { httpEnabledState: 'HTTP_ENABLED' | 'HTTP_DISABLED' };
 }
 
-/** Google's error envelope statuses (cloud.google.com/iot/docs/how-tos/errors). */
-export type ApiStatus =
-  | 'INVALID_ARGUMENT'
-  | 'NOT_FOUND'
-  | 'ALREADY_EXISTS'
-  | 'FAILED_PRECONDITION'
-  | 'RESOURCE_EXHAUSTED'
-  | 'UNAUTHENTICATED'
-  | 'PERMISSION_DENIED'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL';
-
-const HTTP_OF: Record<ApiStatus, number> = {
-  INVALID_ARGUMENT: 400,
-  NOT_FOUND: 404,
-  ALREADY_EXISTS: 409,
-  FAILED_PRECONDITION: 400,
-  RESOURCE_EXHAUSTED: 429,
-  UNAUTHENTICATED: 401,
-  PERMISSION_DENIED: 403,
-  UNIMPLEMENTED: 501,
-  INTERNAL: 500,
-};
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';
@@ -131,7 +109,7 @@ export class ApiError extends Error {
     super(message);
   }
   get httpCode(): number {
-    return this.httpCodeOverride ?? HTTP_OF[this.status];
+    return this.httpCodeOverride ?? HTTP_STATUS_OF[this.status];
   }
   toEnvelope(): { error: { code: number; message: string; status: ApiStatus } } {
     return { error: { code: this.httpCode, message: this.message, status: this.status } };

@@ -17,7 +17,7 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import { MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../lib/iotcore/limits.js';
 import type { ConnectionPort } from './connection-port.js';
-import { RPC } from './rpc-status.js';
+import { RPC } from '../lib/iotcore/rpc-status.js';
 import { detachForDeviceError } from './gateway.js';
 
 /** [CB-QUOTA]: state updates per device, 1 per second. */

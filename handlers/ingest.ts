@@ -13,12 +13,13 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { isRelayError } from '../lib/errors.js';
-import { requestFromEvent } from '../lib/ingest/api-gateway-request.js';
-import { errorEnvelope, ingestServiceFromEnv, type IngestResponse, type IngestService } from '../lib/ingest/index.js';
+import { requestFromEvent, resultFromResponse, type HttpApiResult } from '../lib/http/api-gateway.js';
+import { errorEnvelope } from '../lib/http/error-envelope.js';
+import { ingestServiceFromEnv, type IngestResponse, type IngestService } from '../lib/ingest/index.js';
 
-export type IngestHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+export type IngestHandler = (event: APIGatewayProxyEventV2) => Promise<HttpApiResult>;
 
 export interface IngestHandlerOptions {
   /** Defaults to `ingestServiceFromEnv(process.env)`, built on the first request. */
@@ -34,9 +35,9 @@ export function createIngestHandler(options: IngestHandlerOptions = {}): IngestH
     options.metrics ??
     new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? 'IotCoreRelay', serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? 'iotcore-relay' });
   let service = options.service;
-  const internalError = (): APIGatewayProxyStructuredResultV2 => {
+  const internalError = (): HttpApiResult => {
     metrics.addMetric('IngestFailed', MetricUnit.Count, 1);
-    return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+    return resultFromResponse({ statusCode: 500, headers: { 'content-type': 'application/json' }, body: errorEnvelope(500, 'INTERNAL', 'internal error') });
   };
   return async (event) => {
     try {
@@ -58,7 +59,7 @@ export function createIngestHandler(options: IngestHandlerOptions = {}): IngestH
       }
       logOutcome(logger, event, response);
       countOutcome(metrics, response);
-      return toResult(response.statusCode, response.headers, response.body);
+      return resultFromResponse(response);
     } finally {
       if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     }
@@ -77,13 +78,6 @@ function countOutcome(metrics: Metrics, response: IngestResponse): void {
 }
 
 export const handler: IngestHandler = createIngestHandler();
-
-/** The parts of a payload 2.0 event the ingest reads (shared with the LoRaWAN handler). */
-export { requestFromEvent };
-
-function toResult(statusCode: number, headers: Record<string, string>, body: unknown): APIGatewayProxyStructuredResultV2 {
-  return { statusCode, headers, body: JSON.stringify(body), isBase64Encoded: false };
-}
 
 function logOutcome(logger: Logger, event: APIGatewayProxyEventV2, response: IngestResponse): void {
   const fields = {

@@ -24,8 +24,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { isRelayError } from '../lib/errors.js';
-import { requestFromEvent } from '../lib/ingest/api-gateway-request.js';
-import { errorEnvelope } from '../lib/ingest/error-envelope.js';
+import { requestFromEvent } from '../lib/http/api-gateway.js';
+import { errorEnvelope } from '../lib/http/error-envelope.js';
 import { lorawanServiceFromEnv, type LorawanResponse, type LorawanService } from '../lib/lorawan/index.js';
 
 export type LorawanHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;

@@ -1,6 +1,7 @@
 /**
  * What a device gets when it asks for its config, decided from the stored config and what the device says it
- * holds. The HTTP shapes live in handlers/config.ts; the decisions live here so the ingest handler can reuse them.
+ * holds. The HTTP shapes live in lib/config-delivery/config-delivery-service.ts; the decisions live here so the
+ * ingest can reuse them.
  *
  * `local_version` follows IoT Core's HTTP bridge (docs/protocol.md §5): 0 asks for the current config; N asks
  * for a config newer than N; N above the latest version is OUT_OF_RANGE. What IoT Core answers when N equals the

@@ -38,7 +38,6 @@ export {
   type IngestServiceOptions,
   type ReadingOutcome,
 } from './ingest-service.js';
-export { errorEnvelope, errorEnvelopeFor, type ApiErrorBody, type ApiStatus, type ErrorEnvelope } from './error-envelope.js';
 export { matchRoute, type IngestRoute, type RouteMatch } from './routes.js';
 export { MAX_BATCH_READINGS, type Reading } from './readings.js';
 export { deviceDeduplicationId, requestDeduplicationId, MAX_MESSAGE_ID_LENGTH } from './deduplication.js';

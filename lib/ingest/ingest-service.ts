@@ -21,23 +21,19 @@ import { assertDeviceId } from '../iotcore/device-id.js';
 import type { RegistryPath } from '../iotcore/topics.js';
 import type { AuthScheme } from '../auth/authorization-header.js';
 import type { AuthenticatedDevice } from '../auth/device-authenticator.js';
+import { errorEnvelope, errorEnvelopeFor, wwwAuthenticate, type ApiErrorBody, type ErrorEnvelope } from '../http/error-envelope.js';
+import type { HttpRequest } from '../http/api-gateway.js';
 import type { QueueOutcome, QueueRecord, RelayQueue } from '../queue/relay-queue.js';
 import { assertMessageId, deviceDeduplicationId, requestDeduplicationId } from './deduplication.js';
-import { errorEnvelope, errorEnvelopeFor, type ApiErrorBody, type ErrorEnvelope } from './error-envelope.js';
 import { batchItemsFrom, readingFromPublishEvent, readingFromRaw, readingFromSetState, type BatchItem, type Reading } from './readings.js';
 import { telemetryRecord } from './queue-record.js';
 import { matchRoute, type IngestRoute } from './routes.js';
 
-export interface IngestRequest {
-  method: string;
-  /** Decoded path, without the API's stage prefix. */
-  path: string;
-  /** Header names in lower case; repeated headers joined with commas. */
-  headers: Readonly<Record<string, string | undefined>>;
-  body: Buffer;
-  /** Unique per request (API Gateway's request ID); the deduplication ID when the device gives none. */
-  requestId: string;
-}
+/**
+ * A request as lib/http/api-gateway.ts reads it, without the query, which no ingest route reads. The request ID is
+ * the deduplication ID when the device gives none.
+ */
+export type IngestRequest = Omit<HttpRequest, 'query'>;
 
 /** The device's newest config, in the shape of IoT Core's HTTP getConfig answer. */
 export interface AnswerConfig {
@@ -204,8 +200,8 @@ export class IngestService {
   private failure(e: unknown, log: { deviceId: string; route: IngestRoute['kind'] }): IngestResponse {
     const { httpCode, envelope } = errorEnvelopeFor(e);
     const headers: Record<string, string> = {};
-    // RFC 9110 §15.5.2: a 401 names the schemes that could succeed.
-    if (httpCode === 401) headers['www-authenticate'] = this.options.authenticator.schemes.map((s) => `${s} realm="iotcore-relay"`).join(', ');
+    const challenge = httpCode === 401 ? wwwAuthenticate(this.options.authenticator.schemes) : undefined;
+    if (challenge !== undefined) headers['www-authenticate'] = challenge;
     return this.answer(httpCode, envelope, { ...log, queued: 0, error: e }, headers);
   }
 

@@ -21,6 +21,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2 } from 'aws-lambda';
+import { bodyBytes, lowerCaseHeaders } from '../http/api-gateway.js';
 
 export type HttpApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyResultV2>;
 
@@ -178,8 +179,8 @@ export function writeResult(res: ServerResponse, result: APIGatewayProxyResultV2
     return sendRaw(res, 200, { 'content-type': 'application/json' }, Buffer.from(typeof result === 'string' ? result : JSON.stringify(result)));
   }
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(result.headers ?? {})) headers[name.toLowerCase()] = String(value);
-  const body = result.body === undefined ? Buffer.alloc(0) : Buffer.from(result.body, result.isBase64Encoded ? 'base64' : 'utf8');
+  for (const [name, value] of Object.entries(lowerCaseHeaders(result.headers))) headers[name] = String(value);
+  const body = bodyBytes(result.body, result.isBase64Encoded);
   if (result.cookies !== undefined && result.cookies.length > 0) res.setHeader('set-cookie', result.cookies);
   sendRaw(res, result.statusCode ?? 200, headers, body);
 }

@@ -33,7 +33,8 @@
  */
 import { createHash } from 'node:crypto';
 import { describeInput, isRelayError, RelayError } from '../errors.js';
-import { errorEnvelope, type ApiStatus, type ErrorEnvelope } from '../ingest/error-envelope.js';
+import { errorEnvelope, type ErrorEnvelope } from '../http/error-envelope.js';
+import type { ApiStatus } from '../iotcore/rpc-status.js';
 import type { IngestRequest } from '../ingest/ingest-service.js';
 import { telemetryRecord } from '../ingest/queue-record.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
