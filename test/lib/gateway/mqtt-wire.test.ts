@@ -102,7 +102,7 @@ describe('nextFrame', () => {
   it('does not take an MQTT 5 PUBACK with a reason code, or another four-byte packet, for a plain PUBACK', () => {
     const v5 = generate({ cmd: 'puback', messageId: 9, reasonCode: 0x10 }, { protocolVersion: 5 });
     expect(isPlainPuback(v5, nextFrame(v5, 0) as { start: number; end: number })).toBe(false);
-    const unsuback = generate({ cmd: 'unsuback', messageId: 9 });
+    const unsuback = generate({ cmd: 'unsuback', messageId: 9, granted: [] });
     expect(isPlainPuback(unsuback, nextFrame(unsuback, 0) as { start: number; end: number })).toBe(false);
   });
 });
