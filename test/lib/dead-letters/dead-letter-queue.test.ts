@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listDeadLetters, replayDeadLetters, type DeadLetterQueueTarget } from '../../../lib/dead-letters/dead-letter-queue.js';
 import { gatewayFor } from '../../../lib/gateway-pool.js';
 import { park, redriven } from '../../helpers/dead-letters.js';
-import { startLocalSqs, startSqsStandIn, type LocalSqs } from '../../helpers/local-sqs.js';
+import { startLocalSqs, startSqsStandIn, THROTTLED, type LocalSqs, type StandInCall } from '../../helpers/local-sqs.js';
 import { eventBody, stateBody } from '../../helpers/relay-fixtures.js';
 
 let sqs: LocalSqs;
@@ -232,6 +232,8 @@ describe('replayDeadLetters', () => {
         MessageDeduplicationId: randomUUID(),
         MessageAttributes: {
           trace: { DataType: 'String', StringValue: 'abc-123' },
+          hops: { DataType: 'Number', StringValue: '3' },
+          signature: { DataType: 'Binary.sha256', BinaryValue: SIGNATURE },
           'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' },
         },
       }),
@@ -243,9 +245,56 @@ describe('replayDeadLetters', () => {
 
     expect(report.replayed).toHaveLength(1);
     const attributes = out.Messages?.[0]?.MessageAttributes ?? {};
-    expect(Object.keys(attributes).sort()).toEqual(['relay.replayOf', 'trace']);
+    expect(Object.keys(attributes).sort()).toEqual(['hops', 'relay.replayOf', 'signature', 'trace']);
     expect(attributes.trace?.StringValue).toBe('abc-123');
+    expect(attributes.hops).toMatchObject({ DataType: 'Number', StringValue: '3' });
+    expect(attributes.signature?.DataType).toBe('Binary.sha256');
+    expect([...(attributes.signature?.BinaryValue ?? [])]).toEqual([...SIGNATURE]);
     expect(attributes['relay.replayOf']?.StringValue).toBe(dl!.messageId);
+  });
+
+  it('reports a page the relay queue refused as failed, and goes on with the next page', async () => {
+    // Throttling cannot be caused on the local server: a stand-in answers. Two pages of dead letters; the relay
+    // queue throttles the first page's send and takes the second's.
+    const message = (i: number) => {
+      const body = eventBody(`ghost-${i}`);
+      return { MessageId: `dl-${i}`, ReceiptHandle: `rh-${i}`, Body: body, MD5OfBody: md5(body), Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now() - 60_000) } };
+    };
+    const pages = [Array.from({ length: 10 }, (_, i) => message(i)), [message(10), message(11)]];
+    let sends = 0;
+    const standIn = await startSqsStandIn((call) => {
+      switch (call.action) {
+        case 'GetQueueAttributes':
+          return { status: 200, body: { Attributes: { ApproximateNumberOfMessages: '12' } } };
+        case 'ReceiveMessage':
+          return { status: 200, body: { Messages: pages.shift() ?? [] } };
+        case 'SendMessageBatch': {
+          if (sends++ === 0) return THROTTLED;
+          const entries = call.input.Entries as { Id: string; MessageBody: string }[];
+          return { status: 200, body: { Successful: entries.map((e, i) => ({ Id: e.Id, MessageId: `copy-${i}`, MD5OfMessageBody: md5(e.MessageBody) })), Failed: [] } };
+        }
+        case 'DeleteMessageBatch':
+          return { status: 200, body: { Successful: entryIds(call).map((Id) => ({ Id })), Failed: [] } };
+        default:
+          return { status: 200, body: {} };
+      }
+    });
+    try {
+      const report = await replayDeadLetters(
+        { client: standIn.client, deadLetterQueueUrl: `${standIn.endpoint}/123456789012/dlq.fifo`, relayQueueUrl: `${standIn.endpoint}/123456789012/relay.fifo` },
+        { gatewayIds: ['gw-1'], force: true, confirmWaitSeconds: 0 },
+      );
+
+      expect(report.failed.map((f) => f.deadLetter.messageId)).toEqual(Array.from({ length: 10 }, (_, i) => `dl-${i}`));
+      for (const f of report.failed) expect(f.reason).toMatch(/^not sent to the relay queue: the relay queue is throttling sends \(RequestThrottled/);
+      expect(report.replayed.map((r) => [r.deadLetter.messageId, r.relayMessageId])).toEqual([['dl-10', 'copy-0'], ['dl-11', 'copy-1']]);
+      // Sent once each, with no second attempt; only the second page's originals were deleted.
+      expect(standIn.calls.filter((c) => c.action === 'SendMessageBatch')).toHaveLength(2);
+      const deleted = standIn.calls.filter((c) => c.action === 'DeleteMessageBatch').flatMap((c) => (c.input.Entries as { ReceiptHandle: string }[]).map((e) => e.ReceiptHandle));
+      expect(deleted).toEqual(['rh-10', 'rh-11']);
+    } finally {
+      await standIn.stop();
+    }
   });
 
   it('deletes nothing whose copy did not reach the relay queue', async () => {
@@ -277,7 +326,7 @@ describe('replayDeadLetters', () => {
             ? { status: 200, body: { Messages: [{ MessageId: 'dl-1', ReceiptHandle: 'rh-1', Body: body, MD5OfBody: md5(body), Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now() - 60_000) }, MessageAttributes: { 'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' } } }] } }
             : { status: 200, body: {} };
         case 'SendMessageBatch':
-          return { status: 200, body: { Successful: [{ Id: '0', MessageId: 'copy-1', MD5OfMessageBody: md5(body) }], Failed: [] } };
+          return { status: 200, body: { Successful: [{ Id: entryIds(call)[0], MessageId: 'copy-1', MD5OfMessageBody: md5(body) }], Failed: [] } };
         case 'DeleteMessageBatch':
           return { status: 200, body: { Successful: [], Failed: [{ Id: '0', Code: 'ReceiptHandleIsInvalid', Message: 'expired', SenderFault: true }] } };
         default:
@@ -298,6 +347,14 @@ describe('replayDeadLetters', () => {
     }
   });
 });
+
+/** 32 bytes, as a producer's own Binary attribute might carry. */
+const SIGNATURE = Uint8Array.from({ length: 32 }, (_, i) => (i * 37) % 256);
+
+/** The entry IDs of a batch call, which the stand-in's answers must name. */
+function entryIds(call: StandInCall): string[] {
+  return (call.input.Entries as { Id: string }[]).map((e) => e.Id);
+}
 
 function md5(text: string): string {
   return createHash('md5').update(text).digest('hex');
