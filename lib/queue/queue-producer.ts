@@ -40,7 +40,7 @@ export interface QueueEntry {
 
 /**
  * A message attribute's value: a string (DataType `String`), or a typed value with its DataType, which may carry a
- * custom type after a dot (`Number.float`, `Binary.gzip`). SQS sends a Number as its string.
+ * custom type after a dot (`Number.float`, `Binary.gzip`). A Number's value is its decimal text.
  */
 export type QueueAttribute =
   | string
