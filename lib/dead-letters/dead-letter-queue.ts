@@ -8,8 +8,11 @@
  * While a pass runs, the messages it holds are invisible to every other reader; if the process dies, they come back
  * when the visibility timeout ends. Nothing else is changed by a list.
  *
- * A replay sends each selected record to the relay queue and only then deletes it from the dead-letter queue:
- * SendMessageBatch first, then DeleteMessageBatch for exactly the entries SQS accepted. A crash between the two
+ * A replay sends each selected record to the relay queue and only then deletes it from the dead-letter queue: each
+ * page goes through the queue producer (lib/queue/queue-producer.ts), then DeleteMessageBatch takes exactly the
+ * entries the relay queue accepted. The producer stops at the first call of a page that is not wholly queued and
+ * reports the rest of that page not sent; the replay reports those records failed, keeps them in the dead-letter
+ * queue, and goes on with the next page, so one refused page never ends the replay. A crash between the two
  * leaves the record in both queues, a duplicate and never a loss; the copy's deduplication ID is derived from the
  * dead letter's own message ID (`replay-<id>`), so on a FIFO queue a second replay of the same dead letter within
  * SQS's 5-minute deduplication window is dropped, and a rerun after such a crash usually adds nothing. The ID is
@@ -34,13 +37,13 @@ import {
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
   ReceiveMessageCommand,
-  SendMessageBatchCommand,
   type Message,
-  type SendMessageBatchRequestEntry,
+  type MessageAttributeValue,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { RelayError } from '../errors.js';
 import { queueFailure } from '../queue/queue-failure.js';
+import { MAX_MESSAGE_BYTES, QueueProducer, type QueueAttribute, type QueueEntry } from '../queue/queue-producer.js';
 import { deadLetterOf, type DeadLetter } from './dead-letter.js';
 import { matchesFilter, permanentFailure, replayGroupId, type DeadLetterFilter, type PermanentFailure } from './selection.js';
 
@@ -122,8 +125,6 @@ export interface ReplayReport {
 }
 
 const PAGE = 10;
-/** SendMessageBatch takes at most 10 entries; their bodies are kept under SQS's smallest batch payload limit. */
-const BATCH_BYTES = 256 * 1024;
 const DEFAULT_VISIBILITY_SECONDS = 30;
 /** Receives tried again, this far apart, while the queue reported more messages than a pass has reached. */
 const SHORTFALL_RETRIES = 3;
@@ -152,6 +153,8 @@ export async function replayDeadLetters(target: DeadLetterQueueTarget, options: 
   const now = options.now ?? Date.now;
   const dryRun = options.dryRun === true;
   const report: ReplayReport = { dryRun, examined: 0, approximateDepth: 0, unreached: 0, arrivedDuring: 0, replayed: [], skipped: [], notMatching: 0, failed: [], notDeleted: [] };
+  // A dead letter may be as large as a record the relay queue took (relay-queue.ts): up to 1 MiB.
+  const producer = new QueueProducer({ queueUrl: relayQueueUrl, client: target.client, maxBatchBytes: MAX_MESSAGE_BYTES });
   const pass = await Pass.begin(target, options);
   const counts = (): Partial<PassProgress> => ({
     replayed: report.replayed.length,
@@ -181,7 +184,7 @@ export async function replayDeadLetters(target: DeadLetterQueueTarget, options: 
       if (dryRun) {
         for (const { dl, groupId } of toSend) report.replayed.push(groupId === undefined ? { deadLetter: dl } : { deadLetter: dl, groupId });
       } else {
-        await sendThenDelete(target.client, relayQueueUrl, target.deadLetterQueueUrl, toSend, pass, report);
+        await sendThenDelete(producer, target.deadLetterQueueUrl, toSend, pass, report);
       }
       await pass.progress(counts());
     }
@@ -195,44 +198,35 @@ export async function replayDeadLetters(target: DeadLetterQueueTarget, options: 
   return report;
 }
 
+/** One page: sent in one producer call, then the accepted originals deleted from the dead-letter queue. */
 async function sendThenDelete(
-  client: SQSClient,
-  relayQueueUrl: string,
+  producer: QueueProducer,
   deadLetterQueueUrl: string,
   records: { dl: DeadLetter; groupId?: string }[],
   pass: Pass,
   report: ReplayReport,
 ): Promise<void> {
-  for (const batch of sendBatches(records)) {
-    const entries: SendMessageBatchRequestEntry[] = batch.map(({ dl, groupId }, i) => ({
-      Id: String(i),
-      MessageBody: dl.body,
-      MessageAttributes: replayAttributes(dl),
-      ...(groupId === undefined ? {} : { MessageGroupId: groupId, MessageDeduplicationId: replayDeduplicationId(dl) }),
-    }));
-    let sent: Map<string, string>;
-    try {
-      const out = await client.send(new SendMessageBatchCommand({ QueueUrl: relayQueueUrl, Entries: entries }));
-      sent = new Map((out.Successful ?? []).map((s) => [s.Id ?? '', s.MessageId ?? '']));
-      for (const f of out.Failed ?? []) {
-        const item = batch[Number(f.Id)];
-        if (item !== undefined) report.failed.push({ deadLetter: item.dl, reason: `not sent to the relay queue: ${f.Code ?? 'error'} ${f.Message ?? ''}`.trim() });
-      }
-    } catch (e) {
-      const reason = `not sent to the relay queue: ${queueFailure(e).message}`;
-      for (const { dl } of batch) report.failed.push({ deadLetter: dl, reason });
-      continue;
-    }
-    // Only now, with the copies on the relay queue, do the originals leave the dead-letter queue.
-    const accepted = batch.flatMap((item, i) => (sent.has(String(i)) ? [{ ...item, relayMessageId: sent.get(String(i))! }] : []));
-    const notDeleted = await pass.delete(deadLetterQueueUrl, accepted.map((a) => a.dl));
-    for (const a of accepted) {
-      const replayed: ReplayedRecord = { deadLetter: a.dl, relayMessageId: a.relayMessageId };
-      if (a.groupId !== undefined) replayed.groupId = a.groupId;
-      report.replayed.push(replayed);
-      const failure = notDeleted.get(a.dl.messageId);
-      if (failure !== undefined) report.notDeleted.push({ deadLetter: a.dl, reason: failure });
-    }
+  const outcomes = await producer.send(
+    records.map(({ dl, groupId }): QueueEntry => ({
+      body: dl.body,
+      attributes: replayAttributes(dl),
+      ...(groupId === undefined ? {} : { groupId, deduplicationId: replayDeduplicationId(dl) }),
+    })),
+  );
+  const accepted: { dl: DeadLetter; groupId?: string; relayMessageId: string }[] = [];
+  records.forEach((record, i) => {
+    const outcome = outcomes[i]!;
+    if (outcome.queued) accepted.push({ ...record, relayMessageId: outcome.messageId });
+    else report.failed.push({ deadLetter: record.dl, reason: `not sent to the relay queue: ${outcome.error.message}` });
+  });
+  // Only now, with the copies on the relay queue, do the originals leave the dead-letter queue.
+  const notDeleted = await pass.delete(deadLetterQueueUrl, accepted.map((a) => a.dl));
+  for (const a of accepted) {
+    const replayed: ReplayedRecord = { deadLetter: a.dl, relayMessageId: a.relayMessageId };
+    if (a.groupId !== undefined) replayed.groupId = a.groupId;
+    report.replayed.push(replayed);
+    const failure = notDeleted.get(a.dl.messageId);
+    if (failure !== undefined) report.notDeleted.push({ deadLetter: a.dl, reason: failure });
   }
 }
 
@@ -243,36 +237,30 @@ const MAX_ATTRIBUTES = 10;
  * A producer's own attributes go back with the record, each as its type and value; `relay.replayOf` names the dead
  * letter it came from, when there is room for it.
  */
-function replayAttributes(dl: DeadLetter): NonNullable<SendMessageBatchRequestEntry['MessageAttributes']> {
-  const attributes: NonNullable<SendMessageBatchRequestEntry['MessageAttributes']> = {};
+function replayAttributes(dl: DeadLetter): Record<string, QueueAttribute> {
+  const attributes: Record<string, QueueAttribute> = {};
   for (const [name, a] of Object.entries(dl.producerAttributes)) {
-    if (a.DataType === undefined) continue;
-    if (a.StringValue !== undefined) attributes[name] = { DataType: a.DataType, StringValue: a.StringValue };
-    else if (a.BinaryValue !== undefined) attributes[name] = { DataType: a.DataType, BinaryValue: a.BinaryValue };
+    const copy = attributeCopy(a);
+    if (copy !== undefined) attributes[name] = copy;
   }
-  if (Object.keys(attributes).length < MAX_ATTRIBUTES) attributes['relay.replayOf'] = { DataType: 'String', StringValue: dl.messageId };
+  if (Object.keys(attributes).length < MAX_ATTRIBUTES) attributes['relay.replayOf'] = dl.messageId;
   return attributes;
 }
+
+/** A received attribute as it can be sent again: a String or Number with its text, a Binary with its bytes. */
+function attributeCopy(a: MessageAttributeValue): QueueAttribute | undefined {
+  const type = a.DataType ?? '';
+  if (a.StringValue !== undefined && isTextType(type)) return { DataType: type, StringValue: a.StringValue };
+  if (a.BinaryValue !== undefined && isBinaryType(type)) return { DataType: type, BinaryValue: a.BinaryValue };
+  return undefined;
+}
+
+const isTextType = (type: string): type is `String${string}` | `Number${string}` => type.startsWith('String') || type.startsWith('Number');
+const isBinaryType = (type: string): type is `Binary${string}` => type.startsWith('Binary');
 
 /** Unique per dead-lettering (the dead-letter queue's message ID), unlike the original record's. */
 export function replayDeduplicationId(dl: DeadLetter): string {
   return `replay-${dl.messageId}`.slice(0, 128);
-}
-
-function* sendBatches<T extends { dl: DeadLetter }>(records: readonly T[]): Generator<T[]> {
-  let batch: T[] = [];
-  let bytes = 0;
-  for (const r of records) {
-    const size = Buffer.byteLength(r.dl.body, 'utf8');
-    if (batch.length > 0 && (batch.length === PAGE || bytes + size > BATCH_BYTES)) {
-      yield batch;
-      batch = [];
-      bytes = 0;
-    }
-    batch.push(r);
-    bytes += size;
-  }
-  if (batch.length > 0) yield batch;
 }
 
 /**

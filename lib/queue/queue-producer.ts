@@ -1,7 +1,7 @@
 /**
  * The one way the relay's code puts messages on an SQS queue: the ingest and the LoRaWAN webhooks (through
- * relay-queue.ts), the scheduled poller (lib/poll/enqueue-polls.ts), and the relay's dead-letter sends
- * (queue-actions.ts).
+ * relay-queue.ts), the scheduled poller (lib/poll/enqueue-polls.ts), the relay's dead-letter sends
+ * (queue-actions.ts), and the dead-letter replay (lib/dead-letters/dead-letter-queue.ts).
  *
  * - `send()` cuts the messages into SendMessageBatch calls of at most 10 entries and `maxBatchBytes` (256 KiB
  *   unless told otherwise), in order, and reports an outcome per message. `sendOne()` makes one SendMessage.
@@ -34,9 +34,18 @@ export interface QueueEntry {
   /** For a FIFO queue: the message group, and the deduplication ID (optional with content-based deduplication). */
   groupId?: string;
   deduplicationId?: string;
-  /** String message attributes; SQS counts them into the message's size. */
-  attributes?: Readonly<Record<string, string>>;
+  /** Message attributes: a string is a `String` attribute. SQS counts each into the message's size. */
+  attributes?: Readonly<Record<string, QueueAttribute>>;
 }
+
+/**
+ * A message attribute's value: a string (DataType `String`), or a typed value with its DataType, which may carry a
+ * custom type after a dot (`Number.float`, `Binary.gzip`). A Number's value is its decimal text.
+ */
+export type QueueAttribute =
+  | string
+  | { DataType: `String${string}` | `Number${string}`; StringValue: string }
+  | { DataType: `Binary${string}`; BinaryValue: Uint8Array };
 
 export type QueueOutcome = { queued: true; messageId: string } | ({ queued: false } & QueueFailure);
 
@@ -188,13 +197,22 @@ export function chunkEntries<T extends { entry: QueueEntry }>(items: readonly T[
   return chunks;
 }
 
-/** What SQS counts against the size limit: the body, and each attribute's name, type and value. */
+/**
+ * What SQS counts against the size limit: the body, and each attribute's name, type and value; a binary value
+ * counts its bytes, not their base64 on the wire.
+ */
 export function entrySize(entry: QueueEntry): number {
   let size = Buffer.byteLength(entry.body, 'utf8');
   for (const [name, value] of Object.entries(entry.attributes ?? {})) {
-    size += Buffer.byteLength(name, 'utf8') + 'String'.length + Buffer.byteLength(value, 'utf8');
+    const a = typedAttribute(value);
+    const bytes = 'BinaryValue' in a ? a.BinaryValue.byteLength : Buffer.byteLength(a.StringValue, 'utf8');
+    size += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(a.DataType, 'utf8') + bytes;
   }
   return size;
+}
+
+function typedAttribute(value: QueueAttribute): Exclude<QueueAttribute, string> {
+  return typeof value === 'string' ? { DataType: 'String', StringValue: value } : value;
 }
 
 function requestEntry(entry: QueueEntry): Omit<SendMessageBatchRequestEntry, 'Id'> {
@@ -204,6 +222,6 @@ function requestEntry(entry: QueueEntry): Omit<SendMessageBatchRequestEntry, 'Id
     ...(entry.deduplicationId === undefined ? {} : { MessageDeduplicationId: entry.deduplicationId }),
     ...(entry.attributes === undefined
       ? {}
-      : { MessageAttributes: Object.fromEntries(Object.entries(entry.attributes).map(([k, v]) => [k, { DataType: 'String', StringValue: v }])) }),
+      : { MessageAttributes: Object.fromEntries(Object.entries(entry.attributes).map(([k, v]) => [k, typedAttribute(v)])) }),
   };
 }

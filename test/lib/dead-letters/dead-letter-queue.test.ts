@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { listDeadLetters, replayDeadLetters, type DeadLetterQueueTarget } from '../../../lib/dead-letters/dead-letter-queue.js';
 import { gatewayFor } from '../../../lib/gateway-pool.js';
 import { park, redriven } from '../../helpers/dead-letters.js';
-import { startLocalSqs, startSqsStandIn, type LocalSqs } from '../../helpers/local-sqs.js';
+import { startLocalSqs, startSqsStandIn, THROTTLED, type LocalSqs, type SqsStandIn, type StandInAnswer, type StandInCall } from '../../helpers/local-sqs.js';
 import { eventBody, stateBody } from '../../helpers/relay-fixtures.js';
 
 let sqs: LocalSqs;
@@ -232,6 +232,8 @@ describe('replayDeadLetters', () => {
         MessageDeduplicationId: randomUUID(),
         MessageAttributes: {
           trace: { DataType: 'String', StringValue: 'abc-123' },
+          hops: { DataType: 'Number', StringValue: '3' },
+          signature: { DataType: 'Binary.sha256', BinaryValue: SIGNATURE },
           'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' },
         },
       }),
@@ -243,9 +245,39 @@ describe('replayDeadLetters', () => {
 
     expect(report.replayed).toHaveLength(1);
     const attributes = out.Messages?.[0]?.MessageAttributes ?? {};
-    expect(Object.keys(attributes).sort()).toEqual(['relay.replayOf', 'trace']);
+    expect(Object.keys(attributes).sort()).toEqual(['hops', 'relay.replayOf', 'signature', 'trace']);
     expect(attributes.trace?.StringValue).toBe('abc-123');
+    expect(attributes.hops).toMatchObject({ DataType: 'Number', StringValue: '3' });
+    expect(attributes.signature?.DataType).toBe('Binary.sha256');
+    expect([...(attributes.signature?.BinaryValue ?? [])]).toEqual([...SIGNATURE]);
     expect(attributes['relay.replayOf']?.StringValue).toBe(dl!.messageId);
+  });
+
+  it('reports a page the relay queue refused as failed, and goes on with the next page', async () => {
+    // Throttling cannot be caused on the local server: a stand-in answers. Two pages of dead letters; the relay
+    // queue throttles the first page's send and takes the second's.
+    let sends = 0;
+    const { standIn, target: standInTarget } = await standInQueues([Array.from({ length: 10 }, (_, i) => standInDeadLetter(i)), [standInDeadLetter(10), standInDeadLetter(11)]], {
+      send: (call) => {
+        if (sends++ === 0) return THROTTLED;
+        const entries = call.input.Entries as { Id: string; MessageBody: string }[];
+        return { status: 200, body: { Successful: entries.map((e, i) => ({ Id: e.Id, MessageId: `copy-${i}`, MD5OfMessageBody: md5(e.MessageBody) })), Failed: [] } };
+      },
+      delete: (call) => ({ status: 200, body: { Successful: entryIds(call).map((Id) => ({ Id })), Failed: [] } }),
+    });
+    try {
+      const report = await replayDeadLetters(standInTarget, { gatewayIds: ['gw-1'], force: true, confirmWaitSeconds: 0 });
+
+      expect(report.failed.map((f) => f.deadLetter.messageId)).toEqual(Array.from({ length: 10 }, (_, i) => `dl-${i}`));
+      for (const f of report.failed) expect(f.reason).toMatch(/^not sent to the relay queue: the relay queue is throttling sends \(RequestThrottled/);
+      expect(report.replayed.map((r) => [r.deadLetter.messageId, r.relayMessageId])).toEqual([['dl-10', 'copy-0'], ['dl-11', 'copy-1']]);
+      // Sent once each, with no second attempt; only the second page's originals were deleted.
+      expect(standIn.calls.filter((c) => c.action === 'SendMessageBatch')).toHaveLength(2);
+      const deleted = standIn.calls.filter((c) => c.action === 'DeleteMessageBatch').flatMap((c) => (c.input.Entries as { ReceiptHandle: string }[]).map((e) => e.ReceiptHandle));
+      expect(deleted).toEqual(['rh-10', 'rh-11']);
+    } finally {
+      await standIn.stop();
+    }
   });
 
   it('deletes nothing whose copy did not reach the relay queue', async () => {
@@ -266,29 +298,15 @@ describe('replayDeadLetters', () => {
 
   it('reports a record whose copy was sent but whose delete failed, and sends before it deletes', async () => {
     // A delete that fails after a successful send cannot be caused on the local server at will: a stand-in answers.
-    const body = eventBody('ghost-1');
-    let receivedOnce = 0;
-    const standIn = await startSqsStandIn((call) => {
-      switch (call.action) {
-        case 'GetQueueAttributes':
-          return { status: 200, body: { Attributes: { ApproximateNumberOfMessages: '1' } } };
-        case 'ReceiveMessage':
-          return receivedOnce++ === 0
-            ? { status: 200, body: { Messages: [{ MessageId: 'dl-1', ReceiptHandle: 'rh-1', Body: body, MD5OfBody: md5(body), Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now() - 60_000) }, MessageAttributes: { 'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' } } }] } }
-            : { status: 200, body: {} };
-        case 'SendMessageBatch':
-          return { status: 200, body: { Successful: [{ Id: '0', MessageId: 'copy-1', MD5OfMessageBody: md5(body) }], Failed: [] } };
-        case 'DeleteMessageBatch':
-          return { status: 200, body: { Successful: [], Failed: [{ Id: '0', Code: 'ReceiptHandleIsInvalid', Message: 'expired', SenderFault: true }] } };
-        default:
-          return { status: 200, body: {} };
-      }
+    const { standIn, target: standInTarget } = await standInQueues([[standInDeadLetter(1, { 'relay.errorCode': { DataType: 'String', StringValue: 'ERR_ATTACH_REJECTED' } })]], {
+      send: (call) => {
+        const [entry] = call.input.Entries as { Id: string; MessageBody: string }[];
+        return { status: 200, body: { Successful: [{ Id: entry!.Id, MessageId: 'copy-1', MD5OfMessageBody: md5(entry!.MessageBody) }], Failed: [] } };
+      },
+      delete: () => ({ status: 200, body: { Successful: [], Failed: [{ Id: '0', Code: 'ReceiptHandleIsInvalid', Message: 'expired', SenderFault: true }] } }),
     });
     try {
-      const report = await replayDeadLetters(
-        { client: standIn.client, deadLetterQueueUrl: `${standIn.endpoint}/123456789012/dlq.fifo`, relayQueueUrl: `${standIn.endpoint}/123456789012/relay.fifo` },
-        { gatewayIds: ['gw-1'], confirmWaitSeconds: 0 },
-      );
+      const report = await replayDeadLetters(standInTarget, { gatewayIds: ['gw-1'], confirmWaitSeconds: 0 });
       const order = standIn.calls.map((c) => c.action).filter((a) => a === 'SendMessageBatch' || a === 'DeleteMessageBatch');
       expect(order).toEqual(['SendMessageBatch', 'DeleteMessageBatch']);
       expect(report.replayed).toHaveLength(1);
@@ -298,6 +316,54 @@ describe('replayDeadLetters', () => {
     }
   });
 });
+
+/** 32 bytes, as a producer's own Binary attribute might carry. */
+const SIGNATURE = Uint8Array.from({ length: 32 }, (_, i) => (i * 37) % 256);
+
+/**
+ * A stand-in SQS for what the local server cannot be made to do: its dead-letter queue hands out `pages`, one a
+ * receive, then nothing; `answer` decides the relay queue's sends and the dead-letter queue's deletes.
+ */
+async function standInQueues(
+  pages: object[][],
+  answer: { send: (call: StandInCall) => StandInAnswer; delete: (call: StandInCall) => StandInAnswer },
+): Promise<{ standIn: SqsStandIn; target: DeadLetterQueueTarget }> {
+  const depth = pages.flat().length;
+  const standIn = await startSqsStandIn((call) => {
+    switch (call.action) {
+      case 'GetQueueAttributes':
+        return { status: 200, body: { Attributes: { ApproximateNumberOfMessages: String(depth) } } };
+      case 'ReceiveMessage':
+        return { status: 200, body: { Messages: pages.shift() ?? [] } };
+      case 'SendMessageBatch':
+        return answer.send(call);
+      case 'DeleteMessageBatch':
+        return answer.delete(call);
+      default:
+        return { status: 200, body: {} };
+    }
+  });
+  const queue = (name: string): string => `${standIn.endpoint}/123456789012/${name}`;
+  return { standIn, target: { client: standIn.client, deadLetterQueueUrl: queue('dlq.fifo'), relayQueueUrl: queue('relay.fifo') } };
+}
+
+/** Dead letter `i` as a receive returns it: ghost-<i>'s event in group gw-1, parked a minute ago. */
+function standInDeadLetter(i: number, attributes?: Record<string, { DataType: string; StringValue: string }>): object {
+  const body = eventBody(`ghost-${i}`);
+  return {
+    MessageId: `dl-${i}`,
+    ReceiptHandle: `rh-${i}`,
+    Body: body,
+    MD5OfBody: md5(body),
+    Attributes: { MessageGroupId: 'gw-1', SentTimestamp: String(Date.now() - 60_000) },
+    ...(attributes === undefined ? {} : { MessageAttributes: attributes }),
+  };
+}
+
+/** The entry IDs of a batch call, which the stand-in's answers must name. */
+function entryIds(call: StandInCall): string[] {
+  return (call.input.Entries as { Id: string }[]).map((e) => e.Id);
+}
 
 function md5(text: string): string {
   return createHash('md5').update(text).digest('hex');

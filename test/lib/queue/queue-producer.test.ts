@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { SQSClient } from '@aws-sdk/client-sqs';
+import { ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { chunkEntries, CLASSIC_MAX_MESSAGE_BYTES, entrySize, MAX_MESSAGE_BYTES, QueueProducer, type QueueEntry } from '../../../lib/queue/queue-producer.js';
 import { LOCAL_CREDENTIALS } from '../../../local/sqs-server.js';
@@ -139,6 +139,48 @@ describe('QueueProducer against a local SQS FIFO queue', () => {
     expect(outcomes.map((o) => !o.queued && o.error.code)).toEqual(['ERR_QUEUE_UNAVAILABLE', 'ERR_QUEUE_UNAVAILABLE']);
   });
 
+  it('sends String, Number and Binary attributes with their types, custom ones too, and gets them back as sent', async () => {
+    const bytes = Uint8Array.from({ length: 300 }, (_, i) => i % 256);
+    const attributes = {
+      trace: 'abc-123',
+      count: { DataType: 'Number', StringValue: '42' },
+      ratio: { DataType: 'Number.float', StringValue: '0.5' },
+      blob: { DataType: 'Binary', BinaryValue: bytes },
+      packed: { DataType: 'Binary.gzip', BinaryValue: bytes.subarray(10, 20) },
+    } as const;
+    const producer = new QueueProducer({ queueUrl: sqs.queueUrl, client: recorded.client });
+
+    const outcomes = [...(await producer.send([{ ...entry(0), attributes }, entry(1)])), await producer.sendOne({ ...entry(2), attributes })];
+    const out = await sqs.client.send(new ReceiveMessageCommand({ QueueUrl: sqs.queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'] }));
+
+    expect(outcomes.every((o) => o.queued)).toBe(true);
+    const withAttributes = (out.Messages ?? []).filter((m) => m.MessageAttributes !== undefined);
+    expect(withAttributes).toHaveLength(2);
+    for (const m of withAttributes) {
+      const a = m.MessageAttributes!;
+      expect(Object.keys(a).sort()).toEqual(['blob', 'count', 'packed', 'ratio', 'trace']);
+      expect(a.trace).toMatchObject({ DataType: 'String', StringValue: 'abc-123' });
+      expect(a.count).toMatchObject({ DataType: 'Number', StringValue: '42' });
+      expect(a.ratio).toMatchObject({ DataType: 'Number.float', StringValue: '0.5' });
+      expect(a.blob?.DataType).toBe('Binary');
+      expect(Buffer.from(a.blob!.BinaryValue!).equals(Buffer.from(bytes))).toBe(true);
+      expect(a.packed?.DataType).toBe('Binary.gzip');
+      expect([...a.packed!.BinaryValue!]).toEqual([...bytes.subarray(10, 20)]);
+    }
+  });
+
+  it('counts a binary attribute by its bytes when it cuts calls', async () => {
+    // 100 KiB of bytes is 136 KiB of base64: counted as bytes, two fit in one 256 KiB call; as base64, one would.
+    const withBlob = (i: number): QueueEntry => ({ ...entry(i), attributes: { blob: { DataType: 'Binary', BinaryValue: new Uint8Array(100 * KiB).fill(i) } } });
+    const entries = [withBlob(0), withBlob(1), withBlob(2)];
+
+    const outcomes = await new QueueProducer({ queueUrl: sqs.queueUrl, client: recorded.client }).send(entries);
+
+    expect(recorded.calls.map((c) => c.entries)).toEqual([2, 1]);
+    expect(outcomes.every((o) => o.queued)).toBe(true);
+    expect((await sqs.receiveAll()).map((m) => m.deduplicationId)).toEqual(entries.map((e) => e.deduplicationId));
+  });
+
   it('makes its client at the first send, once, from the function it was given', async () => {
     let made = 0;
     const producer = new QueueProducer({
@@ -272,6 +314,23 @@ describe('chunkEntries and entrySize', () => {
   it('counts UTF-8 bytes, and each attribute\'s name, type and value', () => {
     expect(entrySize({ body: 'é' })).toBe(2);
     expect(entrySize({ body: 'ab', attributes: { 'relay.errorCode': 'ERR_X' } })).toBe(2 + 'relay.errorCode'.length + 'String'.length + 5);
+  });
+
+  it('counts a typed attribute\'s own DataType, and a binary value\'s bytes', () => {
+    const bytes = new Uint8Array(1000);
+
+    expect(entrySize({ body: 'ab', attributes: { n: { DataType: 'Number.float', StringValue: '0.25' } } })).toBe(2 + 1 + 'Number.float'.length + 4);
+    expect(entrySize({ body: 'ab', attributes: { b: { DataType: 'Binary', BinaryValue: bytes } } })).toBe(2 + 1 + 'Binary'.length + 1000);
+    expect(entrySize({ body: 'ab', attributes: { b: { DataType: 'Binary.gzip', BinaryValue: bytes.subarray(0, 10) } } })).toBe(2 + 1 + 'Binary.gzip'.length + 10);
+  });
+
+  it('refuses a message whose binary attribute takes it past the limit, without a call', async () => {
+    const producer = new QueueProducer({ queueUrl: 'http://127.0.0.1:1/123456789012/q.fifo', client: () => { throw new Error('no call expected'); } });
+    const blob = { DataType: 'Binary', BinaryValue: new Uint8Array(CLASSIC_MAX_MESSAGE_BYTES - 100) } as const;
+
+    const [outcome] = await producer.send([{ body: 'x'.repeat(200), attributes: { blob } }]);
+
+    expect(outcome).toMatchObject({ queued: false, retryable: false, error: { code: 'ERR_PAYLOAD_TOO_LARGE' } });
   });
 
   it('refuses a body that fits only without its attributes', async () => {
