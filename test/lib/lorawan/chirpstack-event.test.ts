@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { CHIRPSTACK_EVENTS, readChirpstackEvent } from '../../../lib/lorawan/chirpstack-event.js';
+import type { RelayErrorCode } from '../../../lib/errors.js';
 import { thrownRelayError } from '../../helpers/relay-error.js';
 import { edited, expectTheSampleFrame, fixture, uplinkOf } from './lora-fixtures.js';
 
@@ -60,7 +61,7 @@ describe('an up event of ChirpStack', () => {
     ['a session address over 8 characters', (d: any) => (delete d.deduplicationId, (d.devAddr = '260b4f1c0')), 'ERR_INVALID_FIELD', 'devAddr'],
     ['a bad time', (d: any) => (d.time = 'now'), 'ERR_INVALID_FIELD', 'time'],
   ])('refuses %s, naming the field', (_what, edit, code, field) => {
-    expect(thrownRelayError(() => readChirpstackEvent('up', edited('chirpstack-up.json', edit)), code).field).toBe(field);
+    expect(thrownRelayError(() => readChirpstackEvent('up', edited('chirpstack-up.json', edit)), code as RelayErrorCode).field).toBe(field);
   });
 
   it('names a bad tag by its key, cut short', () => {

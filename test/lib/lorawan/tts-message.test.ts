@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { digestOf, readTtsMessage, timeAt, TTS_EVENTS } from '../../../lib/lorawan/tts-message.js';
+import type { RelayErrorCode } from '../../../lib/errors.js';
 import { thrownRelayError } from '../../helpers/relay-error.js';
 import { edited, expectTheSampleFrame, fixture, uplinkOf } from './lora-fixtures.js';
 
@@ -69,7 +70,7 @@ describe('an uplink of The Things Stack', () => {
     ['a DevEUI that is not hex', () => readTtsMessage(edited('tts-uplink.json', (d) => (d.end_device_ids.dev_eui = '70B3D57ED0061AZZ'))), 'ERR_INVALID_FIELD', 'end_device_ids.dev_eui'],
     ['over 100 correlation IDs', () => readTtsMessage(edited('tts-uplink.json', (d) => (delete d.uplink_message.session_key_id, (d.correlation_ids = Array(101).fill('x'))))), 'ERR_PAYLOAD_TOO_LARGE', 'correlation_ids'],
   ])('refuses %s, naming the field', (_what, read, code, field) => {
-    expect(thrownRelayError(read, code).field).toBe(field);
+    expect(thrownRelayError(read, code as RelayErrorCode).field).toBe(field);
   });
 
   it('says which messages it knows when it finds none', () => {
