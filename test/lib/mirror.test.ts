@@ -18,14 +18,20 @@ const root = fileURLToPath(new URL('../../', import.meta.url));
  * file is on main. Nothing else belongs here.
  */
 const PENDING_ELSEWHERE = new Set([
+  'lib/gateway/bridge-connection.ts',
+  'lib/gateway/flights.ts',
+  'lib/gateway/mqtt-link.ts',
+  'lib/gateway/publish-window.ts',
+  'lib/gateway/session-ledger.ts',
+  'lib/gateway/session-options.ts',
+  'lib/gateway/session-report.ts',
+  'lib/gateway/session-state.ts',
+  'lib/gateway/subscriptions.ts',
   'lib/ingest/api-gateway-request.ts',
   'lib/ingest/error-envelope.ts',
   'lib/ingest/index.ts',
   'lib/ingest/ingest-service.ts',
   'lib/ingest/queue-record.ts',
-  'lib/poll/schedule-polls.ts',
-  'lib/sqs-send/sqs-failure.ts',
-  'lib/sqs/queue-actions.ts',
 ]);
 
 const STRING = String.raw`"(?:[^"\\]|\\.)*"`;
