@@ -27,13 +27,18 @@ function watch<T>(promise: Promise<T>): { readonly done: boolean; readonly faile
   return state;
 }
 
+/** Checks that `promise` is still pending `ms - 1` ms from now, and has settled at `ms`. */
+async function expectSettledAfter(promise: Promise<unknown>, ms: number): Promise<void> {
+  const state = watch(promise);
+  await vi.advanceTimersByTimeAsync(ms - 1);
+  expect(state.done).toBe(false);
+  await vi.advanceTimersByTimeAsync(1);
+  expect(state.done).toBe(true);
+}
+
 describe('sleep', () => {
   it('resolves after the time given, and at once for a negative time', async () => {
-    const s = watch(sleep(100));
-    await vi.advanceTimersByTimeAsync(99);
-    expect(s.done).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(s.done).toBe(true);
+    await expectSettledAfter(sleep(100), 100);
     const negative = watch(sleep(-5));
     await vi.advanceTimersByTimeAsync(0);
     expect(negative.done).toBe(true);
@@ -115,11 +120,7 @@ describe('TokenBucket', () => {
     const bucket = new TokenBucket(perSecond(4), undefined, clock);
     bucket.slowDown(2000);
     expect(bucket.rate).toBeCloseTo(perSecond(3), 12);
-    const first = watch(bucket.take());
-    await vi.advanceTimersByTimeAsync(1999);
-    expect(first.done).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(first.done).toBe(true);
+    await expectSettledAfter(bucket.take(), 2000);
   });
 
   it('drops the tokens saved up when slowed down: after a short pause, a call waits for a whole token', async () => {
@@ -151,11 +152,7 @@ describe('TokenBucket', () => {
     const bucket = new TokenBucket(Infinity, undefined, clock);
     bucket.slowDown(500);
     expect(bucket.rate).toBe(Infinity);
-    const take = watch(bucket.take());
-    await vi.advanceTimersByTimeAsync(499);
-    expect(take.done).toBe(false);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(take.done).toBe(true);
+    await expectSettledAfter(bucket.take(), 500);
   });
 });
 
