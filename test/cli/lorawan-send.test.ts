@@ -17,6 +17,7 @@ import { readChirpstackEvent } from '../../lib/lorawan/chirpstack-event.js';
 import { readTtsMessage } from '../../lib/lorawan/tts-message.js';
 import { serveHttpApi, type ServedHttpApi } from '../../lib/local/http-adapter.js';
 import { parseQueueMessage, type TelemetryMessage } from '../../lib/queue/message.js';
+import { withCapturedOutput } from '../helpers/captured-output.js';
 import { startLocalSqs, type LocalSqs } from '../helpers/local-sqs.js';
 
 const SECRETS = {
@@ -30,16 +31,8 @@ let dir: string;
 let secretsFile: string;
 
 async function run(...argv: string[]): Promise<{ code: number; out: string[]; err: string }> {
-  const out: string[] = [];
-  const err: string[] = [];
-  vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => out.push(String(c)) > 0);
-  vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => err.push(String(c)) > 0);
-  try {
-    const code = await sendCommand(argv);
-    return { code, out: out.join('').split('\n').filter((l) => l !== ''), err: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-  }
+  const { result: code, output } = await withCapturedOutput(() => sendCommand(argv));
+  return { code, out: output.lines('stdout'), err: output.text('stderr') };
 }
 
 const telemetry = (body: string): TelemetryMessage => parseQueueMessage(body) as TelemetryMessage;

@@ -12,6 +12,7 @@ import { deriveDeviceKey, masterKeyFromText } from '../../lib/auth/index.js';
 import { deviceDeduplicationId, ingestServiceFromEnv } from '../../lib/ingest/index.js';
 import { serveHttpApi, type ServedHttpApi } from '../../lib/local/http-adapter.js';
 import { parseQueueMessage, type TelemetryMessage } from '../../lib/queue/message.js';
+import { withCapturedOutput } from '../helpers/captured-output.js';
 import { closedPort, startLocalSqs, type LocalSqs } from '../helpers/local-sqs.js';
 import { ecDevice, keyDocument, PROJECT } from '../lib/auth/device-credentials.js';
 
@@ -32,20 +33,8 @@ interface Run {
 
 /** Runs the command with its output captured; stdout split into lines. */
 async function run(...argv: string[]): Promise<Run> {
-  const out: string[] = [];
-  const err: string[] = [];
-  const capture = (into: string[]) => (chunk: string | Uint8Array): boolean => {
-    into.push(String(chunk));
-    return true;
-  };
-  vi.spyOn(process.stdout, 'write').mockImplementation(capture(out));
-  vi.spyOn(process.stderr, 'write').mockImplementation(capture(err));
-  try {
-    const code = await sendCommand(argv);
-    return { code, out: out.join('').split('\n').filter((l) => l !== ''), err: err.join('') };
-  } finally {
-    vi.restoreAllMocks();
-  }
+  const { result: code, output } = await withCapturedOutput(() => sendCommand(argv));
+  return { code, out: output.lines('stdout'), err: output.text('stderr') };
 }
 
 const telemetry = (body: string): TelemetryMessage => parseQueueMessage(body) as TelemetryMessage;

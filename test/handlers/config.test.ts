@@ -10,6 +10,7 @@ import { createConfigHandler, handler as defaultHandler, type ConfigHandler } fr
 import { deriveDeviceKey } from '../../lib/auth/index.js';
 import { ConfigStore, sha256Hex } from '../../lib/config-store/index.js';
 import { httpApiEvent } from '../helpers/apigw-events.js';
+import { withCapturedOutput } from '../helpers/captured-output.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../helpers/local-dynamodb.js';
 
 const PROJECT = 'demo-project';
@@ -172,12 +173,7 @@ describe('GET /devices/{d}/config (raw form)', () => {
 
 describe('metrics', () => {
   it('count ConfigsDelivered for each answer that carries a config, and nothing for 304 or 404', async () => {
-    const written: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
+    const { output } = await withCapturedOutput(async () => {
       const measured = createConfigHandler({ env, store, logger: new Logger({ logLevel: 'SILENT' }) });
       const auth = await bearer('dev-a');
       const answers = [
@@ -187,10 +183,8 @@ describe('metrics', () => {
         await measured(get(rawPath('dev-empty'), { headers: await bearer('dev-empty') })),
       ];
       expect(answers.map((a) => a.statusCode)).toEqual([200, 200, 304, 404]);
-    } finally {
-      vi.restoreAllMocks();
-    }
-    const emf = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => '_aws' in l);
+    });
+    const emf = output.metricDocuments();
     expect(emf.map((l) => l.ConfigsDelivered)).toEqual([1, 1]);
     expect(emf[0]).toMatchObject({ service: 'iotcore-relay', _aws: { CloudWatchMetrics: [{ Namespace: 'IotCoreRelay', Dimensions: [['service']] }] } });
   });

@@ -12,6 +12,7 @@ import { ConfigStore } from '../../lib/config-store/index.js';
 import { deviceDeduplicationId, ingestServiceFromEnv } from '../../lib/ingest/index.js';
 import { parseQueueMessage, type TelemetryMessage } from '../../lib/queue/message.js';
 import { httpApiEvent, httpApiPost, httpApiPostJson } from '../helpers/apigw-events.js';
+import { captureOutput, withCapturedOutput, type CapturedOutput } from '../helpers/captured-output.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../helpers/local-dynamodb.js';
 import { closedPort, startLocalSqs, startSqsStandIn, THROTTLED, type LocalSqs, type SqsStandIn, type StandInCall } from '../helpers/local-sqs.js';
 import { deviceJwt, ecDevice, keyDocument, nowSeconds, PROJECT, rsaDevice } from '../lib/auth/device-credentials.js';
@@ -400,18 +401,11 @@ describe('the newest config in the answer', () => {
   });
 
   it('counts ConfigsDelivered for an answer that carries the config, not for one that does not', async () => {
-    const written: string[] = [];
-    vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    });
-    try {
+    const { output } = await withCapturedOutput(async () => {
       expect((await post('1')).body).toHaveProperty('config');
       expect((await post('2')).body).not.toHaveProperty('config');
-    } finally {
-      vi.restoreAllMocks();
-    }
-    const emf = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => '_aws' in l);
+    });
+    const emf = output.metricDocuments();
     expect(emf.map((l) => [l.IngestAccepted, l.ConfigsDelivered])).toEqual([
       [1, 1],
       [1, undefined],
@@ -439,23 +433,18 @@ describe('the newest config in the answer', () => {
   });
 
   it('answers without the config when the table cannot be read: the readings are queued all the same', async () => {
-    const written: string[] = [];
-    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
-      written.push(String(chunk));
-      return true;
-    });
+    const output = captureOutput();
     const broken = createIngestHandler({
       service: ingestServiceFromEnv({ ...env, CONFIG_TABLE: 'no-such-table' }, { sqsClient: sqs.client, dynamoDbClient: db.client }),
       logger: new Logger({ logLevel: 'WARN' }),
     });
     const answer = await call(httpApiPost('/devices/pump-0042/events', 'x', { ...keyAuth('pump-0042'), 'x-config-version': '1' }), broken);
-    vi.restoreAllMocks();
+    output.restore();
 
     expect(answer.status).toBe(202);
     expect(answer.body).toEqual({ messageIds: [expect.any(String)] });
     expect(await sqs.receiveAll()).toHaveLength(1);
-    const line = JSON.parse(written.join('').trim().split('\n')[0]!) as Record<string, unknown>;
-    expect(line).toMatchObject({ level: 'WARN', message: 'config not put into the answer', deviceId: 'pump-0042' });
+    expect(output.jsonLines('stderr')[0]).toMatchObject({ level: 'WARN', message: 'config not put into the answer', deviceId: 'pump-0042' });
   });
 });
 
@@ -489,18 +478,11 @@ describe('configuration and logs', () => {
   });
 
   describe('log lines', () => {
-    let written: string[];
+    let output: CapturedOutput;
     beforeEach(() => {
-      written = [];
-      // Powertools writes INFO to stdout, WARN and ERROR to stderr.
-      for (const stream of [process.stdout, process.stderr]) {
-        vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => {
-          written.push(String(chunk));
-          return true;
-        });
-      }
+      output = captureOutput();
     });
-    afterEach(() => vi.restoreAllMocks());
+    afterEach(() => output.restore());
 
     it('say who and what, and never carry a JWT or a device key', async () => {
       const logged = createIngestHandler({ service: ingestServiceFromEnv(env, { sqsClient: sqs.client }), logger: new Logger({ logLevel: 'DEBUG' }) });
@@ -508,21 +490,20 @@ describe('configuration and logs', () => {
 
       await logged(httpApiPost('/devices/pump-0042/events', 'x', { authorization: `Bearer ${token}` }));
       await logged(httpApiPost('/devices/pump-0042/events', 'x', keyAuth('valve-0007')));
-      vi.restoreAllMocks();
+      output.restore();
       await sqs.receiveAll();
 
-      const all = written.join('').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      const lines = all.filter((l) => !('_aws' in l));
+      const lines = output.jsonLines().filter((l) => !('_aws' in l));
       expect(lines).toMatchObject([
         { level: 'INFO', message: 'ingest queued', deviceId: 'pump-0042', statusCode: 202, queued: 1 },
         { level: 'WARN', message: 'ingest refused', deviceId: 'pump-0042', statusCode: 401, error: { code: 'ERR_AUTH_INVALID' } },
       ]);
       // One EMF document per request, counting its answer's class.
-      expect(all.filter((l) => '_aws' in l).map(({ IngestAccepted, IngestRefused, IngestFailed }) => ({ IngestAccepted, IngestRefused, IngestFailed }))).toEqual([
+      expect(output.metricDocuments().map(({ IngestAccepted, IngestRefused, IngestFailed }) => ({ IngestAccepted, IngestRefused, IngestFailed }))).toEqual([
         { IngestAccepted: 1, IngestRefused: undefined, IngestFailed: undefined },
         { IngestAccepted: undefined, IngestRefused: 1, IngestFailed: undefined },
       ]);
-      const text = written.join('');
+      const text = output.text();
       expect(text).not.toContain(token.split('.')[2]);
       expect(text).not.toContain(deviceKey('valve-0007'));
     });

@@ -6,6 +6,7 @@ import { ConfigStore } from '../../lib/config-store/index.js';
 import { gatewayFor } from '../../lib/gateway-pool.js';
 import { pollDeduplicationId } from '../../lib/poll/poll-plan.js';
 import { parseQueueMessage } from '../../lib/queue/message.js';
+import { captureOutput, type CapturedOutput } from '../helpers/captured-output.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../helpers/local-dynamodb.js';
 import { startLocalSqs, type LocalSqs } from '../helpers/local-sqs.js';
 
@@ -27,14 +28,17 @@ afterAll(async () => {
   await Promise.all([sqs.stop(), db.stop()]);
 });
 
-let readMetrics: () => Record<string, unknown>;
+// Keeps the EMF documents the handler prints off the test output.
+let output: CapturedOutput;
 beforeEach(async () => {
-  readMetrics = captureMetrics();
+  output = captureOutput();
   await sqs.purge();
 });
 afterEach(() => {
-  vi.restoreAllMocks();
+  output.restore();
 });
+/** The metrics the handler printed so far: metric name -> value. */
+const readMetrics = (): Record<string, unknown> => Object.assign({}, ...output.metricDocuments());
 
 interface Received {
   groupId: string | undefined;
@@ -49,21 +53,6 @@ async function drain(): Promise<Received[]> {
     if (job.type !== 'config-poll') throw new Error(`unexpected ${job.type} message`);
     return { groupId: m.groupId, deduplicationId: m.deduplicationId, deviceIds: job.deviceIds };
   });
-}
-
-/** Keeps the EMF documents the handler prints off the test output; returns a reader: metric name -> value. */
-function captureMetrics(): () => Record<string, unknown> {
-  const lines: string[] = [];
-  const write = process.stdout.write.bind(process.stdout);
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
-    const text = typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
-    if (text.includes('"_aws"')) {
-      lines.push(text);
-      return true;
-    }
-    return write(chunk, ...(rest as []));
-  });
-  return () => Object.assign({}, ...lines.map((l) => JSON.parse(l) as Record<string, unknown>));
 }
 
 function handlerFor(extra: Record<string, string> = {}) {

@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator, type Phase } from '../../emulator/index.js';
 import { eventually, type Fleet } from '../helpers/emulator-fixtures.js';
 import { eventBody, GW, lambdaContext, makeRelayFleet, PUMPS, sqsEvent, sqsRecord, stateBody } from '../helpers/relay-fixtures.js';
-import { captureOutput } from '../security/captured-output.js';
+import { captureOutput } from '../helpers/captured-output.js';
 import { startInterceptingProxy, type InterceptingProxy } from './mqtt-intercepting-proxy.js';
 import { startRelayHandler, type RelayHandlerHarness } from './relay-handler-harness.js';
 

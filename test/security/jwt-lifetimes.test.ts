@@ -16,7 +16,7 @@ import { eventBody, GW, lambdaContext, makeRelayFleet, PUMPS, sqsEvent, sqsRecor
 import { nowSeconds, PROJECT } from '../lib/auth/device-credentials.js';
 import { startInterceptingProxy, type InterceptingProxy } from '../reliability/mqtt-intercepting-proxy.js';
 import { startRelayHandler } from '../reliability/relay-handler-harness.js';
-import { captureOutput } from './captured-output.js';
+import { captureOutput } from '../helpers/captured-output.js';
 import { startHttpRoutes, type HttpRoutes } from './http-routes.js';
 
 describe('gateway JWTs the relay signs', () => {

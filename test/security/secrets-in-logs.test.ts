@@ -35,7 +35,7 @@ import { eventBody, GW, lambdaContext, makeRelayFleet, MALFORMED, METERS, pollBo
 import { startSecretsManagerEndpoint, type SecretsManagerEndpoint } from '../helpers/secrets-manager-endpoint.js';
 import { startInterceptingProxy, type InterceptingProxy } from '../reliability/mqtt-intercepting-proxy.js';
 import { startRelayHandler, type RelayHandlerHarness } from '../reliability/relay-handler-harness.js';
-import { captureOutput, type CapturedOutput } from './captured-output.js';
+import { captureOutput, type CapturedOutput } from '../helpers/captured-output.js';
 
 const MASTER = 'a master secret for device keys, at least 32 bytes long';
 const BRIDGE_PATH = (fleet: Fleet, d: string): string => `/v1/projects/${fleet.project}/locations/${fleet.location}/registries/${fleet.registryId}/devices/${d}`;

@@ -1,4 +1,3 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   deriveDeviceKey,
   DeviceAuthenticator,
-  deviceAuthenticatorFromEnv,
   DevicePublicKeys,
   fileTextSource,
   masterKeyFromText,
@@ -143,22 +141,6 @@ describe('key sources', () => {
     await expect(auth.authenticate(`Bearer ${token}`, 'valve-0007')).resolves.toMatchObject({ deviceId: 'valve-0007' });
   });
 
-  it('re-reads a key file once its cache period is over, not before', async () => {
-    const file = join(dir, 'file-rotation.json');
-    writeFileSync(file, keyDocument([pump]));
-    let clock = 0;
-    const keys = new DevicePublicKeys(fileTextSource(file, { maxAgeSeconds: 60, now: () => clock }));
-    await expect(keys.keysFor('valve-0007')).resolves.toEqual([]);
-
-    writeFileSync(file, keyDocument([pump, valve]));
-    clock = 59_999;
-    const cached = await keys.keysFor('valve-0007');
-    clock = 60_000;
-    const reread = await keys.keysFor('valve-0007');
-
-    expect([cached.length, reread.length]).toEqual([0, 1]);
-  });
-
   it('reports Secrets Manager trouble as ERR_KEY_UNAVAILABLE, a missing file as ERR_CONFIG', async () => {
     const provider = new SecretsProvider({ awsSdkV3Client: sm.client() });
     const down = new DeviceAuthenticator({ project: PROJECT, masterSecret: secretsManagerTextSource('device-master-missing', { provider }) });
@@ -167,72 +149,5 @@ describe('key sources', () => {
 
     await expect(down.authenticate(key, 'pump-0042')).rejects.toMatchObject({ code: 'ERR_KEY_UNAVAILABLE' });
     await expect(noFile.authenticate(key, 'pump-0042')).rejects.toMatchObject({ code: 'ERR_CONFIG', message: expect.stringContaining('ENOENT') });
-  });
-
-  it('keeps a bad entry of the key document to its own device', async () => {
-    const doc = keyDocument([pump], { 'broken-1': 'not an array', 'private-1': [generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()], 'many-1': [pump.publicKeyPem, pump.publicKeyPem, pump.publicKeyPem, pump.publicKeyPem] });
-    writeFileSync(join(dir, 'mixed.json'), doc);
-    const keys = new DevicePublicKeys(fileTextSource(join(dir, 'mixed.json')));
-
-    await expect(keys.keysFor('pump-0042')).resolves.toHaveLength(1);
-    await expect(keys.keysFor('broken-1')).rejects.toMatchObject({ code: 'ERR_KEY_INVALID', message: expect.stringContaining('array of PEM strings') });
-    await expect(keys.keysFor('private-1')).rejects.toMatchObject({ code: 'ERR_KEY_INVALID', message: expect.stringContaining('is a private key') });
-    await expect(keys.keysFor('many-1')).rejects.toMatchObject({ code: 'ERR_KEY_INVALID', message: expect.stringContaining('at most 3') });
-    await expect(keys.keysFor('nobody-1')).resolves.toEqual([]);
-  });
-
-  it('skips an unusable key next to a good one, so a mistyped new key does not lock the device out', async () => {
-    writeFileSync(join(dir, 'rotation.json'), JSON.stringify({ 'pump-0042': ['-----BEGIN PUBLIC KEY-----\nbroken\n-----END PUBLIC KEY-----', pump.publicKeyPem] }));
-    const auth = new DeviceAuthenticator({ project: PROJECT, publicKeys: new DevicePublicKeys(fileTextSource(join(dir, 'rotation.json'))) });
-
-    await expect(auth.authenticate(`Bearer ${await deviceJwt(pump)}`, 'pump-0042')).resolves.toMatchObject({ method: 'jwt' });
-  });
-
-  it('refuses keys that cannot verify RS256 or ES256', async () => {
-    const short = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    writeFileSync(join(dir, 'weak.json'), JSON.stringify({ 'short-1': [short], 'p384-1': [p384], 'junk-1': ['hello'] }));
-    const keys = new DevicePublicKeys(fileTextSource(join(dir, 'weak.json')));
-
-    await expect(keys.keysFor('short-1')).rejects.toMatchObject({ message: expect.stringContaining('1024 bits') });
-    await expect(keys.keysFor('p384-1')).rejects.toMatchObject({ message: expect.stringContaining('secp384r1') });
-    await expect(keys.keysFor('junk-1')).rejects.toMatchObject({ message: expect.stringContaining('not a PEM') });
-  });
-
-  it('refuses a document that is not a JSON object, without quoting it', async () => {
-    writeFileSync(join(dir, 'bad.json'), '["-----BEGIN PUBLIC KEY-----"');
-    const keys = new DevicePublicKeys(fileTextSource(join(dir, 'bad.json')));
-
-    await expect(keys.keysFor('pump-0042')).rejects.toMatchObject({ code: 'ERR_KEY_INVALID', message: `file ${join(dir, 'bad.json')}: the device key document is not valid JSON` });
-  });
-});
-
-describe('deviceAuthenticatorFromEnv', () => {
-  it('builds from files', async () => {
-    const auth = deviceAuthenticatorFromEnv({ IOTCORE_PROJECT: PROJECT, DEVICE_KEYS_FILE: join(dir, 'keys.json'), DEVICE_KEY_MASTER_FILE: join(dir, 'master') });
-
-    expect(auth.schemes).toEqual(['Bearer', 'Device-Key']);
-    await expect(auth.authenticate(`Bearer ${await deviceJwt(pump)}`, 'pump-0042')).resolves.toMatchObject({ method: 'jwt' });
-  });
-
-  it('builds from Secrets Manager secrets through the given provider', async () => {
-    sm.putSecret('env-master', MASTER);
-    const auth = deviceAuthenticatorFromEnv(
-      { IOTCORE_PROJECT: PROJECT, DEVICE_KEY_MASTER_SECRET: 'env-master' },
-      { secretsProvider: new SecretsProvider({ awsSdkV3Client: sm.client() }) },
-    );
-
-    await expect(auth.authenticate(`Device-Key ${deriveDeviceKey(masterKey, 'valve-0007')}`, 'valve-0007')).resolves.toMatchObject({ method: 'device-key' });
-    expect(sm.calls('env-master')).toBe(1);
-  });
-
-  it('refuses incomplete or contradictory settings', () => {
-    const cases: Record<string, string>[] = [
-      { DEVICE_KEYS_FILE: 'k.json' },
-      { IOTCORE_PROJECT: PROJECT },
-      { IOTCORE_PROJECT: PROJECT, DEVICE_KEYS_FILE: 'k.json', DEVICE_KEYS_SECRET: 'k' },
-      { IOTCORE_PROJECT: PROJECT, DEVICE_KEYS_FILE: 'k.json', DEVICE_AUTH_CACHE_SECONDS: '1.5' },
-    ];
-    for (const env of cases) expect(() => deviceAuthenticatorFromEnv(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG' }));
   });
 });

@@ -7,7 +7,6 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ClearBladeClient, ClearBladeError, errorDetails, retryAfter, type ClientOptions } from '../../../lib/clearblade/rest-client.js';
-import { checkEndpointUrl, parseServiceAccount } from '../../../lib/clearblade/service-account.js';
 
 const ADMIN_TOKEN = 'admin-token-secret-123';
 const REGIONAL_TOKEN = 'regional-token-secret-456';
@@ -233,36 +232,5 @@ describe('errorDetails and retryAfter', () => {
     expect(retryAfter(new Date(10_000).toUTCString(), 4000)).toBe(6000);
     expect(retryAfter('soon')).toBeUndefined();
     expect(retryAfter(null)).toBeUndefined();
-  });
-});
-
-describe('service account', () => {
-  const doc = { systemKey: 'abc123', token: 'tok-SECRET', url: 'https://iot.clearblade.com/', project: 'my-project' };
-
-  it('reads the console download', () => {
-    expect(parseServiceAccount(JSON.stringify(doc), 'sa.json')).toEqual({ ...doc, url: 'https://iot.clearblade.com' });
-  });
-
-  it('refuses plain http except to this machine, and never quotes the token', () => {
-    expect(() => parseServiceAccount(JSON.stringify({ ...doc, url: 'http://iot.example.com' }), 'sa.json')).toThrow(/must be https/);
-    expect(parseServiceAccount(JSON.stringify({ ...doc, url: 'http://127.0.0.1:8081' }), 'sa.json').url).toBe('http://127.0.0.1:8081');
-    expect(checkEndpointUrl('http://[::1]:80/', 'x')).toBe('http://[::1]');
-    for (const bad of [{ ...doc, token: '' }, { ...doc, systemKey: 'a/b' }, { ...doc, url: 'ftp://x' }, [doc]]) {
-      let message = '';
-      try {
-        parseServiceAccount(JSON.stringify(bad), 'sa.json');
-      } catch (e) {
-        message = (e as Error).message;
-      }
-      expect(message).toMatch(/^service account sa.json/);
-      expect(message).not.toContain('tok-SECRET');
-    }
-    let message = '';
-    try {
-      parseServiceAccount('{"token": "tok-SECRET", ', 'sa.json');
-    } catch (e) {
-      message = (e as Error).message;
-    }
-    expect(message).toBe('service account sa.json: is not JSON');
   });
 });

@@ -1,8 +1,7 @@
 import { ScanCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ConfigStore, configStoreFromEnv, sha256Hex } from '../../../lib/config-store/index.js';
-import { isRelayError } from '../../../lib/errors.js';
+import { ConfigStore, sha256Hex } from '../../../lib/config-store/index.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
 
 let db: LocalDynamoDb;
@@ -171,21 +170,5 @@ describe('noteRelayed / recentlyRelayed', () => {
     await s.noteRelayed(['dev-again'], t('2025-01-01T00:00:00.000Z'));
     await s.noteRelayed(['dev-again', 'dev-again'], t('2025-01-05T00:00:00.000Z'));
     expect(await s.recentlyRelayed(t('2025-01-04T00:00:00.000Z'))).toEqual(['dev-again']);
-  });
-});
-
-describe('configStoreFromEnv', () => {
-  it('needs CONFIG_TABLE and a sane retention', () => {
-    const codeOf = (f: () => unknown): string | undefined => {
-      try {
-        f();
-        return undefined;
-      } catch (e) {
-        return isRelayError(e) ? e.code : 'not a RelayError';
-      }
-    };
-    expect(codeOf(() => configStoreFromEnv({}))).toBe('ERR_CONFIG');
-    expect(codeOf(() => configStoreFromEnv({ CONFIG_TABLE: 't', CONFIG_RETENTION_DAYS: '-1' }))).toBe('ERR_CONFIG');
-    expect(configStoreFromEnv({ CONFIG_TABLE: 't', CONFIG_RETENTION_DAYS: '7' }).tableName).toBe('t');
   });
 });

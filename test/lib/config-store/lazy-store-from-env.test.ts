@@ -7,7 +7,6 @@ import { GetCommand } from '@aws-sdk/lib-dynamodb';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ConfigStore, configStoreFromEnv, sha256Hex } from '../../../lib/config-store/index.js';
 import { lazyConfigStoreFromEnv } from '../../../lib/config-store/lazy-store-from-env.js';
-import { configStoreOptionsFromEnv } from '../../../lib/config-store/store-options-from-env.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
 import { thrownRelayError } from '../../helpers/relay-error.js';
 
@@ -31,14 +30,6 @@ function stubDynamoDbEnv(): void {
 
 const bytes = (s: string): Buffer => Buffer.from(s, 'utf8');
 const t = (iso: string): Date => new Date(iso);
-
-describe('configStoreOptionsFromEnv', () => {
-  it('trims the table name and leaves the retention to the store when unset or empty', () => {
-    expect(configStoreOptionsFromEnv({ CONFIG_TABLE: '  config  ' })).toEqual({ tableName: 'config' });
-    expect(configStoreOptionsFromEnv({ CONFIG_TABLE: 'config', CONFIG_RETENTION_DAYS: ' ' })).toEqual({ tableName: 'config' });
-    expect(configStoreOptionsFromEnv({ CONFIG_TABLE: 'config', CONFIG_RETENTION_DAYS: '7.5' })).toEqual({ tableName: 'config', retentionDays: 7.5 });
-  });
-});
 
 describe('lazyConfigStoreFromEnv', () => {
   it('refuses at once, with the eager store\'s code and message, what the eager store refuses', () => {

@@ -1,6 +1,6 @@
 import type { Message } from '@aws-sdk/client-sqs';
 import { describe, expect, it } from 'vitest';
-import { deadLetterOf, describeAge, REDRIVE_REASON } from '../../../lib/dead-letters/dead-letter.js';
+import { deadLetterOf } from '../../../lib/dead-letters/dead-letter.js';
 import {
   matchesFilter,
   parseCodes,
@@ -30,49 +30,6 @@ function message(body: string, attributes: Record<string, string> = {}, o: { gro
 const event = (deviceId: string): string => JSON.stringify({ v: 1, deviceId, payload: '21.5' });
 const rejected = (deviceId: string, o: { group?: string; sentAgoMs?: number } = {}) =>
   deadLetterOf(message(event(deviceId), { 'relay.errorCode': 'ERR_ATTACH_REJECTED', 'relay.reason': 'not bound', 'relay.deviceId': deviceId, 'relay.gatewayId': 'gw-1', 'relay.receiveCount': '2' }, { group: 'gw-1', ...o }));
-
-describe('deadLetterOf', () => {
-  it('reads the relay\'s attributes, and the device and type from the body', () => {
-    const dl = deadLetterOf(
-      message(JSON.stringify({ v: 1, type: 'state', deviceId: 'pump-01', payload: 'on' }), {
-        'relay.errorCode': 'ERR_ATTACH_REJECTED',
-        'relay.reason': 'the bridge refused to attach the device',
-        'relay.sourceMessageId': 'src-1',
-        'relay.receiveCount': '3',
-        'relay.gatewayId': 'gw-1',
-        'producer.trace': 'abc',
-      }, { group: 'gw-1', sentAgoMs: 5000 }),
-    );
-    expect(dl).toMatchObject({
-      messageId: 'dl-1',
-      receiptHandle: 'rh-1',
-      via: 'relay',
-      code: 'ERR_ATTACH_REJECTED',
-      reason: 'the bridge refused to attach the device',
-      sourceMessageId: 'src-1',
-      sourceReceiveCount: 3,
-      gatewayId: 'gw-1',
-      groupId: 'gw-1',
-      deviceId: 'pump-01',
-      type: 'state',
-      deadLetteredAt: NOW - 5000,
-    });
-    expect(Object.keys(dl.producerAttributes)).toEqual(['producer.trace']);
-  });
-
-  it('says why a record SQS moved is there, and copes with a body that is not JSON', () => {
-    const moved = deadLetterOf(message(JSON.stringify({ v: 1, type: 'config-poll', deviceIds: ['valve-01', 'valve-02'] }), {}, { group: 'gw-2' }));
-    const garbage = deadLetterOf(message('not json at all'));
-    expect(moved).toMatchObject({ via: 'redrive', reason: REDRIVE_REASON, type: 'config-poll', deviceIds: ['valve-01', 'valve-02'], groupId: 'gw-2' });
-    expect(moved.code).toBeUndefined();
-    expect(garbage).toMatchObject({ via: 'redrive', type: 'unknown' });
-    expect(garbage.deviceId).toBeUndefined();
-  });
-
-  it('describes ages at a glance', () => {
-    expect([describeAge(4_400), describeAge(185_000), describeAge(5 * 3600_000 + 1), describeAge(49 * 3600_000)]).toEqual(['4 s', '3 min', '5 h', '2 d']);
-  });
-});
 
 describe('filters', () => {
   it('parse codes, devices, types and durations, and name the flag of a bad value', () => {

@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigStore } from '../../../lib/config-store/config-store.js';
-import { isRelayError } from '../../../lib/errors.js';
-import { integrationSecretsFromEnv, LorawanService, lorawanServiceFromEnv, parseIntegrations, type LorawanRequest } from '../../../lib/lorawan/index.js';
+import { integrationSecretsFromEnv, LorawanService, parseIntegrations, type LorawanRequest } from '../../../lib/lorawan/index.js';
 import { SqsRelayQueue } from '../../../lib/queue/relay-queue.js';
 import { startNetworkServerStandIn, type NetworkServerStandIn } from '../../../local/network-server-stand-in.js';
 import { startLocalDynamoDb, type LocalDynamoDb } from '../../helpers/local-dynamodb.js';
@@ -80,26 +79,6 @@ describe('The Things Stack downlink key', () => {
 });
 
 describe('settings it refuses', () => {
-  const configError = (run: () => unknown): string => {
-    try {
-      run();
-    } catch (e) {
-      if (isRelayError(e) && e.code === 'ERR_CONFIG') return e.message;
-      throw e;
-    }
-    throw new Error('expected ERR_CONFIG');
-  };
-
-  it('integrations without their secrets, downlinks without the config table, a bad timeout', () => {
-    const base = { IOTCORE_GATEWAY_IDS: 'gw-1', RELAY_QUEUE_URL: sqs.queueUrl, LORAWAN_INTEGRATIONS: JSON.stringify([{ ...TTS, downlink: { ...TTS.downlink, apiUrl: ns.url } }]) };
-    expect(configError(() => lorawanServiceFromEnv(base))).toMatch(/without their secrets/);
-    expect(configError(() => lorawanServiceFromEnv({ ...base, LORAWAN_SECRETS_FILE: secretsFile }))).toMatch(/needs the config table: set CONFIG_TABLE/);
-    expect(configError(() => lorawanServiceFromEnv({ ...base, LORAWAN_SECRETS_FILE: secretsFile, CONFIG_TABLE: 't', LORAWAN_DOWNLINK_TIMEOUT_MS: '9000' }))).toMatch(/LORAWAN_DOWNLINK_TIMEOUT_MS/);
-    expect(configError(() => lorawanServiceFromEnv({ ...base, RELAY_QUEUE_URL: '' }))).toMatch(/RELAY_QUEUE_URL/);
-    // No integration at all is a valid, if idle, deployment.
-    expect(lorawanServiceFromEnv({ IOTCORE_GATEWAY_IDS: 'gw-1', RELAY_QUEUE_URL: sqs.queueUrl })).toBeInstanceOf(LorawanService);
-  });
-
   it('answers 500 for an integration the secret document lacks, and serves the others', async () => {
     const lorawan = service([
       { id: 'farm-ttn', networkServer: 'tts', deviceId: '{device_id}' },

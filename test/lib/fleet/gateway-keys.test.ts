@@ -3,51 +3,16 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseDeviceList, readDeviceList } from '../../../lib/fleet/device-list.js';
-import { credentialFromPem, gatewayKeySource, hasKey } from '../../../lib/fleet/gateway-keys.js';
+import { credentialFromPem, gatewayKeySource, hasKey, publicKeyDer } from '../../../lib/fleet/gateway-keys.js';
 import { generateGatewayKeyPair } from '../../../lib/keys/key-pair.js';
 import { selfSignedCertificate } from '../../../lib/keys/self-signed-certificate.js';
+import { rejectedRelayError, thrownRelayError } from '../../helpers/relay-error.js';
 
 let dir: string;
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'fleet-inputs-'));
+  dir = await mkdtemp(join(tmpdir(), 'gateway-keys-'));
 });
 afterAll(() => rm(dir, { recursive: true, force: true }));
-
-describe('device list files', () => {
-  it('reads one ID a line, skipping blank lines and comments, or a JSON array', () => {
-    expect(parseDeviceList('\uFEFFpump-0001\r\n\n  pump-0002  # the spare\n# retired:\n#pump-0003\npump-0004', 'd.txt')).toEqual(['pump-0001', 'pump-0002', 'pump-0004']);
-    expect(parseDeviceList(' ["pump-0001", "pump-0002"]\n', 'd.json')).toEqual(['pump-0001', 'pump-0002']);
-  });
-
-  it('names the line or index of every bad or repeated ID', () => {
-    expect(() => parseDeviceList('pump-0001\npump/2\npump-0001\ngoog-x\n', 'd.txt')).toThrow(
-      /d\.txt: 3 bad entries:\n {2}line 2: device ID "pump\/2" must start with a letter.*\n {2}line 3: pump-0001 is listed twice \(first at line 1\)\n {2}line 4: device ID "goog-x" must not start with "goog"/,
-    );
-    expect(() => parseDeviceList('["ok-1", 42, null]', 'd.json')).toThrow(/\[1\]: device ID 42 must be a string\n {2}\[2\]: device ID null must be a string/);
-    expect(() => parseDeviceList('[1, 2', 'd.json')).toThrow(/d\.json: starts with \[ but is not a JSON array/);
-    expect(() => parseDeviceList('{"a": 1}', 'd.json')).toThrow(/bad entr/);
-    expect(() => parseDeviceList('# nothing\n\n', 'd.txt')).toThrow(/lists no device/);
-  });
-
-  it('sums up long lists of problems', () => {
-    const lines = Array.from({ length: 25 }, (_, i) => `bad/${i}`).join('\n');
-    const message = (() => {
-      try {
-        parseDeviceList(lines, 'd.txt');
-        return '';
-      } catch (e) {
-        return (e as Error).message;
-      }
-    })();
-    expect(message.split('\n')).toHaveLength(12);
-    expect(message).toMatch(/… and 15 more$/);
-  });
-
-  it('says which file cannot be read', async () => {
-    await expect(readDeviceList(join(dir, 'missing.txt'))).rejects.toThrow(/device list .*missing\.txt cannot be read: ENOENT/);
-  });
-});
 
 describe('gateway public keys', () => {
   it('detects ES256 and RS256 keys and certificates from the key itself', async () => {
@@ -71,12 +36,7 @@ describe('gateway public keys', () => {
 
   it('refuses private keys without quoting them, and keys IoT Core cannot verify', async () => {
     const ec = await generateGatewayKeyPair('ES256');
-    let message = '';
-    try {
-      credentialFromPem(ec.privateKeyPem, 'gw-1_private.pem');
-    } catch (e) {
-      message = (e as Error).message;
-    }
+    const { message } = thrownRelayError(() => credentialFromPem(ec.privateKeyPem, 'gw-1_private.pem'), 'ERR_KEY_INVALID');
     expect(message).toBe('gw-1_private.pem: holds a PRIVATE key; give the public key (the *_public.pem file `iotcore-relay keys` writes)');
     const p384 = generateKeyPairSync('ec', { namedCurve: 'secp384r1' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     expect(() => credentialFromPem(p384, 'p384.pem')).toThrow(/ES256 needs P-256/);
@@ -101,5 +61,40 @@ describe('gateway public keys', () => {
     const shared = gatewayKeySource(join(dir, 'gw-a_public.pem'));
     expect(shared.perGateway).toBe(false);
     expect(await shared.credentialFor('gw-x')).toEqual(await shared.credentialFor('gw-y'));
+  });
+});
+
+describe('gateway public key edge cases', () => {
+  it('registers an RSA certificate as RSA_X509_PEM, and reads keys written with CRLF line ends', async () => {
+    const rsa = await generateGatewayKeyPair('RS256');
+    const cert = await selfSignedCertificate(rsa, { commonName: 'gw-rsa' });
+    expect(credentialFromPem(cert, 'c.pem').publicKey.format).toBe('RSA_X509_PEM');
+    expect(credentialFromPem(rsa.publicKeyPem.replaceAll('\n', '\r\n'), 'crlf.pem').publicKey).toEqual({ format: 'RSA_PEM', key: rsa.publicKeyPem });
+  });
+
+  it.each([
+    ['a certificate that does not parse', '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----', 'b.pem: the certificate does not parse'],
+    ['a public key that does not parse', '-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----', 'b.pem: the public key does not parse'],
+    ['another kind of block', '-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----', 'b.pem: a CERTIFICATE REQUEST block is not a public key'],
+  ])('refuses %s', (_what, pem, message) => {
+    expect(thrownRelayError(() => credentialFromPem(pem, 'b.pem'), 'ERR_KEY_INVALID').message).toBe(message);
+  });
+
+  it('compares nothing it cannot read', () => {
+    expect(publicKeyDer(undefined)).toBeUndefined();
+    expect(publicKeyDer({ publicKey: { key: 'not a key' } })).toBeUndefined();
+    expect(publicKeyDer({ publicKey: {} })).toBeUndefined();
+  });
+
+  it('refuses an empty path, names the file per gateway, and reads each file once', async () => {
+    expect(thrownRelayError(() => gatewayKeySource('  '), 'ERR_CONFIG').message).toBe('the gateway public key path is empty');
+    const source = gatewayKeySource(join(dir, 'once-{gateway}.pem'));
+    expect(source.pathFor('gw-9')).toBe(join(dir, 'once-gw-9.pem'));
+    const pair = await generateGatewayKeyPair('ES256');
+    await writeFile(join(dir, 'once-gw-9.pem'), pair.publicKeyPem);
+    const first = await source.credentialFor('gw-9');
+    await writeFile(join(dir, 'once-gw-9.pem'), 'replaced');
+    expect(await source.credentialFor('gw-9')).toBe(first);
+    expect((await rejectedRelayError(gatewayKeySource(join(dir, 'bad.pem')).credentialFor('gw-1'), 'ERR_CONFIG')).message).toMatch(/cannot be read: ENOENT$/);
   });
 });
