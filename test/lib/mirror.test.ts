@@ -27,11 +27,6 @@ const PENDING_ELSEWHERE = new Set([
   'lib/gateway/session-report.ts',
   'lib/gateway/session-state.ts',
   'lib/gateway/subscriptions.ts',
-  'lib/ingest/api-gateway-request.ts',
-  'lib/ingest/error-envelope.ts',
-  'lib/ingest/index.ts',
-  'lib/ingest/ingest-service.ts',
-  'lib/ingest/queue-record.ts',
 ]);
 
 const STRING = String.raw`"(?:[^"\\]|\\.)*"`;
