@@ -4,6 +4,10 @@
  * registered, a replaced master secret) reaches a warm container without a redeploy, and a busy container does not
  * call Secrets Manager on every request.
  *
+ * Powertools Parameters and the Secrets Manager client are loaded by the first read, not with this module: the HTTP
+ * handlers import it, and a request refused before its credentials are checked needs neither. Keep the import of
+ * `@aws-lambda-powertools/parameters/secrets` here type-only (test/deploy/bundles-lazy-sdk.test.ts).
+ *
  * @example
  * const source = secretsManagerTextSource('iotcore-relay/device-keys', { maxAgeSeconds: 300 });
  * const text = await source.read();

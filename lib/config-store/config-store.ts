@@ -14,7 +14,7 @@
  * Nothing here touches MQTT: the config and ingest handlers import this module and stay small. Nor is the DynamoDB
  * client evaluated with it: the first call to the table loads it (dynamodb-sdk.ts), so an HTTP request refused
  * before it reads its config, or a relay batch that writes nothing, never pays for it. Keep the imports of the AWS
- * SDK here type-only (test/deploy/http-bundles-lazy-sdk.test.ts).
+ * SDK here type-only (test/deploy/bundles-lazy-sdk.test.ts).
  *
  * @example
  * const store = new ConfigStore({ tableName: 'iotcore-relay-config' });

@@ -1,10 +1,10 @@
 /**
- * The HTTP functions' cold start: importing the ingest or the config bundle must evaluate nothing of the AWS SDK, and
- * a request refused before its credentials are checked must not either; a device waits on both. Each client is
- * evaluated by the first request that needs it: Secrets Manager to check a device key, SQS to queue a reading,
- * DynamoDB to read a config.
+ * The cold start of the functions other than the relay (relay-bundle-lazy-sdk.test.ts has its own): importing the
+ * ingest, config or poll bundle must evaluate nothing of the AWS SDK, and an HTTP request refused before its
+ * credentials are checked must not either; a device waits on both. Each client is evaluated by the first request that
+ * needs it: Secrets Manager to check a device key, SQS to queue a reading or a poll job, DynamoDB to use the table.
  *
- * Both bundles are built as packaged, with marks that record each SDK package when it is evaluated
+ * The bundles are built as packaged, with marks that record each SDK package when it is evaluated
  * (sdk-evaluation-marks.ts), and run in fresh processes against local SQS, DynamoDB and Secrets Manager servers.
  * The later requests prove the marks do show evaluation, so an empty first reading means something.
  */
@@ -26,7 +26,7 @@ const MASTER_SECRET = 'iotcore-relay/test/device-key-master';
 const KEYS_SECRET = 'iotcore-relay/test/device-keys';
 
 let dir: string;
-const bundles: Record<'ingest' | 'config', string> = { ingest: '', config: '' };
+const bundles: Record<'ingest' | 'config' | 'poll', string> = { ingest: '', config: '', poll: '' };
 const marked = new Set<string>();
 let secrets: SecretsManagerEndpoint;
 let db: LocalDynamoDb;
@@ -38,6 +38,7 @@ beforeAll(async () => {
   // One after the other: each build takes a core.
   bundles.ingest = await buildMarkedBundle('handlers/ingest.ts', join(dir, 'ingest'), marked);
   bundles.config = await buildMarkedBundle('handlers/config.ts', join(dir, 'config'), marked);
+  bundles.poll = await buildMarkedBundle('handlers/poll.ts', join(dir, 'poll'), marked);
   [secrets, db, sqs] = await Promise.all([startSecretsManagerEndpoint(), startLocalDynamoDb(), startLocalSqs()]);
   const master = randomBytes(32).toString('base64url');
   secrets.putSecret(MASTER_SECRET, master);
@@ -71,8 +72,8 @@ function functionEnv(): NodeJS.ProcessEnv {
 
 const statusOf = (response: unknown): number | undefined => (response as { statusCode?: number } | undefined)?.statusCode;
 
-describe('HTTP bundles as packaged', () => {
-  it('marks every file of the SDK clients the HTTP functions use', () => {
+describe('ingest, config and poll bundles as packaged', () => {
+  it('marks every file of the SDK clients the functions use', () => {
     // Without this, a path the plugin failed to match would leave nothing to observe, and the test would pass.
     for (const pkg of [...SECRETS, ...DYNAMODB, ...SQS, '@aws-sdk/core', '@smithy/core']) expect([...marked]).toContain(pkg);
   });
@@ -120,5 +121,18 @@ describe('HTTP bundles as packaged', () => {
     expect(Buffer.from((config?.response as { body: string }).body, 'base64').toString('utf8')).toBe('{"rate":5}');
     expect(config?.evaluated).toEqual(expect.arrayContaining([...SECRETS, ...DYNAMODB]));
     expect(config?.evaluated).not.toContain(SQS[0]);
+  });
+
+  it('poll: evaluates no AWS SDK module at import, and the DynamoDB and SQS clients in its first invocation', async () => {
+    const env = { ...functionEnv(), POLL_DEVICE_IDS: DEVICE, POLL_RECENT_HOURS: '24' };
+    const run = await runMarkedBundle(bundles.poll, dir, [{ name: 'schedule', event: { time: '2026-01-01T00:15:00Z' } }], env);
+    expect(run.code, run.output).toBe(0);
+    const [imported, scheduled] = run.steps;
+
+    expect(imported?.evaluated, 'SDK packages evaluated by the import of the poll bundle').toEqual([]);
+    expect((scheduled?.response as { jobs?: number } | undefined)?.jobs, run.output).toBe(1);
+    expect(scheduled?.evaluated).toEqual(expect.arrayContaining([...DYNAMODB, ...SQS]));
+    expect(scheduled?.evaluated).not.toContain(SECRETS[1]);
+    expect((await sqs.receiveAll()).map((m) => JSON.parse(m.body).type)).toEqual(['config-poll']);
   });
 });
