@@ -34,7 +34,7 @@ let sqs: LocalSqs;
 let authorization: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'http-lazy-sdk-'));
+  dir = await mkdtemp(join(tmpdir(), 'bundles-lazy-sdk-'));
   // One after the other: each build takes a core.
   bundles.ingest = await buildMarkedBundle('handlers/ingest.ts', join(dir, 'ingest'), marked);
   bundles.config = await buildMarkedBundle('handlers/config.ts', join(dir, 'config'), marked);
