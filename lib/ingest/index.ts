@@ -23,9 +23,8 @@ import { configStoreFromEnv } from '../config-store/store-from-env.js';
 import { RelayError } from '../errors.js';
 import { parseGatewayIds } from '../gateway-pool.js';
 import { deviceIdProblem } from '../iotcore/device-id.js';
-import { lazy } from '../lazy.js';
 import { SettingsCheck } from '../settings-check.js';
-import type { RelayQueue, SqsRelayQueueOptions } from '../queue/relay-queue.js';
+import { SqsRelayQueue } from '../queue/relay-queue.js';
 import { IngestService, type AnswerConfig, type IngestServiceOptions } from './ingest-service.js';
 
 export {
@@ -75,31 +74,10 @@ export function ingestServiceFromEnv(env: NodeJS.ProcessEnv = process.env, optio
     registry: { project: project!, location: location!, registry: registryId! },
     gatewayIds: gatewayIds!,
     authenticator: authenticator!,
-    queue: relayQueueAtFirstSend({ queueUrl: queueUrl!, ...(options.sqsClient ? { client: options.sqsClient } : {}) }),
+    queue: new SqsRelayQueue({ queueUrl: queueUrl!, ...(options.sqsClient ? { client: options.sqsClient } : {}) }),
   };
   if (store !== undefined) service.latestConfig = latestConfigFrom(store);
   return new IngestService(service);
-}
-
-/**
- * The relay queue, loaded with its SQS client by the first send: a request refused before anything is queued (its
- * path, its credentials, its body) never pays for them. A failed load leaves that send's records not queued (503:
- * send again later), and the next send loads again.
- */
-function relayQueueAtFirstSend(options: SqsRelayQueueOptions): RelayQueue {
-  const queue = lazy(async () => new (await import('../queue/relay-queue.js')).SqsRelayQueue(options));
-  return {
-    async send(records) {
-      let loaded: RelayQueue;
-      try {
-        loaded = await queue();
-      } catch (e) {
-        const error = new RelayError('ERR_QUEUE_UNAVAILABLE', 'the queue client could not be loaded', { cause: e });
-        return records.map(() => ({ queued: false, error, retryable: true }));
-      }
-      return loaded.send(records);
-    },
-  };
 }
 
 /** The config a device gets in its answer, in the shape of IoT Core's HTTP getConfig answer. */
