@@ -8,10 +8,10 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, ScheduledEvent } from 'aws-lambda';
 import { configStoreFromEnv } from '../lib/config-store/index.js';
 import { pollSettingsFromEnv } from '../lib/poll/poll-settings.js';
+import { loadSqsSdk } from '../lib/queue/queue-producer.js';
 import { scheduleConfigPolls, type PollSources, type PollSummary } from '../lib/poll/schedule-polls.js';
 
 /** What the handler reads from its event: EventBridge's `time`, the time the schedule fired. */
@@ -40,7 +40,8 @@ export function createPollHandler(options: PollHandlerOptions = {}): PollHandler
     const scheduledAt = scheduleTime(event, logger);
     try {
       const settings = pollSettingsFromEnv(env);
-      sources ??= { store: configStoreFromEnv(env), sqs: new SQSClient({}) };
+      // The SQS client is loaded here, not with the module: the SDK's clients load at first use (docs/deploy.md).
+      sources ??= { store: configStoreFromEnv(env), sqs: new (await loadSqsSdk()).SQSClient({}) };
       const summary = await scheduleConfigPolls(sources, settings, scheduledAt);
       metrics.addMetric('ConfigPollDevices', MetricUnit.Count, summary.devices);
       metrics.addMetric('ConfigPollJobsEnqueued', MetricUnit.Count, summary.jobs);

@@ -4,13 +4,18 @@
  * registered, a replaced master secret) reaches a warm container without a redeploy, and a busy container does not
  * call Secrets Manager on every request.
  *
+ * Powertools Parameters and the Secrets Manager client are loaded by the first read, not with this module: the HTTP
+ * handlers import it, and a request refused before its credentials are checked needs neither. Keep the import of
+ * `@aws-lambda-powertools/parameters/secrets` here type-only (test/deploy/bundles-lazy-sdk.test.ts).
+ *
  * @example
  * const source = secretsManagerTextSource('iotcore-relay/device-keys', { maxAgeSeconds: 300 });
  * const text = await source.read();
  */
 import { readFile } from 'node:fs/promises';
-import { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
+import type { SecretsProvider } from '@aws-lambda-powertools/parameters/secrets';
 import { RelayError } from '../errors.js';
+import { lazy } from '../lazy.js';
 
 export interface SecretTextSource {
   /** The file path or the secret ID, for error messages and logs. Never the value. */
@@ -58,7 +63,8 @@ export interface SecretsManagerTextSourceOptions {
   provider?: SecretsProvider;
 }
 
-let sharedProvider: SecretsProvider | undefined;
+/** One provider for the process, loaded with its SDK client by the first read that needs it. */
+const sharedProvider = lazy(async () => new (await import('@aws-lambda-powertools/parameters/secrets')).SecretsProvider());
 
 export function secretsManagerTextSource(secretId: string, options: SecretsManagerTextSourceOptions = {}): SecretTextSource {
   const maxAge = options.maxAgeSeconds ?? DEFAULT_SECRET_MAX_AGE_SECONDS;
@@ -66,10 +72,11 @@ export function secretsManagerTextSource(secretId: string, options: SecretsManag
   return {
     origin,
     async read(): Promise<string> {
-      // The SDK client honours AWS_ENDPOINT_URL_SECRETS_MANAGER, which is how the tests reach a local endpoint.
-      const provider = options.provider ?? (sharedProvider ??= new SecretsProvider());
       let value: string | Uint8Array | undefined;
       try {
+        // The SDK client honours AWS_ENDPOINT_URL_SECRETS_MANAGER, which is how the tests reach a local endpoint.
+        // A failed load is an unreadable secret like any other, and the next read loads again.
+        const provider = options.provider ?? (await sharedProvider());
         value = await provider.get(secretId, { maxAge });
       } catch (e) {
         throw new RelayError('ERR_KEY_UNAVAILABLE', `${origin} could not be read`, { cause: e });

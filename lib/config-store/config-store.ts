@@ -11,7 +11,10 @@
  * For devices behind a LoRaWAN network server it also keeps which config version a network server accepted as a
  * downlink, and which was not sent and why (lib/lorawan/config-downlink.ts).
  *
- * Nothing here touches MQTT: the config and ingest handlers import this module and stay small.
+ * Nothing here touches MQTT: the config and ingest handlers import this module and stay small. Nor is the DynamoDB
+ * client evaluated with it: the first call to the table loads it (dynamodb-sdk.ts), so an HTTP request refused
+ * before it reads its config, or a relay batch that writes nothing, never pays for it. Keep the imports of the AWS
+ * SDK here type-only (test/deploy/bundles-lazy-sdk.test.ts).
  *
  * @example
  * const store = new ConfigStore({ tableName: 'iotcore-relay-config' });
@@ -20,11 +23,12 @@
  */
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, DynamoDBDocumentClient, GetCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { RelayError } from '../errors.js';
 import { assertDeviceId } from '../iotcore/device-id.js';
 import { MAX_CONFIG_BYTES } from '../iotcore/limits.js';
+import { lazy } from '../lazy.js';
 import { ATTR } from './table.js';
 
 export interface StoredConfig {
@@ -105,10 +109,16 @@ const NOTE_CONCURRENCY = 10;
 
 export const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
+type DynamoDbSdk = typeof import('./dynamodb-sdk.js');
+
 export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   readonly tableName: string;
-  private readonly doc: DynamoDBDocumentClient;
   private readonly retentionSeconds: number;
+  /**
+   * The document client and the SDK's commands, loaded by the first call to the table; a load that failed is tried
+   * again by the next call.
+   */
+  private readonly sdk: () => Promise<{ doc: DynamoDBDocumentClient; sdk: DynamoDbSdk }>;
 
   constructor(options: ConfigStoreOptions) {
     if (options.tableName.length === 0) throw new RelayError('ERR_CONFIG', 'the config table name is empty (set CONFIG_TABLE)');
@@ -118,8 +128,10 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
     }
     this.tableName = options.tableName;
     this.retentionSeconds = Math.round(retentionDays * 86_400);
-    this.doc = DynamoDBDocumentClient.from(options.client ?? new DynamoDBClient({}), {
-      marshallOptions: { removeUndefinedValues: true },
+    this.sdk = lazy(async () => {
+      const sdk = await import('./dynamodb-sdk.js');
+      const doc = sdk.DynamoDBDocumentClient.from(options.client ?? new sdk.DynamoDBClient({}), { marshallOptions: { removeUndefinedValues: true } });
+      return { doc, sdk };
     });
   }
 
@@ -144,6 +156,7 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
       ...(options.bridgeVersion === undefined ? {} : { ':bv': options.bridgeVersion }),
     };
     const setCommon = `${ATTR.receivedAt} = :at, ${ATTR.expiresAt} = :exp${options.bridgeVersion === undefined ? '' : `, ${ATTR.bridgeVersion} = :bv`}`;
+    const { doc, sdk } = await this.sdk();
 
     for (let attempt = 1; attempt <= MAX_WRITE_ATTEMPTS; attempt++) {
       // A strongly consistent read: with an eventually consistent one a writer would often start from a version
@@ -153,8 +166,8 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
         if (current !== undefined && current.sha256 === sha) {
           // Seen again, unchanged. The condition keeps us from stamping a fresh receivedAt on bytes that another
           // writer replaced between our read and this write.
-          await this.doc.send(
-            new UpdateCommand({
+          await doc.send(
+            new sdk.UpdateCommand({
               TableName: this.tableName,
               Key: { [ATTR.deviceId]: deviceId },
               UpdateExpression: `SET ${setCommon}`,
@@ -167,8 +180,8 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
         const next = (current?.version ?? 0) + 1;
         // The item may already exist without a config (noteRelayed wrote it first), so "no config yet" is
         // attribute_not_exists(version), not of the key; UpdateItem keeps lastRelayedAt where PutItem would drop it.
-        await this.doc.send(
-          new UpdateCommand({
+        await doc.send(
+          new sdk.UpdateCommand({
             TableName: this.tableName,
             Key: { [ATTR.deviceId]: deviceId },
             UpdateExpression: `SET ${ATTR.version} = :next, ${ATTR.bytes} = :bytes, ${ATTR.sha256} = :sha, ${setCommon}`,
@@ -187,7 +200,7 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
         );
         return { version: next, changed: true };
       } catch (e) {
-        if (!(e instanceof ConditionalCheckFailedException)) throw e;
+        if (!(e instanceof sdk.ConditionalCheckFailedException)) throw e;
         // Another writer got there first: read its version and decide again. A short random pause keeps writers
         // that collided from colliding again in lockstep.
         await sleep(Math.floor(Math.random() * 10 * attempt));
@@ -199,8 +212,9 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   /** The latest config of a device, or undefined when none was ever received (or the item expired). */
   async getConfig(deviceId: string): Promise<StoredConfig | undefined> {
     assertDeviceId(deviceId);
-    const out = await this.doc.send(
-      new GetCommand({
+    const { doc, sdk } = await this.sdk();
+    const out = await doc.send(
+      new sdk.GetCommand({
         TableName: this.tableName,
         Key: { [ATTR.deviceId]: deviceId },
         ProjectionExpression: CONFIG_PROJECTION,
@@ -222,8 +236,9 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   /** A device's config and its downlink marks, in one read. */
   async getDownlinkState(deviceId: string): Promise<DownlinkState> {
     assertDeviceId(deviceId);
-    const out = await this.doc.send(
-      new GetCommand({ TableName: this.tableName, Key: { [ATTR.deviceId]: deviceId }, ProjectionExpression: DOWNLINK_PROJECTION }),
+    const { doc, sdk } = await this.sdk();
+    const out = await doc.send(
+      new sdk.GetCommand({ TableName: this.tableName, Key: { [ATTR.deviceId]: deviceId }, ProjectionExpression: DOWNLINK_PROJECTION }),
     );
     return out.Item === undefined ? {} : toDownlinkState(out.Item);
   }
@@ -260,9 +275,10 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   /** A conditional UpdateItem on a device's item: true when written, false when the condition did not hold. */
   private async updateIf(deviceId: string, update: string, condition: string, values: Record<string, unknown>): Promise<boolean> {
     assertDeviceId(deviceId);
+    const { doc, sdk } = await this.sdk();
     try {
-      await this.doc.send(
-        new UpdateCommand({
+      await doc.send(
+        new sdk.UpdateCommand({
           TableName: this.tableName,
           Key: { [ATTR.deviceId]: deviceId },
           UpdateExpression: update,
@@ -272,7 +288,7 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
       );
       return true;
     } catch (e) {
-      if (e instanceof ConditionalCheckFailedException) return false;
+      if (e instanceof sdk.ConditionalCheckFailedException) return false;
       throw e;
     }
   }
@@ -282,14 +298,15 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
     const ids = [...new Set(deviceIds)];
     ids.forEach((id, i) => assertDeviceId(id, `deviceIds[${i}]`));
     const items: Record<string, unknown>[] = [];
+    const { doc, sdk } = await this.sdk();
     for (let i = 0; i < ids.length; i += BATCH_GET_LIMIT) {
       let keys: Record<string, unknown>[] = ids.slice(i, i + BATCH_GET_LIMIT).map((id) => ({ [ATTR.deviceId]: id }));
       // DynamoDB may answer part of a batch and return the rest as UnprocessedKeys (throughput or 16 MB response
       // limit); those are asked again after a growing pause, as the service's documentation advises.
       for (let round = 0; keys.length > 0; round++) {
         if (round > 0) await sleep(Math.min(1000, 25 * 2 ** round));
-        const out = await this.doc.send(
-          new BatchGetCommand({
+        const out = await doc.send(
+          new sdk.BatchGetCommand({
             RequestItems: { [this.tableName]: { Keys: keys, ProjectionExpression: projection } },
           }),
         );
@@ -309,11 +326,12 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
     ids.forEach((id, i) => assertDeviceId(id, `deviceIds[${i}]`));
     const when = isoTime(at, 'at');
     const exp = this.expiry(at);
+    const { doc, sdk } = await this.sdk();
     for (let i = 0; i < ids.length; i += NOTE_CONCURRENCY) {
       await Promise.all(
         ids.slice(i, i + NOTE_CONCURRENCY).map((id) =>
-          this.doc.send(
-            new UpdateCommand({
+          doc.send(
+            new sdk.UpdateCommand({
               TableName: this.tableName,
               Key: { [ATTR.deviceId]: id },
               UpdateExpression: `SET ${ATTR.lastRelayedAt} = :at, ${ATTR.expiresAt} = :exp`,
@@ -335,11 +353,12 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
    */
   async recentlyRelayed(since: Date): Promise<string[]> {
     const from = isoTime(since, 'since');
+    const { doc, sdk } = await this.sdk();
     const ids: string[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const out = await this.doc.send(
-        new ScanCommand({
+      const out = await doc.send(
+        new sdk.ScanCommand({
           TableName: this.tableName,
           ProjectionExpression: ATTR.deviceId,
           // ISO 8601 UTC times of one fixed format sort as strings in time order.
@@ -358,8 +377,9 @@ export class ConfigStore implements ConfigWriter, ConfigReader, DownlinkStore {
   }
 
   private async readVersion(deviceId: string): Promise<{ version: number; sha256: string } | undefined> {
-    const out = await this.doc.send(
-      new GetCommand({
+    const { doc, sdk } = await this.sdk();
+    const out = await doc.send(
+      new sdk.GetCommand({
         TableName: this.tableName,
         Key: { [ATTR.deviceId]: deviceId },
         ProjectionExpression: `${ATTR.version}, ${ATTR.sha256}`,

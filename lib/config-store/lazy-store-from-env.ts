@@ -1,13 +1,13 @@
 /**
- * A config store, from the environment, that loads the DynamoDB client at its first write rather than at import.
+ * A config store, from the environment, whose module is loaded at its first write rather than at import.
  *
- * The relay's handler uses it: its import must not evaluate the AWS SDK (handlers/relay.ts), and it writes to the
- * table only once a session is over (configs it polled, devices it relayed for). The first invocation pays for the
- * DynamoDB client instead of every cold start, before the handler even runs. The HTTP handlers read or
- * write the table on every request; they build the eager `ConfigStore` (store-from-env.ts).
+ * The relay's handler uses it: it writes to the table only once a session is over (configs it polled, devices it
+ * relayed for), so even the store's own code can wait for the first invocation. The DynamoDB client is loaded at
+ * first use by `ConfigStore` itself (config-store.ts), which is what keeps the AWS SDK out of every handler's import;
+ * the HTTP handlers build that store directly (store-from-env.ts).
  *
- * Keep the imports of `./config-store.js` and of the AWS SDK here type-only: a value import would evaluate the SDK
- * with this module.
+ * Keep the import of `./config-store.js` here type-only: a value import would bring the store's module into the
+ * relay's import.
  *
  * @example
  * const store = lazyConfigStoreFromEnv(process.env); // throws ERR_CONFIG now if CONFIG_TABLE is unset

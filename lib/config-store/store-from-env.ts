@@ -7,8 +7,8 @@
  * | `CONFIG_RETENTION_DAYS` | days an item outlives the last poll or relay that touched it (default 30) |
  * | `AWS_ENDPOINT_URL_DYNAMODB` | read by the SDK; points the store at a local server |
  *
- * This store loads the DynamoDB client with this module, for the handlers that use the table on every request.
- * The relay, which must keep the AWS SDK out of its import, uses `lazyConfigStoreFromEnv` (lazy-store-from-env.ts).
+ * Building the store loads nothing of the AWS SDK: its first call to the table does (config-store.ts). The relay,
+ * which writes only once a session is over, defers the store's module too (lazy-store-from-env.ts).
  *
  * @example
  * const store = sharedConfigStore(); // one per process, built on first use

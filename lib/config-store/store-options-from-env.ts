@@ -1,7 +1,7 @@
 /**
- * The config store's settings, read from the environment and checked, without building a store: both the eager
- * store (store-from-env.ts) and the relay's lazy one (lazy-store-from-env.ts) start from here, so they accept and
- * refuse the same settings with the same errors. It imports nothing of the AWS SDK, so the lazy store stays lazy.
+ * The config store's settings, read from the environment and checked, without building a store: both the store
+ * (store-from-env.ts) and the relay's deferred one (lazy-store-from-env.ts) start from here, so they accept and
+ * refuse the same settings with the same errors. It imports nothing of the AWS SDK.
  *
  * @example
  * configStoreOptionsFromEnv({ CONFIG_TABLE: 'iotcore-relay-config' }); // { tableName: 'iotcore-relay-config' }

@@ -9,9 +9,9 @@
  * const [outcome] = await queue.send([{ body, groupId: 'gw-1', deduplicationId: 'req-1' }]);
  * if (outcome?.queued) console.log(outcome.messageId);
  */
-import { SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { RelayError } from '../errors.js';
-import { MAX_MESSAGE_BYTES, QueueProducer, type QueueOutcome } from './queue-producer.js';
+import { loadSqsSdk, MAX_MESSAGE_BYTES, QueueProducer, type QueueOutcome } from './queue-producer.js';
 
 export type { QueueOutcome };
 
@@ -38,10 +38,11 @@ export interface SqsRelayQueueOptions {
 /**
  * A client with the SDK's usual configuration from the environment (region, credentials, `AWS_ENDPOINT_URL_SQS`),
  * and timeouts that fit a request a device is waiting on: without them an unreachable endpoint would hold the
- * request until the function times out.
+ * request until the function times out. The SDK is loaded here, at the first send, not with this module: the ingest
+ * and LoRaWAN handlers import it, and a request refused before anything is queued never needs it.
  */
-export function defaultSqsClient(): SQSClient {
-  return new SQSClient({ requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 } });
+export async function defaultSqsClient(): Promise<SQSClient> {
+  return new (await loadSqsSdk()).SQSClient({ requestHandler: { connectionTimeout: 2_000, requestTimeout: 5_000 } });
 }
 
 export class SqsRelayQueue implements RelayQueue {
@@ -52,7 +53,7 @@ export class SqsRelayQueue implements RelayQueue {
     if (options.queueUrl.trim() === '') throw new RelayError('ERR_CONFIG', 'the relay queue URL is empty');
     this.queueUrl = options.queueUrl;
     // A record's body may be up to 1 MiB (lib/queue/message.ts), which the relay queue takes.
-    this.producer = new QueueProducer({ queueUrl: options.queueUrl, client: options.client ?? defaultSqsClient(), maxBatchBytes: MAX_MESSAGE_BYTES });
+    this.producer = new QueueProducer({ queueUrl: options.queueUrl, client: options.client ?? defaultSqsClient, maxBatchBytes: MAX_MESSAGE_BYTES });
   }
 
   async send(records: readonly QueueRecord[]): Promise<QueueOutcome[]> {

@@ -90,6 +90,23 @@ describe('npm run bench -- --quick', () => {
     }
   });
 
+  it('times each function from a fresh process: import, first invocation and their sum, against the relay', () => {
+    const rows = tableAfter(run.stdout, '| function | import ms |');
+    expect(rows.map((r) => r[0])).toEqual(['ingest, a valid reading', 'ingest, a bad request', 'config', 'poll', 'relay as packaged']);
+    for (const row of rows) {
+      const [importMs, firstMs, sumMs, warmMs] = row.slice(1, 5).map(Number);
+      for (const value of [importMs, firstMs, sumMs, warmMs]) expect(value, row[0]).toBeGreaterThan(0);
+      // One process in quick mode: the sum is that process's import + first invocation (each rounded for the table).
+      expect(Math.abs(sumMs! - (importMs! + firstMs!)), row[0]).toBeLessThanOrEqual(1);
+    }
+    const targets = tableAfter(run.stdout, '| claim | target |');
+    const cold = targets.find(([claim]) => claim!.startsWith('cold ingest request'));
+    expect(cold?.[1]).toBe('≤ relay import + first invocation');
+    const [ingestMs, relayMs] = [...cold![2]!.matchAll(/[\d.]+(?= )/g)].map((m) => Number(m[0]));
+    expect(ingestMs).toBe(Number(rows[0]![3]));
+    expect(relayMs).toBe(Number(rows[4]![3]));
+  });
+
   it('accounts for every reading the ingest accepted', () => {
     const runs = tableAfter(run.stdout, '| run | requests | accepted (202) |');
     expect(runs.length).toBeGreaterThanOrEqual(2);
