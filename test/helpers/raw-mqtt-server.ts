@@ -10,7 +10,7 @@
  * peer.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
  */
 import { EventEmitter, once } from 'node:events';
-import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { connect as tcpConnect, createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import { generate, parser as packetParser, type Packet } from 'mqtt-packet';
 
@@ -34,6 +34,8 @@ export interface RawMqttServer {
   port: number;
   peers: RawPeer[];
   nextConnection(timeoutMs?: number): Promise<RawPeer>;
+  /** A plain TCP client connected to the server (TCP servers only), and the server's side of it. */
+  dial(): Promise<{ socket: Socket; peer: RawPeer }>;
   close(): Promise<void>;
 }
 
@@ -52,7 +54,8 @@ export async function startRawMqttServer(options: { tls?: TlsOptions } = {}): Pr
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   let taken = 0;
-  return {
+  const clients: Socket[] = [];
+  const raw: RawMqttServer = {
     host: '127.0.0.1',
     port: (server.address() as AddressInfo).port,
     peers,
@@ -61,11 +64,19 @@ export async function startRawMqttServer(options: { tls?: TlsOptions } = {}): Pr
       if (peers[index] === undefined) await waitFor(arrivals, 'peer', () => peers[index] !== undefined, timeoutMs, 'no connection came');
       return peers[index]!;
     },
+    async dial() {
+      const socket = tcpConnect(raw.port, raw.host);
+      clients.push(socket);
+      await once(socket, 'connect');
+      return { socket, peer: await raw.nextConnection() };
+    },
     async close() {
+      for (const c of clients) c.destroy();
       for (const p of peers) p.socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
+  return raw;
 }
 
 function rawPeer(socket: Socket): RawPeer {

@@ -1,4 +1,4 @@
-import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { once } from 'node:events';
 import type { IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,9 @@ import { attachTopic, errorsTopic, eventsTopic } from '../../../lib/iotcore/topi
 import { makeFleet, type Fleet } from '../../helpers/emulator-fixtures.js';
 import { startRawMqttServer, type RawMqttServer, type RawPeer } from '../../helpers/raw-mqtt-server.js';
 import { thrownRelayError } from '../../helpers/relay-error.js';
+import { until } from '../../helpers/until.js';
+
+const soon = (what: string, check: () => boolean) => until(what, () => check() || undefined, 3000, 5);
 
 const FIELDS = { clientId: 'projects/p/locations/l/registries/r/devices/gw-1', username: 'unused', password: Buffer.from('jwt-text'), keepalive: 0, clean: true };
 
@@ -34,10 +37,8 @@ interface Linked {
 
 /** A link on a fresh TCP connection to the raw server, and the server's side of it. */
 async function linked(): Promise<Linked> {
-  const socket = tcpConnect(server.port, server.host);
+  const { socket, peer } = await server.dial();
   opened.push(socket);
-  await once(socket, 'connect');
-  const peer = await server.nextConnection();
   const messages: Linked['messages'] = [];
   const closes: LinkClose[] = [];
   const link = new MqttLink(socket, { onMessage: (topic, payload) => messages.push({ topic, payload }), onClose: (why) => closes.push(why) });
@@ -48,16 +49,9 @@ async function linked(): Promise<Linked> {
 async function flush(t: Linked, label = 'sync'): Promise<void> {
   const before = t.messages.length;
   t.peer.send({ cmd: 'publish', topic: `/sync/${label}`, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false });
-  await until(() => t.messages.length > before || t.closes.length > 0);
+  await soon('the sync message', () => t.messages.length > before || t.closes.length > 0);
 }
 
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -155,10 +149,7 @@ describe('packet IDs', () => {
     for (let i = 0; i < 0xffff; i++) returned.push(t.link.publish('/w', Buffer.alloc(0), 1));
     expect(returned[0]).toBe(1);
     expect(returned.at(-1)).toBe(0xffff);
-    await until(() => {
-      ackAll();
-      return t.link.unanswered === 2;
-    }, 20_000);
+    await until('the PUBACKs of all but two', () => (ackAll(), t.link.unanswered === 2 || undefined), 20_000, 5);
     expect(t.peer.packets.map((p) => (p as IPublishPacket).messageId)).toEqual(returned);
     // After 65535 comes 1, then 2: both still in flight.
     expect(t.link.publish('/w', Buffer.alloc(0), 1)).toBe(3);
@@ -217,7 +208,7 @@ describe('acknowledgements', () => {
     const granted: number[] = [];
     const id = t.link.subscribe('/x', 1, (g) => granted.push(g));
     t.peer.send({ cmd: 'suback', messageId: id, granted: [1] });
-    await until(() => granted.length > 0);
+    await soon('the SUBACK', () => granted.length > 0);
     expect(granted).toEqual([1]);
     t.link.destroy();
   });
@@ -228,7 +219,7 @@ describe('incoming messages', () => {
     const t = await linked();
     t.peer.send({ cmd: 'publish', topic: '/devices/gw-1/config', payload: Buffer.from('zero'), qos: 0, retain: false, dup: false });
     t.peer.send({ cmd: 'publish', topic: '/devices/gw-1/commands', payload: Buffer.from([0, 1, 255]), qos: 1, messageId: 77, retain: false, dup: false });
-    await until(() => t.messages.length === 2);
+    await soon('both messages', () => t.messages.length === 2);
     expect(t.messages).toEqual([
       { topic: '/devices/gw-1/config', payload: Buffer.from('zero') },
       { topic: '/devices/gw-1/commands', payload: Buffer.from([0, 1, 255]) },
@@ -240,9 +231,7 @@ describe('incoming messages', () => {
   });
 
   it('acknowledges a QoS 1 PUBLISH even when the handler throws', async () => {
-    const socket = tcpConnect(server.port, server.host);
-    opened.push(socket);
-    const peer = await server.nextConnection();
+    const { socket, peer } = await server.dial();
     const link = new MqttLink(socket, {
       onMessage: () => {
         throw new Error('handler failed');
@@ -304,12 +293,12 @@ describe('how the link ends', () => {
     if (raw !== undefined) t.peer.sendRaw(raw);
     else if (label === 'a CONNECT') t.peer.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'x', clean: true, keepalive: 0 });
     else t.peer.send({ cmd: 'subscribe', messageId: 3, subscriptions: [{ topic: '/x', qos: 0 }] });
-    await until(() => t.closes.length > 0);
+    await soon('the close', () => t.closes.length > 0);
     expect(t.closes).toEqual([{ by: 'protocol', reason }]);
     expect(t.link.isOpen).toBe(false);
     expect(t.link.unanswered).toBe(0);
     // The link dropped the connection: the server reads our FIN.
-    await until(() => t.peer.endedAt !== undefined);
+    await soon('the FIN of the client', () => t.peer.endedAt !== undefined);
     t.peer.send({ cmd: 'puback', messageId: id });
     await sleep(20);
     expect(t.closes).toHaveLength(1);
@@ -318,7 +307,7 @@ describe('how the link ends', () => {
   it('ends with a protocol close on a CONNACK it never asked for', async () => {
     const t = await linked();
     t.peer.send({ cmd: 'connack', returnCode: 0, sessionPresent: false });
-    await until(() => t.closes.length > 0);
+    await soon('the close', () => t.closes.length > 0);
     expect(t.closes).toEqual([{ by: 'protocol', reason: 'CONNACK before CONNECT' }]);
   });
 
@@ -345,7 +334,7 @@ describe('how the link ends', () => {
   it('reports a socket error with the error', async () => {
     const t = await linked();
     t.peer.socket.resetAndDestroy();
-    await until(() => t.closes.length > 0);
+    await soon('the close', () => t.closes.length > 0);
     expect(t.closes).toHaveLength(1);
     const why = t.closes[0]!;
     expect(why.by).toBe('socket-error');
@@ -357,7 +346,7 @@ describe('how the link ends', () => {
   it('refuses to write once the connection is lost', async () => {
     const t = await linked();
     t.peer.socket.end();
-    await until(() => t.closes.length > 0);
+    await soon('the close', () => t.closes.length > 0);
     const error = thrownRelayError(() => t.link.publish('/a', Buffer.from('x'), 1), 'ERR_CONNECTION_LOST');
     expect(error.message).toBe('cannot send publish: the connection to the bridge is closed');
     thrownRelayError(() => t.link.subscribe('/b', 0, () => undefined), 'ERR_CONNECTION_LOST');
@@ -373,7 +362,7 @@ describe('end()', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(t.link.isOpen).toBe(false);
     await t.peer.packet('disconnect');
-    await until(() => t.peer.endedAt !== undefined);
+    await soon('the FIN of the client', () => t.peer.endedAt !== undefined);
     expect(t.peer.packets.map((p) => p.cmd)).toEqual(['publish', 'disconnect']);
     // The server has not closed its side; the link still does not report a close it caused itself.
     expect(t.peer.socket.writableEnded).toBe(false);
@@ -404,6 +393,18 @@ describe('end()', () => {
     const took = Date.now() - started;
     expect(took).toBeGreaterThanOrEqual(280);
     expect(took).toBeLessThan(2000);
+    expect(t.socket.destroyed).toBe(true);
+    expect(t.closes).toEqual([]);
+  });
+
+  it('does not report a connection the server drops while end() is flushing', async () => {
+    const t = await linked();
+    t.peer.socket.pause();
+    t.link.publish('/big', Buffer.alloc(64 * 1024 * 1024), 0);
+    const ending = t.link.end(1000);
+    t.peer.socket.resetAndDestroy();
+    await ending;
+    await sleep(30);
     expect(t.socket.destroyed).toBe(true);
     expect(t.closes).toEqual([]);
   });
