@@ -22,7 +22,8 @@ export interface RawPeer {
   chunks: Buffer[];
   /** Set when the client's FIN arrived. */
   endedAt: number | undefined;
-  closed: Promise<void>;
+  /** Resolves when the client is done: its FIN arrived, or the socket closed. */
+  finished: Promise<void>;
   /** The `index`-th packet of kind `cmd` (0 for the first), waiting for it if need be. */
   packet(cmd: Packet['cmd'], index?: number, timeoutMs?: number): Promise<Packet>;
   send(packet: Packet): void;
@@ -50,7 +51,13 @@ export async function startRawMqttServer(options: { tls?: TlsOptions } = {}): Pr
   };
   const server: Server = options.tls === undefined ? createTcpServer({ allowHalfOpen: true }, onSocket) : createTlsServer({ ...options.tls, allowHalfOpen: true }, onSocket);
   // A client that fails its TLS handshake is the test's business, not an uncaught error.
-  server.on('tlsClientError', () => undefined);
+  server.on('tlsClientError', (_error: Error, socket: Socket) => socket.destroy());
+  // Every TCP connection, TLS handshake done or not, so that close() can end them all.
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   let taken = 0;
@@ -73,6 +80,7 @@ export async function startRawMqttServer(options: { tls?: TlsOptions } = {}): Pr
     async close() {
       for (const c of clients) c.destroy();
       for (const p of peers) p.socket.destroy();
+      for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };
@@ -87,7 +95,7 @@ function rawPeer(socket: Socket): RawPeer {
     packets: [],
     chunks: [],
     endedAt: undefined,
-    closed: once(socket, 'close').then(() => undefined),
+    finished: Promise.race([once(socket, 'end'), once(socket, 'close')]).then(() => undefined),
     async packet(cmd, index = 0, timeoutMs = 5000) {
       const find = (): Packet | undefined => peer.packets.filter((p) => p.cmd === cmd)[index];
       await waitFor(events, 'packet', () => find() !== undefined, timeoutMs, `no ${cmd} #${index} from the client`);
