@@ -55,6 +55,16 @@ function unit(deviceId: string, keys: string[] = [`r-${ledger.units.length}`]): 
   return ledger.addUnits([{ keys, deviceId, kind: 'event', topic: `/devices/${deviceId}/events`, payload: Buffer.from('x') }])[0]!;
 }
 
+/** A unit whose PUBLISH was sent, waiting for its PUBACK. */
+function sentUnit(deviceId: string, timeoutMs: number): Unit & { flight: Flight } {
+  const u = unit(deviceId);
+  u.flight = new Flight(clock, timeoutMs);
+  return u as Unit & { flight: Flight };
+}
+
+/** What the report says of the unit's newest record. */
+const resultOf = (u: Unit, ctx: Partial<ReportContext> = {}) => sessionReport(ledger, context(ctx)).records.get(u.keys[0]!);
+
 /** A unit whose PUBLISH was sent and acknowledged `ms` later. */
 function ackedUnit(deviceId: string, ms = 5, keys?: string[]): Unit {
   const u = unit(deviceId, keys);
@@ -72,64 +82,50 @@ describe('records', () => {
     expect(report.publishLatenciesMs).toEqual([27]);
   });
 
-  it('does not confirm an acknowledged record whose detach was not acknowledged', () => {
+  it.each([
+    ['whose detach was not acknowledged', 'timeout', {}, 'ERR_PUBACK_TIMEOUT', "the detach of pump-1 (the session's final barrier) was not acknowledged in time"],
+    ['whose device had no time to detach', 'none', { stopped: { code: 'ERR_DEADLINE', reason: 'deadline', phase: 'publishing' } }, 'ERR_DEADLINE', 'no time was left to detach pump-1 and close the session cleanly'],
+    [
+      'whose barrier never came after the connection was lost',
+      'timeout',
+      { lost: true, stopped: LOST },
+      'ERR_CONNECTION_LOST',
+      'the bridge closed the connection while publishing; the detach of pump-1 was never answered, so a late error could not be ruled out',
+    ],
+  ] as const)('does not confirm an acknowledged record %s', (_label, detach, ctx: Partial<ReportContext>, code, reason) => {
     const u = ackedUnit('pump-1');
-    device('pump-1', 'timeout');
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({
-      status: 'failed',
-      deviceId: 'pump-1',
-      code: 'ERR_PUBACK_TIMEOUT',
-      reason: "the detach of pump-1 (the session's final barrier) was not acknowledged in time",
-    });
-  });
-
-  it('does not confirm an acknowledged record whose device had no time to detach', () => {
-    const u = ackedUnit('pump-1');
-    device('pump-1', 'none');
-    const report = sessionReport(ledger, context({ stopped: { code: 'ERR_DEADLINE', reason: 'deadline', phase: 'publishing' } }));
-    expect(report.records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_DEADLINE', reason: 'no time was left to detach pump-1 and close the session cleanly' });
+    device('pump-1', detach);
+    const report = sessionReport(ledger, context(ctx));
+    expect(report.records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code, reason });
     expect(report.publishLatenciesMs).toEqual([]);
-  });
-
-  it('gives the lost connection as the reason when the barrier never came after it', () => {
-    const u = ackedUnit('pump-1');
-    device('pump-1', 'timeout');
-    expect(sessionReport(ledger, context({ lost: true, stopped: LOST })).records.get(u.keys[0]!)).toEqual({
-      status: 'failed',
-      deviceId: 'pump-1',
-      code: 'ERR_CONNECTION_LOST',
-      reason: 'the bridge closed the connection while publishing; the detach of pump-1 was never answered, so a late error could not be ruled out',
-    });
   });
 
   it('names no device it does not know of', () => {
     const u = ackedUnit('ghost-1');
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toMatchObject({ code: 'ERR_DEADLINE', reason: 'no time was left to detach the device and close the session cleanly' });
+    expect(resultOf(u)).toMatchObject({ code: 'ERR_DEADLINE', reason: 'no time was left to detach the device and close the session cleanly' });
   });
 
   it('lets an error naming the record win over its PUBACK and the barrier', () => {
     const u = ackedUnit('pump-1');
     u.failure = { code: 'ERR_INVALID_TOPIC', reason: 'GATEWAY_INVALID_MQTT_TOPIC' };
     device('pump-1');
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_INVALID_TOPIC', reason: 'GATEWAY_INVALID_MQTT_TOPIC' });
+    expect(resultOf(u)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_INVALID_TOPIC', reason: 'GATEWAY_INVALID_MQTT_TOPIC' });
   });
 
   it('fails a record with no PUBACK in time as ERR_PUBACK_TIMEOUT', () => {
     device('pump-1');
-    const u = unit('pump-1');
-    u.flight = new Flight(clock, 1500);
+    const u = sentUnit('pump-1', 1500);
     vi.advanceTimersByTime(1500);
     expect(u.flight.end).toEqual({ kind: 'timeout' });
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_PUBACK_TIMEOUT', reason: 'no PUBACK within 1500 ms' });
+    expect(resultOf(u)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_PUBACK_TIMEOUT', reason: 'no PUBACK within 1500 ms' });
   });
 
   it('confirms a record whose PUBACK came after its timeout, once the barrier is there', () => {
     device('pump-1');
-    const u = unit('pump-1');
-    u.flight = new Flight(clock, 100);
+    const u = sentUnit('pump-1', 100);
     vi.advanceTimersByTime(100);
     u.flight.ackedAt = Date.now() + 20;
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({ status: 'confirmed', deviceId: 'pump-1', latencyMs: 120 });
+    expect(resultOf(u)).toEqual({ status: 'confirmed', deviceId: 'pump-1', latencyMs: 120 });
   });
 
   it.each([
@@ -137,24 +133,22 @@ describe('records', () => {
     ['stopped', { kind: 'stopped', code: 'ERR_TAKEOVER', reason: 'another connection took the gateway' }],
   ] as const)('gives a %s record its flight end', (_label, end) => {
     device('pump-1');
-    const u = unit('pump-1');
-    u.flight = new Flight(clock, 1500);
+    const u = sentUnit('pump-1', 1500);
     u.flight.settle(end);
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: end.code, reason: end.reason });
+    expect(resultOf(u)).toEqual({ status: 'failed', deviceId: 'pump-1', code: end.code, reason: end.reason });
   });
 
   it('gives a record never sent the stop reason, or ERR_INTERNAL without one', () => {
     const u = unit('pump-1');
     const stopped = { code: 'ERR_DEADLINE' as const, reason: 'the invocation deadline came', phase: 'publishing' as const };
-    expect(sessionReport(ledger, context({ stopped })).records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_DEADLINE', reason: 'the invocation deadline came' });
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_INTERNAL', reason: 'record never sent' });
+    expect(resultOf(u, { stopped })).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_DEADLINE', reason: 'the invocation deadline came' });
+    expect(resultOf(u)).toEqual({ status: 'failed', deviceId: 'pump-1', code: 'ERR_INTERNAL', reason: 'record never sent' });
   });
 
   it('gives a record still waiting the stop reason, or ERR_INTERNAL without one', () => {
-    const u = unit('pump-1');
-    u.flight = new Flight(clock, 1500);
-    expect(sessionReport(ledger, context({ stopped: LOST })).records.get(u.keys[0]!)).toMatchObject({ code: 'ERR_CONNECTION_LOST', reason: LOST.reason });
-    expect(sessionReport(ledger, context()).records.get(u.keys[0]!)).toMatchObject({ code: 'ERR_INTERNAL', reason: 'publish left undecided' });
+    const u = sentUnit('pump-1', 1500);
+    expect(resultOf(u, { stopped: LOST })).toMatchObject({ code: 'ERR_CONNECTION_LOST', reason: LOST.reason });
+    expect(resultOf(u)).toMatchObject({ code: 'ERR_INTERNAL', reason: 'publish left undecided' });
   });
 
   it('points every coalesced key at the newest record and gives it the same result', () => {
