@@ -13,22 +13,6 @@ import { describe, expect, it } from 'vitest';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
-/**
- * Modules that other branches are giving tests of their own at the moment; each entry goes once its test
- * file is on main. Nothing else belongs here.
- */
-const PENDING_ELSEWHERE = new Set([
-  'lib/gateway/bridge-connection.ts',
-  'lib/gateway/flights.ts',
-  'lib/gateway/mqtt-link.ts',
-  'lib/gateway/publish-window.ts',
-  'lib/gateway/session-ledger.ts',
-  'lib/gateway/session-options.ts',
-  'lib/gateway/session-report.ts',
-  'lib/gateway/session-state.ts',
-  'lib/gateway/subscriptions.ts',
-]);
-
 const STRING = String.raw`"(?:[^"\\]|\\.)*"`;
 const LITERAL = String.raw`(?:-?[\d.e+]+|${STRING}|!0|!1|null|void 0)`;
 const NAME = String.raw`[\w$]+`;
@@ -98,12 +82,7 @@ describe('lib modules', () => {
   });
 
   it('with logic each have a test file at the mirrored path', () => {
-    const missing = withLogic.filter((module) => !PENDING_ELSEWHERE.has(module) && !existsSync(join(root, mirrorOf(module))));
+    const missing = withLogic.filter((module) => !existsSync(join(root, mirrorOf(module))));
     expect(missing.map((module) => `${module} has no ${mirrorOf(module)}`)).toEqual([]);
-  });
-
-  it('waiting for a test file elsewhere are still without one and still have logic', () => {
-    const stale = [...PENDING_ELSEWHERE].filter((module) => !withLogic.includes(module) || existsSync(join(root, mirrorOf(module))));
-    expect(stale.map((module) => `${module}: remove it from PENDING_ELSEWHERE`)).toEqual([]);
   });
 });
