@@ -124,6 +124,7 @@ export class MqttLink {
       this.write({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
       return 0;
     }
+    this.assertOpen('publish');
     const messageId = this.allocate({ kind: 'puback', done: onAck ?? noop });
     this.writeBytes(encodeQos1Publish(topic, payload, messageId));
     return messageId;
@@ -131,6 +132,7 @@ export class MqttLink {
 
   /** Sends a SUBSCRIBE for one topic and returns its packet ID; `onSuback` gets the granted QoS, or 0x80 for a refusal. */
   subscribe(topic: string, qos: 0 | 1, onSuback: (granted: number) => void): number {
+    this.assertOpen('subscribe');
     const messageId = this.allocate({ kind: 'suback', done: onSuback });
     this.write({ cmd: 'subscribe', messageId, subscriptions: [{ topic, qos }] });
     return messageId;
@@ -153,11 +155,14 @@ export class MqttLink {
         this.destroy();
         resolve();
       }, Math.max(0, timeoutMs));
-      this.socket.once('finish', () => {
+      const done = (): void => {
         clearTimeout(force);
         this.destroy();
         resolve();
-      });
+      };
+      // Flushed, or the bridge dropped the connection first: either way nothing more is to be sent or waited for.
+      this.socket.once('finish', done);
+      this.socket.once('close', done);
       this.socket.end();
     });
   }
@@ -191,12 +196,17 @@ export class MqttLink {
    * fit, instead of one record (and often one TCP segment) each.
    */
   private write(packet: Packet): void {
-    if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', `cannot send ${packet.cmd}: the connection to the bridge is closed`);
+    this.assertOpen(packet.cmd);
     this.writeBytes(generate(packet, { protocolVersion: this.protocolVersion }));
   }
 
+  /** Checked before a packet ID is taken, so that a refused send holds none. */
+  private assertOpen(what: string): void {
+    if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', `cannot send ${what}: the connection to the bridge is closed`);
+  }
+
+  /** Writes bytes whose sender checked `assertOpen`. */
   private writeBytes(bytes: Buffer): void {
-    if (this.state !== 'open') throw new RelayError('ERR_CONNECTION_LOST', 'cannot send: the connection to the bridge is closed');
     if (!this.corked) {
       this.corked = true;
       this.socket.cork();

@@ -8,7 +8,7 @@
  * const ledger = new SessionLedger('gw-1');
  * ledger.applyGatewayError(parseGatewayError(payload)!); // { by: 'packet', ... }
  */
-import type { RelayErrorCode } from '../errors.js';
+import { RelayError, type RelayErrorCode } from '../errors.js';
 import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
 import type { Flight, FlightEnd } from './flights.js';
@@ -70,7 +70,8 @@ export class SessionLedger {
   decideAttaches(devices: readonly DeviceEntry[], attachTimeoutMs: number): void {
     for (const d of devices) {
       if (d.status !== 'attaching') continue;
-      const end = d.attach.end!;
+      const end = d.attach.end;
+      if (end === undefined) throw new RelayError('ERR_INTERNAL', `the attach of ${d.deviceId} was decided before it ended`);
       if (end.kind === 'acked') d.status = 'attached';
       else this.failDevice(d, attachFailure(d, end, attachTimeoutMs));
     }

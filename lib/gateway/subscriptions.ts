@@ -39,7 +39,8 @@ export function resubscribe(context: SubscribeContext, packet: SentPacket, qos: 
       flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${packet.topic} (SUBACK 0x80)` });
       return;
     }
-    flight.ackedAt = Date.now();
+    // The first SUBACK of a SUBSCRIBE sent twice is the one that counts.
+    flight.ackedAt ??= Date.now();
     flight.settle({ kind: 'acked' });
   });
   context.ledger.sent(packet, id, flight);

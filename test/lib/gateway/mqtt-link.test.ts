@@ -350,6 +350,8 @@ describe('how the link ends', () => {
     const error = thrownRelayError(() => t.link.publish('/a', Buffer.from('x'), 1), 'ERR_CONNECTION_LOST');
     expect(error.message).toBe('cannot send publish: the connection to the bridge is closed');
     thrownRelayError(() => t.link.subscribe('/b', 0, () => undefined), 'ERR_CONNECTION_LOST');
+    // A refused send takes no packet ID.
+    expect(t.link.unanswered).toBe(0);
   });
 });
 
@@ -397,13 +399,15 @@ describe('end()', () => {
     expect(t.closes).toEqual([]);
   });
 
-  it('does not report a connection the server drops while end() is flushing', async () => {
+  it('does not report a connection the server drops while end() is flushing, and returns when it drops, not at the timeout', async () => {
     const t = await linked();
     t.peer.socket.pause();
     t.link.publish('/big', Buffer.alloc(64 * 1024 * 1024), 0);
-    const ending = t.link.end(1000);
-    t.peer.socket.resetAndDestroy();
+    const started = Date.now();
+    const ending = t.link.end(3000);
+    setTimeout(() => t.peer.socket.resetAndDestroy(), 50);
     await ending;
+    expect(Date.now() - started).toBeLessThan(1500);
     await sleep(30);
     expect(t.socket.destroyed).toBe(true);
     expect(t.closes).toEqual([]);
