@@ -15,7 +15,9 @@ let pipeline: RelayPipeline;
 beforeAll(async () => {
   pipeline = await startRelayPipeline(
     { gateways: [{ id: GATEWAY, bound: DEVICES }], devices: DEVICES.map((id) => ({ id, keyless: true })) },
-    { env: { POLL_DEVICE_IDS: DEVICES.join(','), POLL_CHUNK_SIZE: '600' } },
+    // 600 configs in one session: the pipeline's 2 s wait for them is short on a loaded machine, and this test is
+    // about the attach limit, not about how fast configs come.
+    { env: { POLL_DEVICE_IDS: DEVICES.join(','), POLL_CHUNK_SIZE: '600', RELAY_CONFIG_TIMEOUT_MS: '15000' } },
   );
 });
 afterAll(() => pipeline.close());
