@@ -24,7 +24,7 @@ import { ConfigFeeds } from './config-delivery.js';
 import type { CloseReason, ConnectionPort } from './connection-port.js';
 import { reportGatewayError } from './errors-topic.js';
 import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
-import { matchesAny, phaseOf } from './faults.js';
+import { closesAtPhase, matchesAny, phaseOf } from './faults.js';
 import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
 import type { BridgeOptions } from './options.js';
@@ -271,7 +271,7 @@ export class BridgeConnection implements ConnectionPort {
     this.received++;
     const faults = this.ctx.faults;
     const phase = phaseOf(packet);
-    if (faults.closeAtPhase !== undefined && phase === faults.closeAtPhase) {
+    if (closesAtPhase(faults, phase)) {
       this.close({ message: `fault closeAtPhase: first ${phase} packet` });
       return;
     }
