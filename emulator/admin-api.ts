@@ -1,6 +1,7 @@
 /**
  * The emulator's admin REST API: Cloud IoT Core's device-manager v1 paths (docs/protocol.md §6.1) served over
- * the emulator's registry, plus `/emulator/*` routes that show what the bridge received and sent.
+ * the emulator's registry, plus `/emulator/*` routes that show what the bridge received and sent, and that set the
+ * bridge's faults and close a client's connection.
  *
  * It speaks the same JSON as Google's API: camelCase fields (snake_case accepted on input, as proto3 JSON parsers
  * do), int64 as strings, bytes as base64, and the error envelope `{"error":{"code","message","status"}}`. Every
@@ -20,21 +21,21 @@ import type { Registry } from './registry.js';
 import { Query, parseBody, readBody, send, sendError } from './rest-json.js';
 import type { Json } from './rest-json.js';
 import { ADMIN_ROUTES, checkLocation } from './admin-api/routes.js';
-import type { AdminRequest, AdminRoute, CommandBridge } from './admin-api/routes.js';
+import type { AdminRequest, AdminRoute, CommandBridge, FaultControl } from './admin-api/routes.js';
 import { Router, describeUrl, entryFor, parseUrl } from './admin-api/router.js';
 
-export type { CommandBridge } from './admin-api/routes.js';
+export type { CommandBridge, FaultControl } from './admin-api/routes.js';
 
 /**
- * The request handler of the admin port. `bridge.sendCommand` is how sendCommandToDevice reaches the MQTT side;
- * everything else reads or changes `registry`, whose events (`config`, `device-blocked`, `device-deleted`) the MQTT
- * side already listens to.
+ * The request handler of the admin port. `bridge.sendCommand` is how sendCommandToDevice reaches the MQTT side, and
+ * `faults` how the /emulator/faults and kick routes do (without it they answer 501); everything else reads or changes
+ * `registry`, whose events (`config`, `device-blocked`, `device-deleted`) the MQTT side already listens to.
  *
  * @example
  * const admin = http.createServer(createAdminHandler(registry, { sendCommand: () => false })); // no device online
  * admin.listen(0, '127.0.0.1');
  */
-export function createAdminHandler(registry: Registry, bridge: CommandBridge): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAdminHandler(registry: Registry, bridge: CommandBridge, faults?: FaultControl): (req: IncomingMessage, res: ServerResponse) => void {
   const router = new Router(ADMIN_ROUTES);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -50,7 +51,7 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge): (
     }
     const query = new Query(url.query);
     query.checkKnown(found.resource.queryParams);
-    const result = await route.handle(adminRequest(registry, bridge, found.params, query, req, route));
+    const result = await route.handle(adminRequest({ registry, bridge, faults }, found.params, query, req, route));
     send(res, 200, result ?? {});
   }
 
@@ -62,7 +63,14 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge): (
   };
 }
 
-function adminRequest(registry: Registry, bridge: CommandBridge, params: Record<string, string>, query: Query, req: IncomingMessage, route: AdminRoute): AdminRequest {
+/** What the handler serves: the registry, and the MQTT side as far as the routes reach it. */
+interface Served {
+  registry: Registry;
+  bridge: CommandBridge;
+  faults: FaultControl | undefined;
+}
+
+function adminRequest({ registry, bridge, faults }: Served, params: Record<string, string>, query: Query, req: IncomingMessage, route: AdminRoute): AdminRequest {
   const message = route.body;
   let body: Promise<Json> | undefined;
   const registryId = (): string => {
@@ -72,6 +80,10 @@ function adminRequest(registry: Registry, bridge: CommandBridge, params: Record<
   return {
     registry,
     bridge,
+    faultControl: () => {
+      if (faults === undefined) throw new ApiError('UNIMPLEMENTED', 'this admin API serves no MQTT bridge: it has no faults and no connections');
+      return faults;
+    },
     params,
     query,
     // Read at most once, and only by the routes that take a body; a GET's body is left for Node to discard.

@@ -24,7 +24,7 @@ import { ConfigFeeds } from './config-delivery.js';
 import type { CloseReason, ConnectionPort } from './connection-port.js';
 import { reportGatewayError } from './errors-topic.js';
 import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
-import { matchesAny, phaseOf } from './faults.js';
+import { closesAtPhase, matchesAny, phaseOf } from './faults.js';
 import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
 import type { BridgeOptions } from './options.js';
@@ -271,7 +271,7 @@ export class BridgeConnection implements ConnectionPort {
     this.received++;
     const faults = this.ctx.faults;
     const phase = phaseOf(packet);
-    if (faults.closeAtPhase !== undefined && phase === faults.closeAtPhase) {
+    if (closesAtPhase(faults, phase)) {
       this.close({ message: `fault closeAtPhase: first ${phase} packet` });
       return;
     }
@@ -372,6 +372,9 @@ export class BridgeConnection implements ConnectionPort {
     const { topic } = packet;
     // [CB-MQTT]: QoS 2 is not supported and closes the connection.
     if (packet.qos === 2) return this.close(protocolViolation(`QoS 2 PUBLISH to ${topic}`));
+    // [MQTT-3.3.2-2]: a topic name holds no wildcard. aedes would refuse one too, but client PUBLISH packets never
+    // reach it. IoT Core's ID rule allows a `+` in a device ID, so `/devices/pump+x/events` ends here as well.
+    if (/[+#]/.test(topic)) return this.close(protocolViolation(`PUBLISH to ${topic}: a topic name must not contain the wildcards + or # (MQTT 3.1.1 §4.7.1)`));
     const parsed = parseTopic(topic);
     // Publishing outside /devices/ (e.g. to a Pub/Sub topic name) closes the connection (docs/protocol.md §1.6).
     if (parsed === undefined) return this.close(protocolViolation(`PUBLISH to ${topic}, which is not an IoT Core topic`));

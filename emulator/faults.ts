@@ -6,6 +6,7 @@
  * @example
  * emulator.setFaults({ withholdPuback: ['/devices/+/events/#'] }); // recorded, never acknowledged ("ack lost")
  * emulator.setFaults({ closeAtPhase: 'attach' });                    // drop the connection at the first attach
+ * emulator.setFaults({ closeAtPhase: 'attach', closeAtPhaseOnce: true }); // ... once, then the fault clears itself
  * emulator.clearFaults();
  */
 import type { Packet } from 'mqtt-packet';
@@ -30,7 +31,24 @@ export interface Faults {
   closeAtPhase?: Phase | undefined;
   /** Answer every CONNECT with this CONNACK code and close. */
   refuseConnect?: ConnackRefusal | undefined;
+  /**
+   * With closeAtPhase: fire once, on the first packet of that phase on any connection, then clear both. Set it in
+   * the same call as closeAtPhase; a call that sets or clears closeAtPhase without it makes the fault persistent.
+   */
+  closeAtPhaseOnce?: boolean | undefined;
 }
+
+/** Every fault by name; a fault added to `Faults` does not compile until it is listed here too. */
+const FAULT_NAME_SET: Readonly<Record<keyof Faults, true>> = {
+  latencyMs: true,
+  withholdPuback: true,
+  dropPublish: true,
+  closeAfterPackets: true,
+  closeAtPhase: true,
+  refuseConnect: true,
+  closeAtPhaseOnce: true,
+};
+export const FAULT_NAMES = Object.keys(FAULT_NAME_SET) as readonly (keyof Faults)[];
 
 export function noFaults(): Faults {
   return { latencyMs: 0, withholdPuback: [], dropPublish: [] };
@@ -64,7 +82,27 @@ export function checkFaults(input: Partial<Faults>): Partial<Faults> {
   if (f.refuseConnect !== undefined && ![1, 2, 3, 4, 5].includes(f.refuseConnect)) {
     throw new TypeError(`refuseConnect must be a CONNACK refusal code 1 to 5 (got ${String(f.refuseConnect)})`);
   }
+  if (f.closeAtPhaseOnce !== undefined) {
+    if (typeof f.closeAtPhaseOnce !== 'boolean') throw new TypeError(`closeAtPhaseOnce must be true or false (got ${String(f.closeAtPhaseOnce)})`);
+    if (f.closeAtPhase === undefined) throw new TypeError('closeAtPhaseOnce goes with a closeAtPhase set in the same call');
+  } else if ('closeAtPhase' in f) {
+    // A new closeAtPhase (or its clearing) does not inherit the fire-once of an earlier one.
+    f.closeAtPhaseOnce = undefined;
+  }
   return f;
+}
+
+/**
+ * Whether the first packet of `phase` is to close its connection. A fire-once closeAtPhase clears itself as it
+ * fires, so the next connection (or the next packet of the phase) goes through.
+ */
+export function closesAtPhase(faults: Faults, phase: Phase | undefined): boolean {
+  if (phase === undefined || faults.closeAtPhase !== phase) return false;
+  if (faults.closeAtPhaseOnce === true) {
+    faults.closeAtPhase = undefined;
+    faults.closeAtPhaseOnce = undefined;
+  }
+  return true;
 }
 
 /** Why a string is not an MQTT topic filter ([MQTT-4.7.1]), or undefined. */

@@ -189,7 +189,7 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await listen(server, options.port ?? 0, host);
     let adminUrl: string | undefined;
     if (options.adminPort !== null) {
-      const v1 = createAdminHandler(registry, bridge);
+      const v1 = createAdminHandler(registry, bridge, bridge);
       const clearBladeForm = createClearBladeHandler(registry, clearBlade, quota === undefined ? {} : { quota });
       admin = createHttpServer((req, res) => (isClearBladePath(req.url) ? clearBladeForm(req, res) : v1(req, res)));
       adminUrl = `http://${urlHost(host)}:${await listen(admin, options.adminPort ?? 0, host)}`;

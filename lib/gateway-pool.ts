@@ -22,7 +22,7 @@
  */
 import { hash } from 'node:crypto';
 import { RelayError } from './errors.js';
-import { deviceIdProblem } from './iotcore/device-id.js';
+import { deviceIdProblem, topicDeviceIdProblem } from './iotcore/device-id.js';
 
 /** More gateways than any project needs (10,000 x 10,000 bound devices is 100 million); also bounds expansion. */
 export const MAX_POOL_SIZE = 10_000;
@@ -41,7 +41,8 @@ export function parseGatewayIds(value: string | undefined, name = 'IOTCORE_GATEW
   const seen = new Set<string>();
   for (const item of items) {
     for (const id of expandItem(item, name)) {
-      const problem = deviceIdProblem(id);
+      // A gateway's ID goes into its topics (errors, config), so it must be one MQTT takes in a topic name too.
+      const problem = deviceIdProblem(id) ?? topicDeviceIdProblem(id);
       if (problem !== undefined) throw poolError(name, `item ${JSON.stringify(item)}: gateway ID ${JSON.stringify(id)} ${problem}`);
       if (seen.has(id)) throw poolError(name, `lists gateway ${id} twice`);
       seen.add(id);

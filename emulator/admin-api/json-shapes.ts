@@ -1,15 +1,17 @@
 /**
  * The JSON messages of the admin API's v1 routes: the request bodies each route takes (checked field by field, as
  * Google's API does) and the list responses it gives. Field names and limits are the device manager's (docs/protocol.md
- * §6.1, §2, §4); a bad field is INVALID_ARGUMENT.
+ * §6.1, §2, §4); a bad field is INVALID_ARGUMENT. The emulator's own fault body (/emulator/faults) is here too.
  *
  * @example
  * const { payload, subfolder } = commandRequest({ binaryData: 'aGk=', subfolder: 'reboot' });
  */
 import { MAX_COMMAND_BYTES } from '../../lib/iotcore/limits.js';
 import { subfolderProblem } from '../../lib/iotcore/topics.js';
+import { FAULT_NAMES, checkFaults, noFaults } from '../faults.js';
+import type { Faults } from '../faults.js';
 import type { DeviceInput, Registry } from '../registry.js';
-import { BINDING_SHAPE, DEVICE_SHAPE, MODIFY_CONFIG_SHAPE, SEND_COMMAND_SHAPE, badArg, decodeBytes, deviceInput, optString, requiredString } from '../rest-json.js';
+import { BINDING_SHAPE, DEVICE_SHAPE, MODIFY_CONFIG_SHAPE, SEND_COMMAND_SHAPE, badArg, decodeBytes, deviceInput, isObject, optString, requiredString, toCamelPath } from '../rest-json.js';
 import type { Json, Shape } from '../rest-json.js';
 
 /** The message a route's body holds, and its name in error messages. */
@@ -22,6 +24,8 @@ export const DEVICE_BODY: BodyMessage = { shape: DEVICE_SHAPE, name: 'device' };
 export const MODIFY_CONFIG_BODY: BodyMessage = { shape: MODIFY_CONFIG_SHAPE, name: 'request' };
 export const SEND_COMMAND_BODY: BodyMessage = { shape: SEND_COMMAND_SHAPE, name: 'request' };
 export const BINDING_BODY: BodyMessage = { shape: BINDING_SHAPE, name: 'request' };
+/** Taken as it is (`null` must reach faultsRequest, where it clears a fault), and checked there. */
+export const FAULTS_BODY: BodyMessage = { shape: 'map', name: 'faults' };
 
 /** devices.create's Device: it carries the ID; the name is the server's to set (§6.1). */
 export function newDevice(body: Json): DeviceInput {
@@ -70,6 +74,29 @@ export function int64(value: unknown, field: string): string {
 /** A list response: the items under `field`, and `nextPageToken` only when there is a next page. */
 export function listPage<T>(field: string, { page, nextPageToken }: { page: T[]; nextPageToken?: string }): Json {
   return { [field]: page, ...(nextPageToken === undefined ? {} : { nextPageToken }) };
+}
+
+/**
+ * PATCH /emulator/faults: the faults to change, checked as `checkFaults` checks them; the ones left out stay as they
+ * are. `null` turns a fault off, as in a JSON merge patch (RFC 7396): `latencyMs` to 0, a topic filter list to [], the
+ * others to unset.
+ */
+export function faultsRequest(body: unknown): Partial<Faults> {
+  if (!isObject(body)) throw badArg('the body must be a JSON object of faults');
+  const off: Partial<Faults> = noFaults();
+  const change: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(body)) {
+    const name = toCamelPath(key);
+    if (!(FAULT_NAMES as readonly string[]).includes(name)) throw badArg(`unknown fault "${key}"; the faults are ${FAULT_NAMES.join(', ')}`);
+    if (Object.hasOwn(change, name)) throw badArg(`fault "${name}" is set twice`);
+    change[name] = value === null ? off[name as keyof Faults] : value;
+  }
+  try {
+    return checkFaults(change as Partial<Faults>);
+  } catch (e) {
+    if (e instanceof TypeError) throw badArg(e.message);
+    throw e;
+  }
 }
 
 /** /emulator/health. */

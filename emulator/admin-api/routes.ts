@@ -5,11 +5,12 @@
  * @example
  * { method: 'GET', path: '/emulator/health', handle: (r) => health(r.registry) }
  */
+import type { Faults } from '../faults.js';
 import { ApiError } from '../registry.js';
 import type { Device, DeviceRegistry, Registry } from '../registry.js';
 import { deviceFieldMask, deviceInput, projectDevice, badArg } from '../rest-json.js';
 import type { Json, Query } from '../rest-json.js';
-import { BINDING_BODY, DEVICE_BODY, MODIFY_CONFIG_BODY, SEND_COMMAND_BODY, bindingRequest, commandRequest, configRequest, health, listPage, newDevice } from './json-shapes.js';
+import { BINDING_BODY, DEVICE_BODY, FAULTS_BODY, MODIFY_CONFIG_BODY, SEND_COMMAND_BODY, bindingRequest, commandRequest, configRequest, faultsRequest, health, listPage, newDevice } from './json-shapes.js';
 import type { BodyMessage } from './json-shapes.js';
 import { BY_ID, BY_NUM_ID, deviceIdFilter, eventFilter, gatewayListFilter, newest, paginate } from './query.js';
 import type { RouteEntry } from './router.js';
@@ -20,10 +21,22 @@ export interface CommandBridge {
   sendCommand(registryId: string, deviceId: string, subfolder: string | undefined, payload: Buffer): boolean;
 }
 
+/** The part of the MQTT side the /emulator/faults and kick routes drive: the live faults, and its connections. */
+export interface FaultControl {
+  /** The faults in force: a live object the bridge reads at every packet. */
+  readonly faults: Faults;
+  setFaults(faults: Partial<Faults>): void;
+  clearFaults(): void;
+  /** Closes a client's connection as a takeover would, by client ID or device ID; false if none is live. */
+  kick(clientIdOrDeviceId: string): boolean;
+}
+
 /** What a route's handler is given. */
 export interface AdminRequest {
   readonly registry: Registry;
   readonly bridge: CommandBridge;
+  /** The MQTT side's faults; UNIMPLEMENTED when the admin API serves no bridge. */
+  faultControl(): FaultControl;
   /** The path's `{name}` segments. */
   readonly params: Record<string, string>;
   readonly query: Query;
@@ -156,6 +169,34 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
   },
   { method: 'GET', path: '/emulator/errors', query: ['gatewayId'], handle: (r) => ({ errors: r.registry.traffic.errorsOf(r.query.one('gatewayId')) }) },
   { method: 'GET', path: '/emulator/health', handle: (r) => health(r.registry) },
+  { method: 'GET', path: '/emulator/faults', handle: (r) => r.faultControl().faults },
+  {
+    method: 'PATCH',
+    path: '/emulator/faults',
+    body: FAULTS_BODY,
+    handle: async (r) => {
+      const control = r.faultControl();
+      control.setFaults(faultsRequest(await r.body()));
+      return control.faults;
+    },
+  },
+  {
+    method: 'DELETE',
+    path: '/emulator/faults',
+    handle: (r) => {
+      const control = r.faultControl();
+      control.clearFaults();
+      return control.faults;
+    },
+  },
+  {
+    method: 'POST',
+    path: '/emulator/connections/{client}:kick',
+    handle: (r) => {
+      if (!r.faultControl().kick(r.params.client!)) throw new ApiError('NOT_FOUND', `no live connection with client ID or device ID ${r.params.client!}`);
+      return {};
+    },
+  },
 ];
 
 /** registries.bindDeviceToGateway and unbindDeviceFromGateway: the same request, and `apply` to the registry. */

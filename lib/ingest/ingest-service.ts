@@ -17,7 +17,7 @@
  */
 import { parseHeldConfigVersion } from '../config-store/config-delivery.js';
 import { RelayError } from '../errors.js';
-import { assertDeviceId } from '../iotcore/device-id.js';
+import { assertTopicDeviceId } from '../iotcore/device-id.js';
 import type { RegistryPath } from '../iotcore/topics.js';
 import type { AuthScheme } from '../auth/authorization-header.js';
 import type { AuthenticatedDevice } from '../auth/device-authenticator.js';
@@ -112,7 +112,7 @@ export class IngestService {
     const { route } = match;
     const log = { deviceId: route.deviceId, route: route.kind };
     try {
-      assertDeviceId(route.deviceId, 'deviceId');
+      assertTopicDeviceId(route.deviceId, 'deviceId');
       const device = await this.options.authenticator.authenticate(request.headers['authorization'], route.deviceId);
       if (request.body.byteLength > MAX_REQUEST_BODY_BYTES) {
         throw new RelayError('ERR_PAYLOAD_TOO_LARGE', `the body is ${request.body.byteLength} bytes; at most ${MAX_REQUEST_BODY_BYTES}`);

@@ -1,13 +1,14 @@
 /**
  * Topic and client-ID builders of the MQTT bridge, and the parser the emulator uses for incoming topics.
  * Builders validate every part they insert, so a device ID or subfolder taken from input can never add a level,
- * a wildcard or a NUL to a topic (docs/design.md rule 7).
+ * a wildcard or a NUL to a topic (docs/design.md rule 7): a device ID with a `+`, which IoT Core allows, is refused
+ * with ERR_DEVICE_ID_MQTT_WILDCARD.
  *
  * @example
  * eventsTopic('pump-0042', 'alarms/high'); // '/devices/pump-0042/events/alarms/high'
  */
 import { RelayError } from '../errors.js';
-import { assertDeviceId, isDeviceId } from './device-id.js';
+import { assertDeviceId, assertTopicDeviceId, isDeviceId } from './device-id.js';
 import { MAX_SUBFOLDER_LENGTH } from './limits.js';
 
 /** Why a subfolder is refused, or undefined when it is valid. */
@@ -27,7 +28,7 @@ export function assertSubfolder(subfolder: unknown, field = 'subfolder'): assert
 }
 
 function device(id: string): string {
-  assertDeviceId(id);
+  assertTopicDeviceId(id);
   return `/devices/${id}`;
 }
 

@@ -108,6 +108,9 @@ function parseIntegration(entry: unknown, at: string): Integration {
 
   const deviceId = compileTemplate(o.deviceId, DEVICE_PLACEHOLDERS, where('deviceId'));
   if (!hasPlaceholder(deviceId)) throw fail(`${o.id}.deviceId must use a placeholder, or every device would be one IoT Core device`);
+  if (deviceId.parts.some((part) => 'literal' in part && part.literal.includes('+'))) {
+    throw fail(`${o.id}.deviceId puts a "+" into every device ID: IoT Core allows it, but + is an MQTT wildcard, which no topic name may contain`);
+  }
   const subfolder = o.subfolder === undefined ? undefined : compileTemplate(o.subfolder, SUBFOLDER_PLACEHOLDERS, where('subfolder'));
   const eventSubfolder = compileTemplate(o.eventSubfolder ?? 'lorawan/{event}', EVENT_PLACEHOLDERS, where('eventSubfolder'));
   if (networkServer === 'tts') {

@@ -37,7 +37,7 @@ import { errorEnvelope, type ErrorEnvelope } from '../http/error-envelope.js';
 import type { ApiStatus } from '../iotcore/rpc-status.js';
 import type { IngestRequest } from '../ingest/ingest-service.js';
 import { telemetryRecord } from '../ingest/queue-record.js';
-import { assertDeviceId } from '../iotcore/device-id.js';
+import { assertTopicDeviceId } from '../iotcore/device-id.js';
 import { assertSubfolder } from '../iotcore/topics.js';
 import { assertPayloadSize } from '../queue/message.js';
 import type { RelayQueue } from '../queue/relay-queue.js';
@@ -173,7 +173,7 @@ export class LorawanService {
     const { device, dedupKey } = message.kind === 'uplink' ? message : this.body(() => message.resolve());
     const deviceId = this.mapping(() => {
       const id = renderTemplate(integration.deviceId, templateValues(device), 'deviceId');
-      assertDeviceId(id, 'deviceId');
+      assertTopicDeviceId(id, 'deviceId');
       return id;
     });
     log.deviceId = deviceId;

@@ -15,7 +15,7 @@
  */
 import { RelayError } from '../errors.js';
 import { parseGatewayIds } from '../gateway-pool.js';
-import { deviceIdProblem } from '../iotcore/device-id.js';
+import { deviceIdProblem, topicDeviceIdProblem } from '../iotcore/device-id.js';
 import { MAX_ATTACHED_PER_GATEWAY } from '../iotcore/limits.js';
 import { SettingsCheck } from '../settings-check.js';
 
@@ -52,7 +52,7 @@ export function pollSettingsFromEnv(env: NodeJS.ProcessEnv): PollSettings {
 
   const deviceIds = [...new Set((env.POLL_DEVICE_IDS ?? '').split(',').map((s) => s.trim()).filter((s) => s.length > 0))];
   deviceIds.forEach((id, i) => {
-    const problem = deviceIdProblem(id);
+    const problem = deviceIdProblem(id) ?? topicDeviceIdProblem(id);
     if (problem !== undefined) check.add(new RelayError('ERR_CONFIG', `POLL_DEVICE_IDS[${i}] ${problem}`, { field: `POLL_DEVICE_IDS[${i}]` }));
   });
 

@@ -8,7 +8,7 @@
  * // { v: 1, type: 'event', deviceId: 'pump-0042', payload: <Buffer 68 69>, ... }
  */
 import { describeInput, RelayError } from '../errors.js';
-import { assertDeviceId } from '../iotcore/device-id.js';
+import { assertTopicDeviceId } from '../iotcore/device-id.js';
 import { MAX_ATTACHED_PER_GATEWAY, MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../iotcore/limits.js';
 import { assertSubfolder } from '../iotcore/topics.js';
 
@@ -107,7 +107,7 @@ export function parseQueueMessage(body: string): QueueMessage {
   }
   // deviceIds is a known field of the contract, but only of config-poll jobs; on a record it would be silently lost.
   if (o.deviceIds !== undefined) throw invalid('deviceIds', 'is only for config-poll jobs');
-  assertDeviceId(o.deviceId);
+  assertTopicDeviceId(o.deviceId);
   if (o.subfolder !== undefined) {
     if (type === 'state') throw invalid('subfolder', 'is only for events; state has no subfolders');
     assertSubfolder(o.subfolder);
@@ -135,7 +135,7 @@ function parseConfigPoll(o: Record<string, unknown>): ConfigPollMessage {
   if (ids.length > MAX_ATTACHED_PER_GATEWAY) {
     throw invalid('deviceIds', `must hold at most ${MAX_ATTACHED_PER_GATEWAY} devices (a gateway attaches no more)`);
   }
-  ids.forEach((id, i) => assertDeviceId(id, `deviceIds[${i}]`));
+  ids.forEach((id, i) => assertTopicDeviceId(id, `deviceIds[${i}]`));
   return { v: 1, type: 'config-poll', deviceIds: [...new Set(ids as string[])] };
 }
 

@@ -33,6 +33,7 @@ export const DISPOSITIONS: Readonly<Record<RelayErrorCode, DispositionRule>> = {
   ERR_INVALID_MESSAGE: input('the body is not a JSON object of the queue contract'),
   ERR_INVALID_FIELD: input('a field has the wrong type or value'),
   ERR_INVALID_DEVICE_ID: input('the device ID breaks IoT Core\'s ID rule and may not go into a topic'),
+  ERR_DEVICE_ID_MQTT_WILDCARD: input('IoT Core allows the device ID, but its + is an MQTT wildcard, which no topic name may contain'),
   ERR_INVALID_SUBFOLDER: input('the subfolder would add a wildcard, NUL or empty level to the topic'),
   ERR_INVALID_BASE64: input('the payload is not strict base64'),
   ERR_PAYLOAD_TOO_LARGE: input('the payload is over the bridge\'s limit (256 KB events, 64 KB state)'),

@@ -1,12 +1,13 @@
 /**
- * Packet-level rules of a connection (docs/protocol.md §1.6, §2): QoS 2 and topics outside the documented set
- * close the connection, subscriptions are granted QoS 0 or 1 or refused with 0x80, every packet is a heartbeat.
+ * Packet-level rules of a connection (docs/protocol.md §1.6, §2): QoS 2, topics outside the documented set and
+ * topic names holding an MQTT wildcard close the connection, subscriptions are granted QoS 0 or 1 or refused with 0x80, every packet is a heartbeat.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MqttClient } from 'mqtt';
 import { startEmulator } from '../../emulator/index.js';
 import type { Emulator } from '../../emulator/index.js';
 import { closed, makeFleet, publishOutcome, rawConnectPacket, rawSession, subscribeGranted } from '../helpers/emulator-fixtures.js';
+import type { RawSession } from '../helpers/emulator-fixtures.js';
 import { deviceConnections } from '../helpers/device-connections.js';
 import type { Fleet } from '../helpers/emulator-fixtures.js';
 
@@ -14,7 +15,7 @@ let fleet: Fleet;
 let emulator: Emulator;
 
 beforeAll(async () => {
-  fleet = await makeFleet({ devices: ['dev-a', 'dev-b'] });
+  fleet = await makeFleet({ gateways: [{ id: 'gw-p', bound: ['pump+x', 'dev-a'] }], devices: ['dev-a', 'dev-b', 'pump+x'] });
   emulator = await startEmulator({ registry: fleet.document, adminPort: null });
 });
 afterAll(() => emulator.close());
@@ -42,6 +43,38 @@ describe('publishing', () => {
     const c = await connected();
     expect(await publishOutcome(c, '/devices/dev-b/attach', '{}')).toBe('closed');
     expect(emulator.registry.getDevice(fleet.registryId, 'dev-a').lastErrorStatus?.message).toMatch(/not a gateway/);
+  });
+});
+
+describe('a topic name holding a wildcard (MQTT 3.1.1 §4.7.1, MQTT-3.3.2-2)', () => {
+  /** A raw session of a fleet device, connected: a client library would refuse to publish these topics. */
+  async function rawConnected(deviceId: string): Promise<RawSession> {
+    const raw = await rawSession(emulator);
+    raw.send(await rawConnectPacket(fleet, deviceId));
+    expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    return raw;
+  }
+
+  it('IoT Core allows the device pump+x, which connects under its own client ID', () => {
+    expect(emulator.registry.getDevice(fleet.registryId, 'pump+x').id).toBe('pump+x');
+  });
+
+  it.each([
+    ['pump+x on its own events topic', 'pump+x', '/devices/pump+x/events'],
+    ['pump+x on its own state topic', 'pump+x', '/devices/pump+x/state'],
+    ['a gateway attaching pump+x', 'gw-p', '/devices/pump+x/attach'],
+    ['a gateway with + in a subfolder', 'gw-p', '/devices/dev-a/events/a+b'],
+    ['a gateway with # as a subfolder', 'gw-p', '/devices/dev-a/events/#'],
+  ])('%s: no PUBACK, nothing recorded, the connection closed', async (_what, deviceId, topic) => {
+    const raw = await rawConnected(deviceId);
+    const before = emulator.registry.events.length;
+    raw.send({ cmd: 'publish', topic, payload: Buffer.from('{}'), qos: 1, messageId: 7, retain: false, dup: false });
+    await expect(raw.next()).rejects.toThrow(/closed/);
+    await raw.closed;
+    expect(emulator.registry.events.length).toBe(before);
+    expect(emulator.connections().find((c) => c.deviceId === deviceId)).toBeUndefined();
+    expect(emulator.registry.getDevice(fleet.registryId, deviceId).lastErrorStatus?.message).toMatch(/must not contain the wildcards \+ or #/);
+    expect(emulator.registry.traffic.errorsOf(deviceId)).toEqual([]);
   });
 });
 

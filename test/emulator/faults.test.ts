@@ -132,6 +132,22 @@ describe('closing connections', () => {
     expect(emulator.connections().find((x) => x.deviceId === 'gw-1')).toBeUndefined();
   });
 
+  it('closeAtPhaseOnce: the first attach of any connection closes it, the fault clears itself, the next attach goes through', async () => {
+    emulator.setFaults({ closeAtPhase: 'attach', closeAtPhaseOnce: true });
+    const first = await connected('gw-1');
+    expect(await publishOutcome(first, '/devices/dev-1/attach', '{}')).toBe('closed');
+    expect(emulator.faults.closeAtPhase).toBeUndefined();
+    expect(emulator.faults.closeAtPhaseOnce).toBeUndefined();
+    const second = await connected('gw-1');
+    expect(await publishOutcome(second, '/devices/dev-1/attach', '{}')).toBe('acked');
+  });
+
+  it('a closeAtPhase set again without closeAtPhaseOnce is persistent', () => {
+    emulator.setFaults({ closeAtPhase: 'attach', closeAtPhaseOnce: true });
+    emulator.setFaults({ closeAtPhase: 'detach' });
+    expect(emulator.faults).toMatchObject({ closeAtPhase: 'detach', closeAtPhaseOnce: undefined });
+  });
+
   it('refuseConnect answers every CONNECT with the given code until cleared', async () => {
     emulator.setFaults({ refuseConnect: 3 });
     expect(await connackCode(emulator, fleet, 'dev-1')).toBe(3);
@@ -162,6 +178,8 @@ describe('validation', () => {
     [{ closeAtPhase: 'teardown' as never }, /closeAtPhase/],
     [{ refuseConnect: 6 as never }, /refuseConnect/],
     [{ latencyMs: -1 }, /latencyMs/],
+    [{ closeAtPhase: 'attach' as const, closeAtPhaseOnce: 1 as never }, /closeAtPhaseOnce must be true or false/],
+    [{ closeAtPhaseOnce: true }, /closeAtPhaseOnce goes with a closeAtPhase/],
   ])('refuses %j', (faults, message) => {
     expect(() => emulator.setFaults(faults)).toThrow(message);
   });

@@ -167,6 +167,7 @@ describe('parseGatewayIds: the compact pool', () => {
     ['g{1..3}', 'must be 3 to 255 characters'],
     ['gw/{1..2}', 'must start with a letter and contain only'],
     ['goog-{1..2}', 'must not start with "goog"'],
+    ['gw+{1..2}', "its '+' is an MQTT wildcard"],
     [`gw-{0..${MAX_POOL_SIZE}}`, `more than ${MAX_POOL_SIZE}`],
     ['gw-{0..99}-{0..999}', `more than ${MAX_POOL_SIZE}`],
     ['gw-{0000000..1}', 'at most 6 digits'],

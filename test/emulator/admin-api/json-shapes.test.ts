@@ -1,7 +1,7 @@
 /** The admin API's request bodies, field by field, and its list responses. */
 import { describe, expect, it } from 'vitest';
 import { MAX_COMMAND_BYTES } from '../../../lib/iotcore/limits.js';
-import { bindingRequest, commandRequest, configRequest, health, int64, listPage, newDevice } from '../../../emulator/admin-api/json-shapes.js';
+import { bindingRequest, commandRequest, configRequest, faultsRequest, health, int64, listPage, newDevice } from '../../../emulator/admin-api/json-shapes.js';
 import { Registry } from '../../../emulator/registry.js';
 
 const badArg = (message: RegExp) => expect.objectContaining({ status: 'INVALID_ARGUMENT', message: expect.stringMatching(message) });
@@ -42,6 +42,23 @@ describe('bindingRequest', () => {
   it('needs both IDs', () => {
     expect(bindingRequest({ gatewayId: 'gw-1', deviceId: 'd-1' })).toEqual({ gatewayId: 'gw-1', deviceId: 'd-1' });
     expect(() => bindingRequest({ gatewayId: 'gw-1' })).toThrow(badArg(/deviceId/));
+  });
+});
+
+describe('faultsRequest', () => {
+  it('takes the faults it names, in either spelling, and turns null into each fault\'s off value', () => {
+    expect(faultsRequest({ latency_ms: 5, closeAtPhase: 'attach', closeAtPhaseOnce: true })).toEqual({ latencyMs: 5, closeAtPhase: 'attach', closeAtPhaseOnce: true });
+    expect(faultsRequest({ latencyMs: null, withholdPuback: null, dropPublish: null })).toEqual({ latencyMs: 0, withholdPuback: [], dropPublish: [] });
+    expect(faultsRequest({ refuseConnect: null, closeAfterPackets: null })).toEqual({ refuseConnect: undefined, closeAfterPackets: undefined });
+    // Clearing closeAtPhase clears its fire-once too.
+    expect(faultsRequest({ closeAtPhase: null })).toEqual({ closeAtPhase: undefined, closeAtPhaseOnce: undefined });
+    expect(faultsRequest({})).toEqual({});
+  });
+
+  it('refuses what checkFaults refuses, and what is no fault, as INVALID_ARGUMENT', () => {
+    expect(() => faultsRequest({ refuseConnect: 0 })).toThrow(badArg(/refuseConnect must be a CONNACK refusal code/));
+    expect(() => faultsRequest({ kick: 'gw-1' })).toThrow(badArg(/unknown fault "kick"/));
+    expect(() => faultsRequest('latencyMs=5')).toThrow(badArg(/must be a JSON object of faults/));
   });
 });
 

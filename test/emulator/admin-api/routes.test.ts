@@ -27,7 +27,7 @@ function servedRoutes(): string[] {
 describe('ADMIN_ROUTES', () => {
   it('serves exactly the documented routes', () => {
     const documented = documentedRoutes();
-    expect(documented).toHaveLength(16);
+    expect(documented).toHaveLength(20);
     expect([...servedRoutes()].sort()).toEqual([...documented].sort());
   });
 
@@ -44,6 +44,7 @@ describe('ADMIN_ROUTES', () => {
       'POST {device}:sendCommandToDevice',
       'POST {registry}:bindDeviceToGateway',
       'POST {registry}:unbindDeviceFromGateway',
+      'PATCH faults',
     ]);
   });
 });

@@ -74,6 +74,24 @@ describe('checks, in order, before anything is queued', () => {
     expect(answer.log).toMatchObject({ deviceId: 'goog-pump', route: 'event', queued: 0 });
   });
 
+  it.each([
+    ['the simple form', '/devices/pump+x/events'],
+    ['the bridge form', `${BRIDGE}/pump+x:publishEvent`],
+  ])('refuses, in %s, a device ID IoT Core allows but MQTT forbids in a topic, with its own Device-Key', async (_form, path) => {
+    const answer = await ingest.handle(post(path, '{"binary_data":"eA=="}', keyAuth('pump+x')));
+    expect(answer.statusCode).toBe(400);
+    expect(answer.body).toEqual({
+      error: {
+        code: 400,
+        status: 'INVALID_ARGUMENT',
+        message: expect.stringMatching(/^deviceId "pump\+x" is a valid IoT Core device ID, but its '\+' is an MQTT wildcard, which a topic name may not contain/),
+        details: [expect.objectContaining({ fieldViolations: [expect.objectContaining({ field: 'deviceId' })] })],
+      },
+    });
+    expect(answer.log).toMatchObject({ deviceId: 'pump+x', queued: 0, error: { code: 'ERR_DEVICE_ID_MQTT_WILDCARD' } });
+    expect(await sqs.receiveAll()).toEqual([]);
+  });
+
   it('refuses a request without credentials with 401 naming the schemes, even with a body too large', async () => {
     const answer = await ingest.handle(post('/devices/pump-0042/events', Buffer.alloc(MAX_REQUEST_BODY_BYTES + 1)));
     expect(answer.statusCode).toBe(401);

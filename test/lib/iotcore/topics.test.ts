@@ -2,6 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   attachTopic,
   clientId,
+  commandsTopic,
+  configTopic,
+  detachTopic,
   errorsTopic,
   eventsTopic,
   parseClientId,
@@ -29,6 +32,14 @@ describe('topic builders', () => {
 
   it.each(['a/b', 'x+', 'a#', '', 'dev\u0000'])('cannot be steered by device ID %j', (id) => {
     expect(() => stateTopic(id)).toThrow(/deviceId/);
+  });
+
+  it('refuse a device ID IoT Core allows but whose + is an MQTT wildcard, with a code of its own', () => {
+    for (const build of [(id: string) => eventsTopic(id), stateTopic, configTopic, commandsTopic, attachTopic, detachTopic, errorsTopic]) {
+      expect(() => build('pump+x')).toThrow(expect.objectContaining({ code: 'ERR_DEVICE_ID_MQTT_WILDCARD', field: 'deviceId' }));
+    }
+    // The client ID is no topic name: IoT Core's rule is all it must follow.
+    expect(clientId({ project: 'p1', location: 'us-central1', registry: 'reg' }, 'pump+x')).toBe('projects/p1/locations/us-central1/registries/reg/devices/pump+x');
   });
 
   it('builds and parses client IDs', () => {

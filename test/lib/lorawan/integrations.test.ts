@@ -41,6 +41,7 @@ describe('parseIntegrations', () => {
     ['an unknown network server', JSON.stringify([{ ...tts, networkServer: 'loriot' }]), /"tts" or "chirpstack"/],
     ['an unknown setting', JSON.stringify([{ ...tts, payloadMode: 'raw' }]), /payloadMode is not a setting/],
     ['a device ID without placeholder', JSON.stringify([{ ...tts, deviceId: 'one-device' }]), /must use a placeholder/],
+    ['a device ID template with a literal +', JSON.stringify([{ ...tts, deviceId: 'lora+{device_id}' }]), /deviceId puts a "\+" into every device ID: IoT Core allows it, but \+ is an MQTT wildcard/],
     ['tags with The Things Stack', JSON.stringify([{ ...tts, deviceId: '{tag.id}' }]), /\{tag.<key>\} is for ChirpStack/],
     ['an unknown payload mode', JSON.stringify([{ ...tts, payload: 'hex' }]), /"raw", "decoded" or "envelope"/],
     ['another stack\'s event', JSON.stringify([{ ...tts, relayEvents: ['status'] }]), /"status" is not an event of tts/],

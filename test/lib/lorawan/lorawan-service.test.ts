@@ -92,3 +92,19 @@ describe('settings it refuses', () => {
     await sqs.purge();
   });
 });
+
+describe('device IDs it cannot relay', () => {
+  it('answers 422 for a device ID IoT Core allows but whose + MQTT forbids in a topic name, queueing nothing', async () => {
+    const lorawan = service([{ id: 'farm-ttn', networkServer: 'tts', deviceId: '{device_id}' }]);
+    const request = uplink();
+    const doc = JSON.parse(request.body.toString('utf8'));
+    doc.end_device_ids.device_id = 'probe+x';
+    const answer = await lorawan.handle({ ...request, body: Buffer.from(JSON.stringify(doc)) });
+    expect(answer.statusCode).toBe(422);
+    expect(answer.body).toMatchObject({
+      error: { status: 'INVALID_ARGUMENT', message: expect.stringMatching(/^deviceId "probe\+x" is a valid IoT Core device ID, but its '\+' is an MQTT wildcard/) },
+    });
+    expect(answer.log.error).toMatchObject({ code: 'ERR_DEVICE_ID_MQTT_WILDCARD' });
+    expect(await sqs.receiveAll()).toEqual([]);
+  });
+});

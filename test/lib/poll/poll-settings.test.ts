@@ -23,6 +23,7 @@ describe('pollSettingsFromEnv', () => {
     [{ IOTCORE_GATEWAY_IDS: '' }, 'IOTCORE_GATEWAY_IDS'],
     [{ RELAY_QUEUE_URL: ' ' }, 'RELAY_QUEUE_URL'],
     [{ POLL_DEVICE_IDS: 'ok-1,no/slash' }, 'POLL_DEVICE_IDS[1]'],
+    [{ POLL_DEVICE_IDS: 'ok-1,pump+x' }, "POLL_DEVICE_IDS[1] is a valid IoT Core device ID, but its '+' is an MQTT wildcard"],
     [{ POLL_CHUNK_SIZE: '1001' }, 'POLL_CHUNK_SIZE'],
     [{ POLL_CHUNK_SIZE: '0' }, 'POLL_CHUNK_SIZE'],
     [{ POLL_RECENT_HOURS: 'soon' }, 'POLL_RECENT_HOURS'],

@@ -55,6 +55,7 @@ describe('parseQueueMessage', () => {
     ['a subfolder on state', body({ type: 'state', subfolder: 'a' }), 'ERR_INVALID_FIELD', 'subfolder'],
     ['a wildcard subfolder', body({ subfolder: 'a/#' }), 'ERR_INVALID_SUBFOLDER', 'subfolder'],
     ['a device ID with a level', body({ deviceId: 'pump/0042' }), 'ERR_INVALID_DEVICE_ID', 'deviceId'],
+    ['a device ID IoT Core allows but MQTT forbids in a topic', body({ deviceId: 'pump+x' }), 'ERR_DEVICE_ID_MQTT_WILDCARD', 'deviceId'],
     ['a number payload', body({ payload: 42 }), 'ERR_INVALID_FIELD', 'payload'],
     ['an unknown encoding', body({ encoding: 'hex' }), 'ERR_INVALID_FIELD', 'encoding'],
     ['unpadded base64', body({ encoding: 'base64', payload: 'e30' }), 'ERR_INVALID_BASE64', 'payload'],
@@ -68,6 +69,7 @@ describe('parseQueueMessage', () => {
     expect(parseQueueMessage(encodeConfigPollMessage(['valve-01', 'valve-02', 'valve-01']))).toEqual({ v: 1, type: 'config-poll', deviceIds: ['valve-01', 'valve-02'] });
     expect(refusal(JSON.stringify({ v: 1, type: 'config-poll', deviceIds: [] }))).toEqual({ code: 'ERR_INVALID_FIELD', field: 'deviceIds' });
     expect(refusal(JSON.stringify({ v: 1, type: 'config-poll', deviceIds: ['ok-1', 'x'] }))).toEqual({ code: 'ERR_INVALID_DEVICE_ID', field: 'deviceIds[1]' });
+    expect(refusal(JSON.stringify({ v: 1, type: 'config-poll', deviceIds: ['ok-1', 'pump+x'] }))).toEqual({ code: 'ERR_DEVICE_ID_MQTT_WILDCARD', field: 'deviceIds[1]' });
     expect(refusal(JSON.stringify({ v: 1, type: 'config-poll', deviceIds: ['ok-1'], payload: 'x' }))).toEqual({ code: 'ERR_INVALID_FIELD', field: 'payload' });
   });
 

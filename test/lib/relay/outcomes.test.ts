@@ -4,7 +4,7 @@ import { backoffSeconds, confirmed, DISPOSITIONS, dispositionOf, failed, logSafe
 
 describe('the outcome table', () => {
   it('dead-letters every input error and nothing that a retry could fix', () => {
-    for (const code of ['ERR_INVALID_MESSAGE', 'ERR_INVALID_FIELD', 'ERR_INVALID_DEVICE_ID', 'ERR_INVALID_SUBFOLDER', 'ERR_INVALID_BASE64', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_UNSUPPORTED_VERSION', 'ERR_UNKNOWN_TYPE'] as const) {
+    for (const code of ['ERR_INVALID_MESSAGE', 'ERR_INVALID_FIELD', 'ERR_INVALID_DEVICE_ID', 'ERR_DEVICE_ID_MQTT_WILDCARD', 'ERR_INVALID_SUBFOLDER', 'ERR_INVALID_BASE64', 'ERR_PAYLOAD_TOO_LARGE', 'ERR_UNSUPPORTED_VERSION', 'ERR_UNKNOWN_TYPE'] as const) {
       expect(dispositionOf(code)).toBe('dead-letter');
     }
     for (const code of ['ERR_CONNECTION_LOST', 'ERR_PUBACK_TIMEOUT', 'ERR_DEADLINE', 'ERR_DEVICE_NOT_FOUND'] as const) {
