@@ -16,6 +16,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './registry.js';
+import type { ConfigUpdateRate } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import { Query, parseBody, readBody, send, sendError } from './rest-json.js';
 import type { Json } from './rest-json.js';
@@ -34,7 +35,11 @@ export type { CommandBridge } from './admin-api/routes.js';
  * const admin = http.createServer(createAdminHandler(registry, { sendCommand: () => false })); // no device online
  * admin.listen(0, '127.0.0.1');
  */
-export function createAdminHandler(registry: Registry, bridge: CommandBridge): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAdminHandler(
+  registry: Registry,
+  bridge: CommandBridge,
+  options: { configRate?: ConfigUpdateRate } = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   const router = new Router(ADMIN_ROUTES);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -50,7 +55,7 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge): (
     }
     const query = new Query(url.query);
     query.checkKnown(found.resource.queryParams);
-    const result = await route.handle(adminRequest(registry, bridge, found.params, query, req, route));
+    const result = await route.handle(adminRequest(registry, bridge, found.params, query, req, route, options.configRate));
     send(res, 200, result ?? {});
   }
 
@@ -62,7 +67,15 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge): (
   };
 }
 
-function adminRequest(registry: Registry, bridge: CommandBridge, params: Record<string, string>, query: Query, req: IncomingMessage, route: AdminRoute): AdminRequest {
+function adminRequest(
+  registry: Registry,
+  bridge: CommandBridge,
+  params: Record<string, string>,
+  query: Query,
+  req: IncomingMessage,
+  route: AdminRoute,
+  configRate: ConfigUpdateRate | undefined,
+): AdminRequest {
   const message = route.body;
   let body: Promise<Json> | undefined;
   const registryId = (): string => {
@@ -78,5 +91,6 @@ function adminRequest(registry: Registry, bridge: CommandBridge, params: Record<
     body: () => (body ??= message === undefined ? Promise.resolve({}) : readBody(req).then((raw) => parseBody(raw, message.shape, message.name))),
     registryId,
     device: () => registry.getDevice(registryId(), params.device!),
+    configRate,
   };
 }
