@@ -18,7 +18,7 @@ export interface CloseReason {
 
 export interface ConnectionPort {
   readonly registry: Registry;
-  readonly options: Pick<BridgeOptions, 'ackFailedAttach' | 'clockSkewSeconds' | 'stateRateLimit' | 'ackFailedPublish' | 'jwtLifetime'>;
+  readonly options: Pick<BridgeOptions, 'ackFailedAttach' | 'clockSkewSeconds' | 'stateRateLimit' | 'jwtLifetime'>;
   /** Time (ms) of each device's last accepted state update, keyed `registry/device`, shared by all connections. */
   readonly lastStateAt: Map<string, number>;
   readonly registryId: string;
@@ -30,8 +30,8 @@ export interface ConnectionPort {
   log(line: string): void;
   /** Tells the gateway on its errors topic; true if it was subscribed to hear it. */
   report(error: GatewayErrorReport): boolean;
-  /** PUBACKs a QoS 1 PUBLISH now (unless a fault withholds it); nothing for QoS 0. */
-  acknowledge(packet: IPublishPacket): void;
+  /** With `ackFailedPublish`: PUBACKs a QoS 1 PUBLISH the bridge refuses, before its error goes out. */
+  acknowledgeRefused(packet: IPublishPacket): void;
   /** Ends the attachment of a device, and the subscriptions made for it. */
   detach(deviceId: string): void;
   close(reason?: CloseReason): void;

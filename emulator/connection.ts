@@ -192,6 +192,13 @@ export class BridgeConnection implements ConnectionPort {
     this.send({ cmd: 'puback', messageId: packetId });
   }
 
+  /** `ackFailedPublish`: a PUBLISH the bridge refuses is PUBACKed all the same, before its error goes out. */
+  acknowledgeRefused(packet: IPublishPacket): void {
+    if (!this.ctx.options.ackFailedPublish || packet.qos !== 1) return;
+    this.log(`PUBACK ${packet.messageId ?? 0} for the refused PUBLISH to ${packet.topic} (ackFailedPublish)`);
+    this.acknowledge(packet);
+  }
+
   /** Called by the authenticate hook once the CONNECT's credentials are accepted. */
   authenticated(clientId: string, registryId: string, deviceId: string, exp: number): void {
     this.clientId = clientId;
@@ -457,7 +464,7 @@ export class BridgeConnection implements ConnectionPort {
         if (!this.attached.has(parsed.deviceId)) {
           // docs/protocol.md §3.4: an error on the errors topic, no PUBACK (unless ackFailedPublish, then the PUBACK
           // goes first), the connection stays up.
-          if (this.ctx.options.ackFailedPublish) this.acknowledge(packet);
+          this.acknowledgeRefused(packet);
           this.report({
             type: 'GATEWAY_DEVICE_NOT_FOUND',
             deviceId: parsed.deviceId,

@@ -64,7 +64,7 @@ export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, p
       if (!viaGateway) return refuse(RPC.RESOURCE_EXHAUSTED, `${deviceId}: ${why}`);
       registry.setLastError(registryId, deviceId, { code: RPC.RESOURCE_EXHAUSTED, message: why });
       // With ackFailedPublish the refused packet is acknowledged first, and the detachment error follows it.
-      if (options.ackFailedPublish) conn.acknowledge(packet);
+      conn.acknowledgeRefused(packet);
       detachForDeviceError(conn, deviceId, why);
       return false;
     }
