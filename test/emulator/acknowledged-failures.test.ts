@@ -4,35 +4,23 @@
  * alone. (A failed attach, acknowledged only with `ackFailedAttach` and only to a subscribed gateway, is in
  * errors-topic.test.ts.)
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
-import { startEmulator } from '../../emulator/index.js';
-import type { Emulator, EmulatorOptions } from '../../emulator/index.js';
+import type { Emulator } from '../../emulator/index.js';
 import { makeFleet, rawConnectPacket, rawSession } from '../helpers/emulator-fixtures.js';
 import type { Fleet, RawSession } from '../helpers/emulator-fixtures.js';
+import { variantEmulators } from '../helpers/variant-emulators.js';
 
 let fleet: Fleet;
 beforeAll(async () => {
   fleet = await makeFleet({ gateways: [{ id: 'gw-1', bound: ['dev-1', 'dev-2'] }], devices: ['dev-1', 'dev-2'] });
 });
 
-const emulators: Emulator[] = [];
-const sessions: RawSession[] = [];
-afterEach(() => {
-  for (const s of sessions.splice(0)) s.end();
-});
-afterAll(() => Promise.all(emulators.map((e) => e.close())));
-
-async function start(options: EmulatorOptions): Promise<Emulator> {
-  const e = await startEmulator({ registry: fleet.document, adminPort: null, ...options });
-  emulators.push(e);
-  return e;
-}
+const { start, track } = variantEmulators(() => fleet.document);
 
 /** gw-1 connected over a raw session, subscribed to its errors topic unless told not to. */
 async function gateway(e: Emulator, subscribeErrors = true): Promise<RawSession> {
-  const raw = await rawSession(e);
-  sessions.push(raw);
+  const raw = track(await rawSession(e));
   raw.send(await rawConnectPacket(fleet, 'gw-1'));
   expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
   if (subscribeErrors) {

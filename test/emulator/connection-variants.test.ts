@@ -4,35 +4,23 @@
  * (`connectionLifetimeSeconds`), an empty username (`emptyUsername`), a Will (`willMessage`) and a JWT living
  * 24 h plus the skew (`jwtLifetime`). The defaults are in connect.test.ts and commands.test.ts.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { IPublishPacket, Packet } from 'mqtt-packet';
-import { startEmulator } from '../../emulator/index.js';
-import type { Emulator, EmulatorOptions } from '../../emulator/index.js';
+import type { Emulator } from '../../emulator/index.js';
 import { MAX_JWT_LIFETIME_SECONDS } from '../../lib/iotcore/limits.js';
 import { connackCode, eventually, makeFleet, rawConnectPacket, rawSession } from '../helpers/emulator-fixtures.js';
 import type { Fleet, RawSession } from '../helpers/emulator-fixtures.js';
+import { variantEmulators } from '../helpers/variant-emulators.js';
 
 let fleet: Fleet;
 beforeAll(async () => {
   fleet = await makeFleet({ devices: ['dev-1', 'dev-2'] });
 });
 
-const emulators: Emulator[] = [];
-const sessions: RawSession[] = [];
-afterEach(() => {
-  for (const s of sessions.splice(0)) s.end();
-});
-afterAll(() => Promise.all(emulators.map((e) => e.close())));
-
-async function start(options: EmulatorOptions): Promise<Emulator> {
-  const e = await startEmulator({ registry: fleet.document, adminPort: null, ...options });
-  emulators.push(e);
-  return e;
-}
+const { start, track } = variantEmulators(() => fleet.document);
 
 async function connectRaw(e: Emulator, deviceId: string, overrides: Parameters<typeof rawConnectPacket>[2] = {}): Promise<RawSession> {
-  const raw = await rawSession(e);
-  sessions.push(raw);
+  const raw = track(await rawSession(e));
   raw.send(await rawConnectPacket(fleet, deviceId, overrides));
   expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
   return raw;

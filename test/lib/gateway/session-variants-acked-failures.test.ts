@@ -4,10 +4,10 @@
  * A PUBACK is never enough to confirm a record: the error wins, whichever comes first, and only the records it names
  * go back.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator, EmulatorOptions } from '../../../emulator/index.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
-import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, UNBOUND, VALVES } from '../../helpers/relay-fixtures.js';
+import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, UNBOUND, VALVES, variantEmulator } from '../../helpers/relay-fixtures.js';
 
 let fleet: Fleet;
 beforeAll(async () => {
@@ -16,13 +16,8 @@ beforeAll(async () => {
 
 /** Starts an emulator with `options` for the enclosing describe block; its connection log is kept. */
 function variant(options: EmulatorOptions): { emulator: () => Emulator; log: string[] } {
-  let emulator: Emulator | undefined;
   const log: string[] = [];
-  beforeAll(async () => {
-    emulator = await startEmulator({ registry: fleet.document, adminPort: null, log: (line) => log.push(line), ...options });
-  });
-  afterAll(() => emulator?.close());
-  return { emulator: () => emulator!, log };
+  return { emulator: variantEmulator(() => fleet, { log: (line) => log.push(line), ...options }), log };
 }
 
 const storedStates = (e: Emulator, deviceId: string): number => e.registry.states(fleet.registryId, deviceId).length;

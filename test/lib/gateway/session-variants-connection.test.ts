@@ -5,26 +5,19 @@
  * it works under each; a session outliving the connection's lifetime sends what it had not confirmed back.
  * (Command resends and the config update rate do not concern it: it neither subscribes to commands nor writes configs.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator, EmulatorOptions } from '../../../emulator/index.js';
 import { MAX_JWT_LIFETIME_SECONDS } from '../../../lib/iotcore/limits.js';
 import { signGatewayJwt } from '../../../lib/jwt.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
-import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, VALVES } from '../../helpers/relay-fixtures.js';
+import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, VALVES, variantEmulator } from '../../helpers/relay-fixtures.js';
 
 let fleet: Fleet;
 beforeAll(async () => {
   fleet = await makeRelayFleet();
 });
 
-function variant(options: EmulatorOptions): () => Emulator {
-  let emulator: Emulator | undefined;
-  beforeAll(async () => {
-    emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, ...options });
-  });
-  afterAll(() => emulator?.close());
-  return () => emulator!;
-}
+const variant = (options: EmulatorOptions): (() => Emulator) => variantEmulator(() => fleet, options);
 
 /** The gateway's JWT as the relay signs it, for the longest lifetime its settings allow (24 h). */
 function relayJwt(lifetimeSeconds = MAX_JWT_LIFETIME_SECONDS): Promise<string> {
