@@ -102,6 +102,8 @@ describe('ackFailedPublish on', () => {
     try {
       raw.send(publish('/devices/dev-1/events', 11));
       expect(errorOf(await raw.next())).toMatchObject({ error_type: 'GATEWAY_DEVICE_NOT_FOUND' });
+      raw.send({ cmd: 'pingreq' });
+      expect(await raw.next()).toMatchObject({ cmd: 'pingresp' });
     } finally {
       e.clearFaults();
     }
