@@ -54,6 +54,17 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
                                       or its devices are unbound
   --binding-limit-status <RESOURCE_EXHAUSTED|FAILED_PRECONDITION>
                                       what a bind over a limit answers (default RESOURCE_EXHAUSTED, 429)
+  --ack-failed-publish                PUBACK a publish refused for an unattached or detached device, then
+                                      send its error
+  --command-resend-ms <n>             resend interval of an unacknowledged QoS 1 command (default 5000;
+                                      0: sent once)
+  --config-rate-limit                 answer a second config update within 1 s for a device 429
+  --connection-lifetime-seconds <n>   close every connection this long after it opened (default 86400)
+  --empty-username <refuse|accept>    CONNECT without a username: refused (default) or accepted
+  --will-message <refuse|accept|publish>
+                                      CONNECT with a Will: CONNACK 2 (default), accepted and never
+                                      published, or published as the device's telemetry when it drops
+  --jwt-lifetime <strict|with-skew>   JWT exp - iat: at most 24 h (default) or 24 h plus the clock skew
 
 Device-manager limits and quotas (ClearBlade's documented values by default):
   --max-devices-per-gateway <n>       devices bound to one gateway (default 10000)
@@ -118,6 +129,13 @@ const FLAGS = {
   'delete-bound-device': { type: 'string' },
   'delete-gateway-with-devices': { type: 'string' },
   'binding-limit-status': { type: 'string' },
+  'ack-failed-publish': { type: 'boolean' },
+  'command-resend-ms': { type: 'string' },
+  'config-rate-limit': { type: 'boolean' },
+  'connection-lifetime-seconds': { type: 'string' },
+  'empty-username': { type: 'string' },
+  'will-message': { type: 'string' },
+  'jwt-lifetime': { type: 'string' },
   'max-devices-per-gateway': { type: 'string' },
   'max-gateways-per-device': { type: 'string' },
   'rate-limits': { type: 'boolean' },
@@ -217,6 +235,18 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   if (deleteGateway !== undefined) options.deleteGatewayWithDevices = deleteGateway;
   const limitStatus = choice('binding-limit-status', values['binding-limit-status'], ['RESOURCE_EXHAUSTED', 'FAILED_PRECONDITION'] as const);
   if (limitStatus !== undefined) options.bindingLimitStatus = limitStatus;
+  if (values['ack-failed-publish']) options.ackFailedPublish = true;
+  const commandResend = integer('command-resend-ms', values['command-resend-ms'], 0);
+  if (commandResend !== undefined) options.commandResendMs = commandResend;
+  if (values['config-rate-limit']) options.configRateLimit = true;
+  const lifetime = integer('connection-lifetime-seconds', values['connection-lifetime-seconds'], 1);
+  if (lifetime !== undefined) options.connectionLifetimeSeconds = lifetime;
+  const emptyUsername = choice('empty-username', values['empty-username'], ['refuse', 'accept'] as const);
+  if (emptyUsername !== undefined) options.emptyUsername = emptyUsername;
+  const will = choice('will-message', values['will-message'], ['refuse', 'accept', 'publish'] as const);
+  if (will !== undefined) options.willMessage = will;
+  const jwtLifetime = choice('jwt-lifetime', values['jwt-lifetime'], ['strict', 'with-skew'] as const);
+  if (jwtLifetime !== undefined) options.jwtLifetime = jwtLifetime;
   const perGateway = integer('max-devices-per-gateway', values['max-devices-per-gateway'], 1);
   if (perGateway !== undefined) options.maxDevicesPerGateway = perGateway;
   const perDevice = integer('max-gateways-per-device', values['max-gateways-per-device'], 1);

@@ -17,6 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from './registry.js';
+import type { ConfigUpdateRate } from './rate-limit.js';
 import type { Registry } from './registry.js';
 import { Query, parseBody, readBody, send, sendError } from './rest-json.js';
 import type { Json } from './rest-json.js';
@@ -35,7 +36,12 @@ export type { CommandBridge, FaultControl } from './admin-api/routes.js';
  * const admin = http.createServer(createAdminHandler(registry, { sendCommand: () => false })); // no device online
  * admin.listen(0, '127.0.0.1');
  */
-export function createAdminHandler(registry: Registry, bridge: CommandBridge, faults?: FaultControl): (req: IncomingMessage, res: ServerResponse) => void {
+export function createAdminHandler(
+  registry: Registry,
+  bridge: CommandBridge,
+  faults?: FaultControl,
+  options: { configRate?: ConfigUpdateRate } = {},
+): (req: IncomingMessage, res: ServerResponse) => void {
   const router = new Router(ADMIN_ROUTES);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -51,7 +57,7 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge, fa
     }
     const query = new Query(url.query);
     query.checkKnown(found.resource.queryParams);
-    const result = await route.handle(adminRequest({ registry, bridge, faults }, found.params, query, req, route));
+    const result = await route.handle(adminRequest({ registry, bridge, faults, configRate: options.configRate }, found.params, query, req, route));
     send(res, 200, result ?? {});
   }
 
@@ -63,14 +69,15 @@ export function createAdminHandler(registry: Registry, bridge: CommandBridge, fa
   };
 }
 
-/** What the handler serves: the registry, and the MQTT side as far as the routes reach it. */
+/** What the handler serves: the registry, the MQTT side as far as the routes reach it, and the config update rate. */
 interface Served {
   registry: Registry;
   bridge: CommandBridge;
   faults: FaultControl | undefined;
+  configRate: ConfigUpdateRate | undefined;
 }
 
-function adminRequest({ registry, bridge, faults }: Served, params: Record<string, string>, query: Query, req: IncomingMessage, route: AdminRoute): AdminRequest {
+function adminRequest({ registry, bridge, faults, configRate }: Served, params: Record<string, string>, query: Query, req: IncomingMessage, route: AdminRoute): AdminRequest {
   const message = route.body;
   let body: Promise<Json> | undefined;
   const registryId = (): string => {
@@ -90,5 +97,6 @@ function adminRequest({ registry, bridge, faults }: Served, params: Record<strin
     body: () => (body ??= message === undefined ? Promise.resolve({}) : readBody(req).then((raw) => parseBody(raw, message.shape, message.name))),
     registryId,
     device: () => registry.getDevice(registryId(), params.device!),
+    configRate,
   };
 }

@@ -26,6 +26,8 @@ export interface TokenRules {
   project: string;
   /** Clock skew allowed on `iat` and `exp`, in seconds (the bridge allows 10 min). */
   skewSeconds: number;
+  /** Whether `exp - iat` may exceed 24 h by the skew too (BridgeOptions.jwtLifetime 'with-skew'); strict if absent. */
+  lifetimeWithSkew?: boolean;
   now?: Date;
 }
 
@@ -65,7 +67,8 @@ export async function verifyDeviceToken(token: string, credentials: readonly Dev
   if (iat > now + rules.skewSeconds) return { ok: false, reason: 'iat is in the future beyond the allowed clock skew' };
   if (now >= exp + rules.skewSeconds) return { ok: false, reason: 'the token has expired (exp plus the allowed clock skew is past)' };
   if (exp <= iat) return { ok: false, reason: 'exp is not after iat' };
-  if (exp - iat > MAX_JWT_LIFETIME_SECONDS) return { ok: false, reason: 'exp - iat exceeds 24 h' };
+  const maxLifetime = MAX_JWT_LIFETIME_SECONDS + (rules.lifetimeWithSkew === true ? rules.skewSeconds : 0);
+  if (exp - iat > maxLifetime) return { ok: false, reason: `exp - iat exceeds 24 h${rules.lifetimeWithSkew === true ? ' plus the allowed clock skew' : ''}` };
   // nbf is ignored, as the bridge documents ([CB-JWT]).
 
   const nowMs = now * 1000;
@@ -121,6 +124,9 @@ export interface ConnectRules {
   /** The code for credential problems: CB documents 4, Google answered 5 (docs/protocol.md §1.4). */
   authFailureCode: 4 | 5;
   skewSeconds: number;
+  lifetimeWithSkew?: boolean;
+  /** Accept a CONNECT whose username is empty or absent (BridgeOptions.emptyUsername 'accept'); refused if not set. */
+  acceptEmptyUsername?: boolean;
   now?: Date;
 }
 
@@ -130,7 +136,7 @@ export type ConnectVerdict =
 
 /**
  * Decides a CONNECT: the client ID must name a known device of this emulator's project and location, the
- * username must be non-empty, the password a valid device JWT; blocked devices and registries with MQTT disabled
+ * username must be non-empty (unless `acceptEmptyUsername`), the password a valid device JWT; blocked devices and registries with MQTT disabled
  * are refused with the credential-failure code.
  */
 export async function authenticateConnect(registry: Registry, creds: ConnectCredentials, rules: ConnectRules): Promise<ConnectVerdict> {
@@ -145,7 +151,7 @@ export async function authenticateConnect(registry: Registry, creds: ConnectCred
   const device = registry.findDevice(path.registry, path.deviceId);
   // numIds are accepted in REST paths only; the client ID carries the device ID (case-sensitive, [CB-MQTT]).
   if (device === undefined || device.id !== path.deviceId) return refuse(`unknown device ${path.deviceId} in registry ${path.registry}`);
-  if (creds.username === undefined || creds.username === '') {
+  if ((creds.username === undefined || creds.username === '') && rules.acceptEmptyUsername !== true) {
     return refuse('the username is empty (the bridge ignores it, but it must be present for the password to be sent)');
   }
   if (creds.password === undefined || creds.password.length === 0) return refuse('no password (the device JWT)');
@@ -156,6 +162,7 @@ export async function authenticateConnect(registry: Registry, creds: ConnectCred
   const token = await verifyDeviceToken(creds.password.toString('utf8'), device.credentials, {
     project: registry.project,
     skewSeconds: rules.skewSeconds,
+    lifetimeWithSkew: rules.lifetimeWithSkew === true,
     ...(rules.now ? { now: rules.now } : {}),
   });
   if (!token.ok) return refuse(`device ${device.id}: ${token.reason}`);

@@ -176,7 +176,12 @@ export class Bridge {
     const verdict = await authenticateConnect(
       this.registry,
       { clientId, username, password },
-      { authFailureCode: this.options.authFailureCode, skewSeconds: this.options.clockSkewSeconds },
+      {
+        authFailureCode: this.options.authFailureCode,
+        skewSeconds: this.options.clockSkewSeconds,
+        lifetimeWithSkew: this.options.jwtLifetime === 'with-skew',
+        acceptEmptyUsername: this.options.emptyUsername === 'accept',
+      },
     );
     if (!verdict.ok) {
       conn.log(`CONNECT from ${JSON.stringify(clientId)} refused with CONNACK ${verdict.returnCode}: ${verdict.reason}`);

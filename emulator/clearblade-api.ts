@@ -6,12 +6,13 @@
  *   `ClearBlade-UserToken` and `{"project","region","registry"}`, answers the registry's `systemKey`,
  *   `serviceAccountToken` and `url` (https://docs.clearblade.com/iotcore/getregistrycredentials);
  * - under `/api/v/4/webhook/execute/{registrySystemKey}/`, with the registry's token: `cloudiot_devices` (POST
- *   create, GET `?name=` get, GET list, DELETE `?name=` delete) and `cloudiot?method=bindDeviceToGateway` /
- *   `unbindDeviceFromGateway`.
+ *   create, GET `?name=` get, GET list, DELETE `?name=` delete, POST `?name=&method=modifyCloudToDeviceConfig`) and
+ *   `cloudiot?method=bindDeviceToGateway` / `unbindDeviceFromGateway`.
  *
  * The registry is the one the system key belongs to; a `parent` or full device `name`, when given, must name it.
  * Errors use Google's envelope `{"error":{"code","message","status"}}`, which ClearBlade's client libraries parse
- * (github.com/ClearBlade/nodejs-iot, src/v1/iotCoreError.ts). Optional per-minute quotas answer 429.
+ * (github.com/ClearBlade/nodejs-iot, src/v1/iotCoreError.ts). Optional per-minute quotas answer 429, and so does the
+ * optional per-device config rate, shared with the v1 paths.
  *
  * Every call costs O(log n + page size) whatever the registry's size: lists page through the registry's ordered
  * indexes (`Registry.pageDevices`), never sorting or scanning the whole registry.
@@ -25,12 +26,14 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { deviceIdProblem } from '../lib/iotcore/device-id.js';
 import { tokenMatches } from './clearblade-credentials.js';
 import type { ClearBladeCredentials } from './clearblade-credentials.js';
-import type { CallKind, CallQuota } from './rate-limit.js';
+import { configRequest } from './admin-api/json-shapes.js';
+import type { CallKind, CallQuota, ConfigUpdateRate } from './rate-limit.js';
 import { ApiError } from './registry.js';
 import type { Device, DeviceInput, DeviceSelection, Registry } from './registry.js';
 import {
   BINDING_SHAPE,
   DEVICE_SHAPE,
+  MODIFY_CONFIG_SHAPE,
   Query,
   badArg,
   decodeComponent,
@@ -58,6 +61,8 @@ const UNSERVED_SERVICES = new Set(['cloudiot_devices_states', 'cloudiot_devices_
 export interface ClearBladeApiOptions {
   /** Per-minute quotas of the device-manager calls; none enforced when absent. */
   quota?: CallQuota;
+  /** The per-device config update limit, shared with the v1 paths; none enforced when absent. */
+  configRate?: ConfigUpdateRate;
 }
 
 /** Whether a request target belongs to this form (everything under `/api/`). */
@@ -172,7 +177,8 @@ export function createClearBladeHandler(
     const verb = query.one('method');
     if (verb !== undefined) {
       if (method !== 'POST') throw badArg(`method=${verb} takes POST`);
-      if (verb === 'modifyCloudToDeviceConfig' || verb === 'sendCommandToDevice') {
+      if (verb === 'modifyCloudToDeviceConfig') return modifyConfig(call, registryId);
+      if (verb === 'sendCommandToDevice') {
         throw new ApiError('UNIMPLEMENTED', `${verb} is not served in the emulator's ClearBlade form; use the v1 path (docs/emulator-admin-api.md)`);
       }
       throw badArg(`unknown method ${JSON.stringify(verb)} on cloudiot_devices`);
@@ -232,6 +238,20 @@ export function createClearBladeHandler(
       default:
         throw notAllowed(method, ['GET', 'POST', 'DELETE']);
     }
+  }
+
+  /**
+   * `cloudiot_devices?name=...&method=modifyCloudToDeviceConfig`, body `{"versionToUpdate","binaryData"}`
+   * (https://docs.clearblade.com/iotcore/modifycloudtodeviceconfig): answers the new DeviceConfig.
+   */
+  async function modifyConfig(call: Call, registryId: string): Promise<void> {
+    call.query.checkKnown(['name', 'method']);
+    const name = call.query.one('name');
+    if (name === undefined || name === '') throw badArg('name is required: the device ID, numId or full name');
+    const { binaryData, versionToUpdate } = configRequest(parseBody(await readBody(call.req), MODIFY_CONFIG_SHAPE, 'request'));
+    const deviceId = registry.getDevice(registryId, deviceRef(name, registryId)).id;
+    const modify = () => registry.modifyConfig(registryId, deviceId, binaryData, versionToUpdate);
+    send(call.res, 200, options.configRate === undefined ? modify() : options.configRate.update(registryId, deviceId, modify));
   }
 
   // --- cloudiot (bindings) ----------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
  * Commands (docs/protocol.md §2, "Commands"): delivered only to a client connected and subscribed at the moment
  * of sending, never stored or queued. The topic is `/devices/{id}/commands` without a subfolder, else
  * `/devices/{id}/commands/{subfolder}`. A gateway receives the commands of devices it attached, if it subscribed
- * for them. The QoS is the one the subscription was granted.
+ * for them. The QoS is the one the subscription was granted; at QoS 1 the command is resent until PUBACKed
+ * (`commandResendMs`, BridgeConnection.commandSent).
  *
  * @example
  * deliverCommand(connections, 'demo-registry', 'pump-0001', 'valves/close', Buffer.from('now')); // false: no subscriber
@@ -44,9 +45,9 @@ export function deliverCommand(
     }
     if (qos === undefined) continue;
     if (qos === 1) {
-      const messageId = conn.nextMessageId();
-      conn.send({ cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, messageId });
-      conn.commandSent(messageId);
+      const packet = { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, messageId: conn.nextMessageId() } as const;
+      conn.send(packet);
+      conn.commandSent(packet);
     } else {
       conn.send({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
     }

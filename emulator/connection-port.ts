@@ -2,6 +2,7 @@
  * What a device's connection offers the handlers of its publishes (gateway.ts for attach and detach, telemetry.ts
  * for events and state): the few facts and actions they use, so that they need not know the connection itself.
  */
+import type { IPublishPacket } from 'mqtt-packet';
 import type { GatewayErrorReport } from './errors-topic.js';
 import type { BridgeOptions } from './options.js';
 import type { Registry, Status } from './registry.js';
@@ -17,7 +18,7 @@ export interface CloseReason {
 
 export interface ConnectionPort {
   readonly registry: Registry;
-  readonly options: Pick<BridgeOptions, 'ackFailedAttach' | 'clockSkewSeconds' | 'stateRateLimit'>;
+  readonly options: Pick<BridgeOptions, 'ackFailedAttach' | 'clockSkewSeconds' | 'stateRateLimit' | 'jwtLifetime'>;
   /** Time (ms) of each device's last accepted state update, keyed `registry/device`, shared by all connections. */
   readonly lastStateAt: Map<string, number>;
   readonly registryId: string;
@@ -29,6 +30,8 @@ export interface ConnectionPort {
   log(line: string): void;
   /** Tells the gateway on its errors topic; true if it was subscribed to hear it. */
   report(error: GatewayErrorReport): boolean;
+  /** With `ackFailedPublish`: PUBACKs a QoS 1 PUBLISH the bridge refuses, before its error goes out. */
+  acknowledgeRefused(packet: IPublishPacket): void;
   /** Ends the attachment of a device, and the subscriptions made for it. */
   detach(deviceId: string): void;
   close(reason?: CloseReason): void;

@@ -77,11 +77,14 @@ export class BridgeConnection implements ConnectionPort {
   private received = 0;
   private queue: Promise<void> = Promise.resolve();
   private readonly waiters: { match: (p: Packet) => boolean; resolve: (p: Packet | undefined) => void }[] = [];
-  /** QoS 1 commands sent and not yet PUBACKed, by packet ID. */
-  private readonly commandsInFlight = new Set<number>();
+  /** QoS 1 commands sent and not yet PUBACKed, by packet ID, with their resend timer when they are resent. */
+  private readonly commandsInFlight = new Map<number, NodeJS.Timeout | undefined>();
   private lastMessageId = 0;
   private idleTimer: NodeJS.Timeout | undefined;
   private expiryTimer: NodeJS.Timeout | undefined;
+  private lifetimeTimer: NodeJS.Timeout | undefined;
+  /** The CONNECT's Will, kept when `willMessage: 'publish'`; published if the connection ends without DISCONNECT. */
+  private will: IConnectPacket['will'];
   /** The SUBSCRIBE being handled, for the packet ID of errors it causes. */
   private subscribePacketId = 0;
 
@@ -163,9 +166,37 @@ export class BridgeConnection implements ConnectionPort {
     throw new Error('no free packet ID: 65535 deliveries are awaiting PUBACK');
   }
 
-  /** Tracks a QoS 1 command delivery until the client acknowledges it. */
-  commandSent(messageId: number): void {
-    this.commandsInFlight.add(messageId);
+  /**
+   * Tracks a QoS 1 command delivery until the client acknowledges it, resending it (DUP set, same packet ID,
+   * [MQTT-3.3.1-1]) every `commandResendMs` meanwhile, as ClearBlade documents commands "Retried for QoS 1".
+   */
+  commandSent(packet: IPublishPacket): void {
+    const messageId = packet.messageId ?? 0;
+    const every = this.ctx.options.commandResendMs;
+    let timer: NodeJS.Timeout | undefined;
+    if (every > 0) {
+      timer = setInterval(() => this.send({ ...packet, dup: true }), every);
+      timer.unref();
+    }
+    this.commandsInFlight.set(messageId, timer);
+  }
+
+  /** PUBACKs a QoS 1 PUBLISH, unless the withholdPuback fault covers its topic. */
+  acknowledge(packet: IPublishPacket): void {
+    if (packet.qos !== 1 || this.closed) return;
+    const packetId = packet.messageId ?? 0;
+    if (matchesAny(this.ctx.faults.withholdPuback, packet.topic)) {
+      this.log(`fault withholdPuback: ${packet.topic} recorded, PUBACK ${packetId} withheld`);
+      return;
+    }
+    this.send({ cmd: 'puback', messageId: packetId });
+  }
+
+  /** `ackFailedPublish`: a PUBLISH the bridge refuses is PUBACKed all the same, before its error goes out. */
+  acknowledgeRefused(packet: IPublishPacket): void {
+    if (!this.ctx.options.ackFailedPublish || packet.qos !== 1) return;
+    this.log(`PUBACK ${packet.messageId ?? 0} for the refused PUBLISH to ${packet.topic} (ackFailedPublish)`);
+    this.acknowledge(packet);
   }
 
   /** Called by the authenticate hook once the CONNECT's credentials are accepted. */
@@ -230,9 +261,12 @@ export class BridgeConnection implements ConnectionPort {
     this.closed = true;
     clearTimeout(this.idleTimer);
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.lifetimeTimer);
     this.configFeeds.stopAll();
     this.attached.clear();
+    for (const timer of this.commandsInFlight.values()) clearInterval(timer);
     this.commandsInFlight.clear();
+    this.publishWill();
     for (const w of this.waiters.splice(0)) w.resolve(undefined);
     if (reason !== undefined) {
       this.log(`closing: ${reason.message}`);
@@ -316,7 +350,8 @@ export class BridgeConnection implements ConnectionPort {
         this.handlePuback(packet.messageId ?? 0);
         return;
       case 'disconnect':
-        // No Will to suppress (the bridge refuses them), so a DISCONNECT is simply the end.
+        // [MQTT-3.14.4-3]: a DISCONNECT discards the Will.
+        this.will = undefined;
         this.close();
         return;
       case 'pubrec':
@@ -343,14 +378,25 @@ export class BridgeConnection implements ConnectionPort {
     if (forced !== undefined) return refuse(forced, 'fault refuseConnect');
     // 3.1.1 has no return code for "feature not supported"; 2 is a refusal of this CONNECT as formed that a client
     // will not mistake for a credential problem (4/5, which makes it mint a new JWT) or an outage (3, retried).
-    if (packet.will) return refuse(2, 'a Will message was set; the bridge does not support Last Will and Testament');
+    const willOption = this.ctx.options.willMessage;
+    if (packet.will && willOption === 'refuse') return refuse(2, 'a Will message was set; the bridge does not support Last Will and Testament');
     if (!packet.clean && this.ctx.options.uncleanSession === 'refuse') return refuse(2, 'cleanSession=0; the bridge keeps no sessions');
     this.keepaliveSeconds = packet.keepalive ?? 0;
     // aedes gets a clean session (no session is ever kept, so sessionPresent is always 0) and no keep-alive: this
     // connection enforces keep-alive itself, because aedes never sees the PUBLISH packets that keep a client alive.
-    const connack = await this.forwardAndAwait({ ...packet, clean: true, keepalive: 0 }, (p) => p.cmd === 'connack');
+    // aedes never sees the Will either: it would publish it to its own subscribers, not as the device's telemetry.
+    const { will, ...withoutWill } = packet;
+    const connack = await this.forwardAndAwait({ ...withoutWill, clean: true, keepalive: 0 }, (p) => p.cmd === 'connack');
     if (connack?.cmd !== 'connack' || connack.returnCode !== 0 || this.closed) return;
     this.connected = true;
+    if (will !== undefined) {
+      this.log(`Will on ${will.topic} accepted (willMessage: ${willOption})`);
+      if (willOption === 'publish') this.will = will;
+    }
+    // The bridge ends every connection after its maximum lifetime, whatever the JWT ([G-QUOTA] "MQTT connection time").
+    const lifetimeMs = Math.min(this.ctx.options.connectionLifetimeSeconds * 1000, MAX_TIMER_MS);
+    this.lifetimeTimer = setTimeout(() => this.close({ message: 'the maximum connection lifetime was reached' }), lifetimeMs);
+    this.lifetimeTimer.unref();
     this.log(`connected${packet.clean ? '' : ' (cleanSession=0 treated as clean)'}`);
     this.touch();
     // The bridge ends the connection at exp + the allowed skew ([CB-JWT] worked example: exp 01:10:20 -> 01:20:20).
@@ -394,13 +440,7 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault dropPublish: ${topic} neither recorded nor acknowledged`);
       return;
     }
-    const accepted = await this.dispatchPublish(parsed, packet);
-    if (!accepted || packet.qos !== 1 || this.closed) return;
-    if (matchesAny(faults.withholdPuback, topic)) {
-      this.log(`fault withholdPuback: ${topic} recorded, PUBACK ${packetId} withheld`);
-      return;
-    }
-    this.send({ cmd: 'puback', messageId: packetId });
+    if (await this.dispatchPublish(parsed, packet)) this.acknowledge(packet);
   }
 
   /** Handles a well-formed device-topic PUBLISH; true when it is to be acknowledged. The retain flag is ignored. */
@@ -425,7 +465,9 @@ export class BridgeConnection implements ConnectionPort {
           return false;
         }
         if (!this.attached.has(parsed.deviceId)) {
-          // docs/protocol.md §3.4: an error on the errors topic, no PUBACK, the connection stays up.
+          // docs/protocol.md §3.4: an error on the errors topic, no PUBACK (unless ackFailedPublish, then the PUBACK
+          // goes first), the connection stays up.
+          this.acknowledgeRefused(packet);
           this.report({
             type: 'GATEWAY_DEVICE_NOT_FOUND',
             deviceId: parsed.deviceId,
@@ -447,7 +489,26 @@ export class BridgeConnection implements ConnectionPort {
     if (this.configFeeds.acknowledge(messageId)) return;
     // A PUBACK matching nothing (late, for a config a newer version replaced) is ignored: the bridge documents
     // GATEWAY_UNEXPECTED_PACKET_ID for it, but without its exact conditions it would only be noise.
+    clearInterval(this.commandsInFlight.get(messageId));
     this.commandsInFlight.delete(messageId);
+  }
+
+  /**
+   * `willMessage: 'publish'`: a connection that ends without DISCONNECT has its Will handled as the device's own
+   * QoS 0 telemetry (the only topics a device may publish to); a Will for any other topic is dropped and logged.
+   */
+  private publishWill(): void {
+    const will = this.will;
+    this.will = undefined;
+    if (will === undefined) return;
+    const parsed = parseTopic(will.topic);
+    if (parsed === undefined || 'malformed' in parsed || (parsed.kind !== 'events' && parsed.kind !== 'state') || parsed.deviceId !== this.deviceId) {
+      this.log(`Will on ${will.topic} dropped: not this device's events or state topic`);
+      return;
+    }
+    const packet: IPublishPacket = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: 0, retain: false, dup: false };
+    const done = handleTelemetry(this, { deviceId: this.deviceId, kind: parsed.kind, subfolder: parsed.subfolder }, packet, false);
+    this.log(`Will on ${will.topic} ${done ? 'published' : 'refused'}`);
   }
 
   /** The bridge sends no QoS 2, so PUBREC/PUBREL/PUBCOMP are unexpected: reported to gateways, fatal otherwise. */

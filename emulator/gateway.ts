@@ -81,6 +81,7 @@ export async function handleAttach(conn: ConnectionPort, deviceId: string, packe
     const verdict = await verifyDeviceToken(token, device.credentials, {
       project: registry.project,
       skewSeconds: options.clockSkewSeconds,
+      lifetimeWithSkew: options.jwtLifetime === 'with-skew',
     });
     if (!verdict.ok) return fail(`the device JWT was refused: ${verdict.reason}`);
   }

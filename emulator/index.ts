@@ -26,7 +26,7 @@ import type { ConnectionInfo } from './bridge.js';
 import { loadDemoRegistry } from './demo.js';
 import type { Faults } from './faults.js';
 import type { BridgeOptions } from './options.js';
-import { CallQuota } from './rate-limit.js';
+import { CallQuota, ConfigUpdateRate } from './rate-limit.js';
 import type { CallQuotas } from './rate-limit.js';
 import { Registry } from './registry.js';
 import type { RegistryDocument } from './registry.js';
@@ -189,8 +189,10 @@ export async function startEmulator(options: EmulatorOptions = {}): Promise<Emul
     const port = await listen(server, options.port ?? 0, host);
     let adminUrl: string | undefined;
     if (options.adminPort !== null) {
-      const v1 = createAdminHandler(registry, bridge, bridge);
-      const clearBladeForm = createClearBladeHandler(registry, clearBlade, quota === undefined ? {} : { quota });
+      // One limit for both forms: an update through either counts against the device's second.
+      const configRate = bridge.options.configRateLimit ? { configRate: new ConfigUpdateRate() } : {};
+      const v1 = createAdminHandler(registry, bridge, bridge, configRate);
+      const clearBladeForm = createClearBladeHandler(registry, clearBlade, { ...(quota === undefined ? {} : { quota }), ...configRate });
       admin = createHttpServer((req, res) => (isClearBladePath(req.url) ? clearBladeForm(req, res) : v1(req, res)));
       adminUrl = `http://${urlHost(host)}:${await listen(admin, options.adminPort ?? 0, host)}`;
       clearBlade.url = adminUrl;

@@ -36,6 +36,28 @@ export interface BridgeOptions {
   packetsBeforeConnack: 'process' | 'drop' | 'close';
   /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
   log: (line: string) => void;
+  /**
+   * A QoS 1 events/state PUBLISH the bridge refuses for its device (not attached: GATEWAY_DEVICE_NOT_FOUND; over the
+   * state rate: GATEWAY_DETACHMENT_DEVICE_ERROR) is PUBACKed first, the error following it, as a bridge that
+   * acknowledges on hand-off would. Off: no PUBACK, only the error (ClearBlade documents neither).
+   */
+  ackFailedPublish: boolean;
+  /** Resend interval of an unacknowledged QoS 1 command, 0 = sent once. On: ClearBlade documents "Retried for QoS 1". */
+  commandResendMs: number;
+  /**
+   * Both REST forms answer a config update within a second of the device's last one 429 RESOURCE_EXHAUSTED
+   * ("Configuration updates per device: 1 per sec" on both quota pages). Off by default, as before: neither page
+   * says what an update over the limit is answered, and REST clients of the emulator update faster.
+   */
+  configRateLimit: boolean;
+  /** The bridge closes a connection this long after it opened, whatever its JWT; 24 h as documented. */
+  connectionLifetimeSeconds: number;
+  /** CONNECT with an empty or absent username: `refuse` it (credential failure) or `accept` it (the bridge ignores it). */
+  emptyUsername: 'refuse' | 'accept';
+  /** CONNECT with a Will: `refuse` (CONNACK 2), `accept` and never publish it, or `publish` it when the connection drops. */
+  willMessage: 'refuse' | 'accept' | 'publish';
+  /** JWT `exp - iat`: at most 24 h (`strict`, the quota pages), or 24 h plus the clock skew (`with-skew`). */
+  jwtLifetime: 'strict' | 'with-skew';
 }
 
 export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
@@ -51,6 +73,13 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   idleTimeoutSeconds: 20 * 60,
   packetsBeforeConnack: 'process',
   log: () => {},
+  ackFailedPublish: false,
+  commandResendMs: 5_000,
+  configRateLimit: false,
+  connectionLifetimeSeconds: 24 * 60 * 60,
+  emptyUsername: 'refuse',
+  willMessage: 'refuse',
+  jwtLifetime: 'strict',
 };
 
 function oneOf<T>(name: string, value: unknown, allowed: readonly T[]): T {
@@ -81,5 +110,12 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     idleTimeoutSeconds: positive('idleTimeoutSeconds', o.idleTimeoutSeconds),
     packetsBeforeConnack: oneOf('packetsBeforeConnack', o.packetsBeforeConnack, ['process', 'drop', 'close'] as const),
     log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
+    ackFailedPublish: oneOf('ackFailedPublish', o.ackFailedPublish, [true, false] as const),
+    commandResendMs: positive('commandResendMs', o.commandResendMs, true),
+    configRateLimit: oneOf('configRateLimit', o.configRateLimit, [true, false] as const),
+    connectionLifetimeSeconds: positive('connectionLifetimeSeconds', o.connectionLifetimeSeconds),
+    emptyUsername: oneOf('emptyUsername', o.emptyUsername, ['refuse', 'accept'] as const),
+    willMessage: oneOf('willMessage', o.willMessage, ['refuse', 'accept', 'publish'] as const),
+    jwtLifetime: oneOf('jwtLifetime', o.jwtLifetime, ['strict', 'with-skew'] as const),
   };
 }

@@ -82,3 +82,42 @@ export class CallQuota {
     this.#used[kind] += 1;
   }
 }
+
+/** [CB-QUOTA] and [GCP-QUOTAS] "Configuration updates per device": one a second. */
+export const CONFIG_UPDATE_INTERVAL_MS = 1000;
+
+/**
+ * The per-device limit on modifyCloudToDeviceConfig, shared by both REST forms: an update within
+ * `intervalMs` of the device's last accepted one is refused 429 RESOURCE_EXHAUSTED and changes nothing. A refused
+ * or failed update does not count.
+ *
+ * @example
+ * const rate = new ConfigUpdateRate();
+ * rate.update('reg', 'pump-1', () => registry.modifyConfig('reg', 'pump-1', data)); // a second one at once: 429
+ */
+export class ConfigUpdateRate {
+  readonly intervalMs: number;
+  readonly #now: () => number;
+  /** Time of each device's last accepted update, keyed `registry/device`. */
+  readonly #last = new Map<string, number>();
+
+  constructor(intervalMs = CONFIG_UPDATE_INTERVAL_MS, now: () => number = Date.now) {
+    this.intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  /** Runs `apply` unless the device's last update is too recent (then throws RESOURCE_EXHAUSTED). */
+  update<T>(registryId: string, deviceId: string, apply: () => T): T {
+    const key = `${registryId}/${deviceId}`;
+    const now = this.#now();
+    const last = this.#last.get(key);
+    if (last !== undefined && now - last < this.intervalMs) {
+      throw new ApiError('RESOURCE_EXHAUSTED', `config updates of ${deviceId} exceed 1 per second (the last was ${now - last} ms ago)`);
+    }
+    const result = apply();
+    // Entries older than the interval limit nothing: dropped now and then, so the map holds recent devices only.
+    if (this.#last.size >= 10_000) for (const [k, t] of this.#last) if (now - t >= this.intervalMs) this.#last.delete(k);
+    this.#last.set(key, now);
+    return result;
+  }
+}

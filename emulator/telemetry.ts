@@ -6,7 +6,7 @@
  *   and sets the device's lastErrorStatus (§1.6).
  * - State is stored (always, whatever the state notification config), at most once per second per device.
  *   A delegated device over that rate is detached with GATEWAY_DETACHMENT_DEVICE_ERROR, as seen on Google's
- *   bridge ([LOGS]); a device connected by itself has its connection closed (the real behaviour is unconfirmed,
+ *   bridge ([LOGS]), with no PUBACK unless `ackFailedPublish` (then the PUBACK comes first); a device connected by itself has its connection closed (the real behaviour is unconfirmed,
  *   §8 item 7).
  * - An oversized payload (events over 256 KB, state over 64 KB) closes the connection and sets lastErrorStatus:
  *   the bridge's documented answer to a packet it cannot take is to close, and no error type covers size.
@@ -63,6 +63,8 @@ export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, p
       const why = `state updates exceed 1 per second (the last was ${now - last} ms ago)`;
       if (!viaGateway) return refuse(RPC.RESOURCE_EXHAUSTED, `${deviceId}: ${why}`);
       registry.setLastError(registryId, deviceId, { code: RPC.RESOURCE_EXHAUSTED, message: why });
+      // With ackFailedPublish the refused packet is acknowledged first, and the detachment error follows it.
+      conn.acknowledgeRefused(packet);
       detachForDeviceError(conn, deviceId, why);
       return false;
     }

@@ -6,6 +6,7 @@
  * { method: 'GET', path: '/emulator/health', handle: (r) => health(r.registry) }
  */
 import type { Faults } from '../faults.js';
+import type { ConfigUpdateRate } from '../rate-limit.js';
 import { ApiError } from '../registry.js';
 import type { Device, DeviceRegistry, Registry } from '../registry.js';
 import { deviceFieldMask, deviceInput, projectDevice, badArg } from '../rest-json.js';
@@ -46,6 +47,8 @@ export interface AdminRequest {
   registryId(): string;
   /** The device the path names (by ID or numId), in the path's registry. */
   device(): Device;
+  /** The per-device config update limit, when it is enforced (`configRateLimit`). */
+  readonly configRate: ConfigUpdateRate | undefined;
 }
 
 export interface AdminRoute extends RouteEntry {
@@ -131,7 +134,9 @@ export const ADMIN_ROUTES: readonly AdminRoute[] = [
     handle: async (r) => {
       const registryId = r.registryId();
       const { binaryData, versionToUpdate } = configRequest(await r.body());
-      return r.registry.modifyConfig(registryId, r.params.device!, binaryData, versionToUpdate);
+      const deviceId = r.device().id;
+      const modify = () => r.registry.modifyConfig(registryId, deviceId, binaryData, versionToUpdate);
+      return r.configRate === undefined ? modify() : r.configRate.update(registryId, deviceId, modify);
     },
   },
   {

@@ -570,3 +570,56 @@ describe('rate limits', () => {
     expect((await s.call('GET', 'cloudiot_devices')).status).toBe(200);
   });
 });
+
+describe('modifyCloudToDeviceConfig and the per-device config rate', () => {
+  const b64 = (text: string): string => Buffer.from(text).toString('base64');
+  const modify = (s: Setup, device: string, text: string, versionToUpdate = '0'): Promise<Reply> =>
+    s.call('POST', `cloudiot_devices?name=${device}&method=modifyCloudToDeviceConfig`, { versionToUpdate, binaryData: b64(text) });
+  const modifyV1 = (s: Setup, device: string, text: string): Promise<Reply> =>
+    request('POST', `${s.emulator.adminUrl!}/v1/${REGISTRY_NAME}/devices/${device}:modifyCloudToDeviceConfig`, { binaryData: b64(text) });
+  const configOf = (s: Setup, device: string): string => Buffer.from(s.emulator.registry.getDevice(REGISTRY, device).config.binaryData, 'base64').toString();
+
+  it('sets a new config version through the ClearBlade form, by ID or full name', async () => {
+    const s = await setup();
+    await s.call('POST', 'cloudiot_devices', { id: 'dev-1' });
+    const reply = await modify(s, 'dev-1', '{"rate":5}', '1');
+    expect(reply.status).toBe(200);
+    expect(reply.body).toMatchObject({ version: '2', binaryData: b64('{"rate":5}') });
+    expect((await modify(s, `${REGISTRY_NAME}/devices/dev-1`, 'second')).body).toMatchObject({ version: '3' });
+    expect(configOf(s, 'dev-1')).toBe('second');
+    expectError(await modify(s, 'dev-1', 'stale', '1'), 400, 'FAILED_PRECONDITION');
+    expectError(await modify(s, 'dev-9', 'nobody'), 404, 'NOT_FOUND');
+    expectError(await s.call('POST', 'cloudiot_devices?method=modifyCloudToDeviceConfig', { binaryData: '' }), 400, 'INVALID_ARGUMENT', /name is required/);
+  });
+
+  it('takes updates as fast as they come by default', async () => {
+    const s = await setup();
+    await s.call('POST', 'cloudiot_devices', { id: 'dev-1' });
+    for (const text of ['a', 'b']) expect((await modify(s, 'dev-1', text)).status).toBe(200);
+    expect((await modifyV1(s, 'dev-1', 'c')).status).toBe(200);
+    expect(configOf(s, 'dev-1')).toBe('c');
+  });
+
+  it('with configRateLimit, answers a second update within 1 s 429 RESOURCE_EXHAUSTED through either form, per device', async () => {
+    const s = await setup({ configRateLimit: true });
+    for (const id of ['dev-1', 'dev-2']) await s.call('POST', 'cloudiot_devices', { id });
+    expect((await modify(s, 'dev-1', 'first')).status).toBe(200);
+    expectError(await modify(s, 'dev-1', 'too soon'), 429, 'RESOURCE_EXHAUSTED', /exceed 1 per second/);
+    // The v1 paths share the device's second, and a refused update changes nothing.
+    expectError(await modifyV1(s, 'dev-1', 'too soon, v1'), 429, 'RESOURCE_EXHAUSTED');
+    expect(configOf(s, 'dev-1')).toBe('first');
+    expect(s.emulator.registry.configVersions(REGISTRY, 'dev-1')).toHaveLength(2);
+    // Another device has its own second.
+    expect((await modifyV1(s, 'dev-2', 'other')).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 1_050));
+    expect((await modifyV1(s, 'dev-1', 'later')).status).toBe(200);
+    expect(configOf(s, 'dev-1')).toBe('later');
+  });
+
+  it('with configRateLimit, does not count an update that failed', async () => {
+    const s = await setup({ configRateLimit: true });
+    await s.call('POST', 'cloudiot_devices', { id: 'dev-1' });
+    expectError(await modify(s, 'dev-1', 'stale', '7'), 400, 'FAILED_PRECONDITION');
+    expect((await modify(s, 'dev-1', 'fine')).status).toBe(200);
+  });
+});

@@ -55,6 +55,23 @@ describe('flags', () => {
     expect(await emulatorOptionsFromArgs(['--quiet'])).not.toHaveProperty('rateLimits');
   });
 
+  it('map the acknowledged failures, resends, lifetimes and CONNECT variants', async () => {
+    const options = await emulatorOptionsFromArgs([
+      '--ack-failed-publish', '--command-resend-ms', '0', '--config-rate-limit', '--connection-lifetime-seconds', '1',
+      '--empty-username', 'accept', '--will-message', 'publish', '--jwt-lifetime', 'with-skew', '--quiet',
+    ]);
+    expect(options).toMatchObject({
+      ackFailedPublish: true, commandResendMs: 0, configRateLimit: true, connectionLifetimeSeconds: 1,
+      emptyUsername: 'accept', willMessage: 'publish', jwtLifetime: 'with-skew',
+    });
+    const defaults = await emulatorOptionsFromArgs(['--quiet']);
+    for (const key of ['ackFailedPublish', 'commandResendMs', 'configRateLimit', 'connectionLifetimeSeconds', 'emptyUsername', 'willMessage', 'jwtLifetime']) {
+      expect(defaults).not.toHaveProperty(key);
+    }
+    await expect(emulatorOptionsFromArgs(['--will-message', 'keep'])).rejects.toThrow(/--will-message must be one of refuse, accept, publish/);
+    await expect(emulatorOptionsFromArgs(['--connection-lifetime-seconds', '0'])).rejects.toThrow(/--connection-lifetime-seconds must be an integer >= 1/);
+  });
+
   it('default to port 8883, TLS, an admin port picked at random and a log on stderr', async () => {
     const options = await emulatorOptionsFromArgs([]);
     expect(options).toMatchObject({ port: 8883, tls: true, adminPort: 0 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ApiError } from '../../emulator/registry.js';
-import { CallQuota, DEFAULT_CALL_QUOTAS, resolveCallQuotas } from '../../emulator/rate-limit.js';
+import { CallQuota, ConfigUpdateRate, DEFAULT_CALL_QUOTAS, resolveCallQuotas } from '../../emulator/rate-limit.js';
 
 function clock(start = 1_000_000): { now: () => number; advance: (ms: number) => void } {
   let t = start;
@@ -60,5 +60,24 @@ describe('CallQuota', () => {
     expect(() => resolveCallQuotas({ read: 1.5 })).toThrow(TypeError);
     expect(() => resolveCallQuotas({ update: 1 } as never)).toThrow(/unknown call kind update/);
     expect(() => new CallQuota({}, 0)).toThrow(/window/);
+  });
+});
+
+describe('ConfigUpdateRate', () => {
+  it('lets one update a second through per device, counting only the updates that succeeded', () => {
+    const c = clock();
+    const rate = new ConfigUpdateRate(1000, c.now);
+    expect(rate.update('r', 'd-1', () => 'v2')).toBe('v2');
+    const e = refusal(() => rate.update('r', 'd-1', () => 'v3'));
+    expect(e.status).toBe('RESOURCE_EXHAUSTED');
+    expect(e.httpCode).toBe(429);
+    expect(rate.update('r', 'd-2', () => 'other device')).toBe('other device');
+    expect(rate.update('other-registry', 'd-1', () => 'other registry')).toBe('other registry');
+    c.advance(999);
+    expect(refusal(() => rate.update('r', 'd-1', () => 'still too soon')).status).toBe('RESOURCE_EXHAUSTED');
+    c.advance(1);
+    expect(() => rate.update('r', 'd-1', () => { throw new ApiError('FAILED_PRECONDITION', 'stale version'); })).toThrow(/stale version/);
+    // The failed update did not count: the next one passes at once.
+    expect(rate.update('r', 'd-1', () => 'v3')).toBe('v3');
   });
 });

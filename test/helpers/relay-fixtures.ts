@@ -11,7 +11,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { Emulator } from '../../emulator/index.js';
+import { afterAll, beforeAll } from 'vitest';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/index.js';
 import type { RelaySettings } from '../../lib/relay-settings.js';
 import { GatewaySession, type AttachRequest, type GatewaySessionOptions, type PublishRequest, type SessionReport } from '../../lib/gateway/session.js';
 import type { RecordOutcome } from '../../lib/relay/outcomes.js';
@@ -251,6 +252,19 @@ export async function runSession(
   const outcomes = sessionOutcomes(report, records);
   expectOutcomeInvariant({ records, outcomes, emulator, registryId: fleet.registryId });
   return { session, report, outcomes, elapsedMs };
+}
+
+/**
+ * An emulator over the relay fleet with `options`, for the enclosing describe block: started before it (the state
+ * rate limit off unless the options turn it on), closed after it. `fleet` is read when it starts.
+ */
+export function variantEmulator(fleet: () => Fleet, options: EmulatorOptions): () => Emulator {
+  let emulator: Emulator | undefined;
+  beforeAll(async () => {
+    emulator = await startEmulator({ registry: fleet().document, adminPort: null, stateRateLimit: false, ...options });
+  });
+  afterAll(() => emulator?.close());
+  return () => emulator!;
 }
 
 /** The outcome of one record of a run. */

@@ -2,10 +2,10 @@
  * The session against each variant of the bridge where ClearBlade's behaviour is unconfirmed
  * (docs/protocol.md §8): one emulator per variant.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/index.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { Emulator, EmulatorOptions } from '../../../emulator/index.js';
 import { connackCode, connectDevice, type Fleet } from '../../helpers/emulator-fixtures.js';
-import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, UNBOUND, VALVES } from '../../helpers/relay-fixtures.js';
+import { eventBody, GW, makeRelayFleet, outcomeOf, PUMPS, record, runSession, stateBody, UNBOUND, VALVES, variantEmulator } from '../../helpers/relay-fixtures.js';
 
 let fleet: Fleet;
 beforeAll(async () => {
@@ -14,12 +14,7 @@ beforeAll(async () => {
 
 /** Starts an emulator with `options` for the enclosing describe block. */
 function variant(options: EmulatorOptions): () => Emulator {
-  let emulator: Emulator | undefined;
-  beforeAll(async () => {
-    emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, ...options });
-  });
-  afterAll(() => emulator?.close());
-  return () => emulator!;
+  return variantEmulator(() => fleet, options);
 }
 
 describe('authFailureCode 5 (Google)', () => {
