@@ -58,7 +58,7 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
                                       send its error
   --command-resend-ms <n>             resend interval of an unacknowledged QoS 1 command (default 5000;
                                       0: sent once)
-  --config-rate-limit                 answer a second config update within 1 s for a device 429
+  --no-config-rate-limit              do not refuse a second config update within 1 s for a device (429)
   --connection-lifetime-seconds <n>   close every connection this long after it opened (default 86400)
   --empty-username <refuse|accept>    CONNECT without a username: refused (default) or accepted
   --will-message <refuse|accept|publish>
@@ -131,7 +131,7 @@ const FLAGS = {
   'binding-limit-status': { type: 'string' },
   'ack-failed-publish': { type: 'boolean' },
   'command-resend-ms': { type: 'string' },
-  'config-rate-limit': { type: 'boolean' },
+  'no-config-rate-limit': { type: 'boolean' },
   'connection-lifetime-seconds': { type: 'string' },
   'empty-username': { type: 'string' },
   'will-message': { type: 'string' },
@@ -238,7 +238,7 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   if (values['ack-failed-publish']) options.ackFailedPublish = true;
   const commandResend = integer('command-resend-ms', values['command-resend-ms'], 0);
   if (commandResend !== undefined) options.commandResendMs = commandResend;
-  if (values['config-rate-limit']) options.configRateLimit = true;
+  if (values['no-config-rate-limit']) options.configRateLimit = false;
   const lifetime = integer('connection-lifetime-seconds', values['connection-lifetime-seconds'], 1);
   if (lifetime !== undefined) options.connectionLifetimeSeconds = lifetime;
   const emptyUsername = choice('empty-username', values['empty-username'], ['refuse', 'accept'] as const);

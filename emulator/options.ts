@@ -46,8 +46,8 @@ export interface BridgeOptions {
   commandResendMs: number;
   /**
    * Both REST forms answer a config update within a second of the device's last one 429 RESOURCE_EXHAUSTED
-   * ("Configuration updates per device: 1 per sec" on both quota pages). Off by default, as before: neither page
-   * says what an update over the limit is answered, and REST clients of the emulator update faster.
+   * ("Configuration updates per device: 1 per sec" on both quota pages). On by default, since both document the
+   * limit; the answer to an update over it is not documented, and 429 is the canonical code for a quota.
    */
   configRateLimit: boolean;
   /** The bridge closes a connection this long after it opened, whatever its JWT; 24 h as documented. */
@@ -75,7 +75,7 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   log: () => {},
   ackFailedPublish: false,
   commandResendMs: 5_000,
-  configRateLimit: false,
+  configRateLimit: true,
   connectionLifetimeSeconds: 24 * 60 * 60,
   emptyUsername: 'refuse',
   willMessage: 'refuse',

@@ -57,11 +57,11 @@ describe('flags', () => {
 
   it('map the acknowledged failures, resends, lifetimes and CONNECT variants', async () => {
     const options = await emulatorOptionsFromArgs([
-      '--ack-failed-publish', '--command-resend-ms', '0', '--config-rate-limit', '--connection-lifetime-seconds', '1',
+      '--ack-failed-publish', '--command-resend-ms', '0', '--no-config-rate-limit', '--connection-lifetime-seconds', '1',
       '--empty-username', 'accept', '--will-message', 'publish', '--jwt-lifetime', 'with-skew', '--quiet',
     ]);
     expect(options).toMatchObject({
-      ackFailedPublish: true, commandResendMs: 0, configRateLimit: true, connectionLifetimeSeconds: 1,
+      ackFailedPublish: true, commandResendMs: 0, configRateLimit: false, connectionLifetimeSeconds: 1,
       emptyUsername: 'accept', willMessage: 'publish', jwtLifetime: 'with-skew',
     });
     const defaults = await emulatorOptionsFromArgs(['--quiet']);
