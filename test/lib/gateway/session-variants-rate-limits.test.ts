@@ -66,6 +66,18 @@ async function pollChunk(emulator: Emulator, publishRate: number): Promise<Relay
 const allConfirmed = (result: Pick<RelayBatchResult, 'outcomes'>): void =>
   expect(result.outcomes.filter((o) => o.outcome !== 'confirmed').map((o) => `${o.code}: ${o.reason}`)).toEqual([]);
 
+/** What every reaction is tested for: sessions paced at (and under) the limit, and a config-poll chunk. */
+function pacedAndPolled(emulator: () => Emulator, paces: number[], unpacedPoll: (result: RelayBatchResult) => void = () => {}): void {
+  it(`with a pace of ${paces.join(' and ')} a second: everything is confirmed`, async () => {
+    for (const pace of paces) allConfirmed(await session(emulator(), pace));
+  });
+
+  it('a config-poll chunk, without a pace and with one: every device one outcome, nothing confirmed lost', async () => {
+    unpacedPoll(await pollChunk(emulator(), 0));
+    allConfirmed(await pollChunk(emulator(), LIMIT));
+  });
+}
+
 describe('slow (the bridge holds PUBACKs back to its rate)', () => {
   const emulator = bridgeThat('slow');
 
@@ -76,14 +88,7 @@ describe('slow (the bridge holds PUBACKs back to its rate)', () => {
     expect(run.elapsedMs).toBeGreaterThanOrEqual(1000);
   });
 
-  it('with a pace at the limit: everything is confirmed', async () => {
-    allConfirmed(await session(emulator(), LIMIT));
-  });
-
-  it('a config-poll chunk, without a pace and with one: every device one outcome, nothing confirmed lost', async () => {
-    await pollChunk(emulator(), 0);
-    allConfirmed(await pollChunk(emulator(), LIMIT));
-  });
+  pacedAndPolled(emulator, [LIMIT]);
 });
 
 describe('drop (the bridge drops what is over its rate, unacknowledged)', () => {
@@ -100,15 +105,7 @@ describe('drop (the bridge drops what is over its rate, unacknowledged)', () => 
     expect(over.some((r) => received.has(Buffer.from(JSON.parse(r.body).payload as string).toString('base64')))).toBe(false);
   });
 
-  it('with a pace at the limit, and under it: everything is confirmed', async () => {
-    allConfirmed(await session(emulator(), LIMIT));
-    allConfirmed(await session(emulator(), LIMIT / 2));
-  });
-
-  it('a config-poll chunk, without a pace and with one: every device one outcome, nothing confirmed lost', async () => {
-    await pollChunk(emulator(), 0);
-    allConfirmed(await pollChunk(emulator(), LIMIT));
-  });
+  pacedAndPolled(emulator, [LIMIT, LIMIT / 2]);
 });
 
 describe('close (the bridge closes a connection over its rate)', () => {
@@ -123,15 +120,8 @@ describe('close (the bridge closes a connection over its rate)', () => {
     expect(emulator().registry.getDevice(fleet.registryId, GATEWAY).lastErrorStatus).toMatchObject({ code: 8 });
   });
 
-  it('with a pace at the limit, and under it: everything is confirmed', async () => {
-    allConfirmed(await session(emulator(), LIMIT));
-    allConfirmed(await session(emulator(), LIMIT / 2));
-  });
-
-  it('a config-poll chunk, without a pace and with one: every device one outcome, nothing confirmed lost', async () => {
-    const unpaced = await pollChunk(emulator(), 0);
+  pacedAndPolled(emulator, [LIMIT, LIMIT / 2], (unpaced) => {
     expect(unpaced.sessions[0]!.failure).toMatchObject({ code: 'ERR_CONNECTION_LOST' });
     for (const o of unpaced.outcomes) expect(o).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
-    allConfirmed(await pollChunk(emulator(), LIMIT));
   });
 });
