@@ -32,9 +32,10 @@ export const BRIDGE_MESSAGES_PER_SECOND = 100;
 const SECOND_MS = 1000;
 /**
  * How much later than the second strictly allows a slot comes: packets can reach the bridge closer together than
- * they left (the first of a burst held up on its way), and a bridge that counts at arrival would see one too many.
+ * they left (the first of a burst held up on its way, or read late by a busy bridge), and a bridge that counts at
+ * arrival would then see one too many. 5 % of the pace's throughput buys that much slack.
  */
-export const SLOT_MARGIN_MS = 10;
+export const SLOT_MARGIN_MS = 50;
 
 interface Waiting {
   at: number;
