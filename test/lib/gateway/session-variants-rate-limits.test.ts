@@ -5,13 +5,13 @@
  * invariant holds; with a pace at or under the limit, everything is confirmed.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type Emulator } from '../../../emulator/index.js';
+import { startEmulator, type Emulator, type EmulatorOptions } from '../../../emulator/index.js';
 import { BRIDGE_MESSAGES_PER_SECOND } from '../../../lib/gateway/publish-pace.js';
 import { DISPOSITIONS } from '../../../lib/relay/outcomes.js';
 import { relayBatch, type RelayBatchResult } from '../../../lib/relay/relay-batch.js';
 import { makeFleet, type Fleet } from '../../helpers/emulator-fixtures.js';
 import { expectOutcomeInvariant } from '../../helpers/outcome-invariant.js';
-import { eventBody, inbound, pollBody, record, relayDeps, relaySettings, runSession, type SessionRun } from '../../helpers/relay-fixtures.js';
+import { eventBody, inbound, pollBody, record, relayDeps, relaySettings, runSession, uniquePayload, type SessionRun } from '../../helpers/relay-fixtures.js';
 
 const LIMIT = BRIDGE_MESSAGES_PER_SECOND;
 const GATEWAY = 'gw-rate';
@@ -27,11 +27,11 @@ beforeAll(async () => {
   });
 });
 
-/** Starts an emulator limiting each connection to LIMIT PUBLISHes a second, reacting with `overrun`. */
-function bridgeThat(overrun: 'slow' | 'drop' | 'close'): () => Emulator {
+/** Starts an emulator limiting each connection to LIMIT PUBLISHes a second (or as `limits` says), reacting with `overrun`. */
+function bridgeThat(overrun: 'slow' | 'drop' | 'close', limits: EmulatorOptions = { connectionMessageRate: LIMIT }): () => Emulator {
   let emulator: Emulator | undefined;
   beforeAll(async () => {
-    emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, connectionMessageRate: LIMIT, rateOverrun: overrun });
+    emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, rateOverrun: overrun, ...limits });
   });
   afterAll(() => emulator?.close());
   return () => emulator!;
@@ -123,5 +123,31 @@ describe('close (the bridge closes a connection over its rate)', () => {
   pacedAndPolled(emulator, [LIMIT, LIMIT / 2], (unpaced) => {
     expect(unpaced.sessions[0]!.failure).toMatchObject({ code: 'ERR_CONNECTION_LOST' });
     for (const o of unpaced.outcomes) expect(o).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+  });
+});
+
+describe('512 KB/s per device (the documented throughput; the pace counts packets, not bytes)', () => {
+  /** Three events of 200 KB for one device, one small event for another: the third big one is over the second's bytes. */
+  const heavy = () => [
+    ...[1, 2, 3].map((n) => record(eventBody(PUMPS[0]!, { payload: uniquePayload(`heavy ${n}`).padEnd(200 * 1024, '.') }))),
+    record(eventBody(PUMPS[1]!)),
+  ];
+
+  describe('drop', () => {
+    const emulator = bridgeThat('drop', { deviceByteRate: 512 * 1024 });
+    it('the event over the device\'s bytes times out and goes back; the rest is confirmed', async () => {
+      const records = heavy();
+      const run = await runSession(emulator(), fleet, GATEWAY, records);
+      expect(run.outcomes.map((o) => o.code ?? o.outcome)).toEqual(['confirmed', 'confirmed', 'ERR_PUBACK_TIMEOUT', 'confirmed']);
+    });
+  });
+
+  describe('close', () => {
+    const emulator = bridgeThat('close', { deviceByteRate: 512 * 1024 });
+    it('the session is lost and every record goes back to be retried', async () => {
+      const run = await runSession(emulator(), fleet, GATEWAY, heavy());
+      expect(run.report.failure).toMatchObject({ code: 'ERR_CONNECTION_LOST' });
+      for (const o of run.outcomes) expect(o).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+    });
   });
 });
