@@ -65,6 +65,12 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
                                       CONNECT with a Will: CONNACK 2 (default), accepted and never
                                       published, or published as the device's telemetry when it drops
   --jwt-lifetime <strict|with-skew>   JWT exp - iat: at most 24 h (default) or 24 h plus the clock skew
+  --connection-message-rate <n>       client PUBLISH packets a second per connection (default 0: no limit;
+                                      Google documented 100)
+  --device-byte-rate <n>              payload bytes a second per device (default 0: no limit; both providers
+                                      list 512 KB/s, 524288)
+  --rate-overrun <slow|drop|close>    over either rate: the connection is slowed down, PUBACKs at the rate
+                                      (default), the packet is dropped unacknowledged, or the connection closed
 
 Device-manager limits and quotas (ClearBlade's documented values by default):
   --max-devices-per-gateway <n>       devices bound to one gateway (default 10000)
@@ -141,6 +147,9 @@ const FLAGS = {
   'rate-limits': { type: 'boolean' },
   quota: { type: 'string', multiple: true },
   'rate-limit-window-ms': { type: 'string' },
+  'connection-message-rate': { type: 'string' },
+  'device-byte-rate': { type: 'string' },
+  'rate-overrun': { type: 'string' },
   quiet: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
@@ -256,6 +265,12 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   else if (values['rate-limits']) options.rateLimits = true;
   const window = integer('rate-limit-window-ms', values['rate-limit-window-ms'], 1);
   if (window !== undefined) options.rateLimitWindowMs = window;
+  const messageRate = integer('connection-message-rate', values['connection-message-rate'], 0);
+  if (messageRate !== undefined) options.connectionMessageRate = messageRate;
+  const byteRate = integer('device-byte-rate', values['device-byte-rate'], 0);
+  if (byteRate !== undefined) options.deviceByteRate = byteRate;
+  const overrun = choice('rate-overrun', values['rate-overrun'], ['slow', 'drop', 'close'] as const);
+  if (overrun !== undefined) options.rateOverrun = overrun;
   if (!values.quiet) options.log = (line) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   return { options, extras };
 }

@@ -58,6 +58,7 @@ export class Bridge {
       options,
       faults,
       lastStateAt: new Map(),
+      deviceByteWindows: new Map(),
       connectionClosed: (c) => this.forget(c),
     };
     this.broker = new Aedes({

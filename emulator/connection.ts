@@ -29,6 +29,8 @@ import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
+import { PublishRates } from './publish-rate.js';
+import type { RateWindow } from './publish-rate.js';
 import { RPC } from '../lib/iotcore/rpc-status.js';
 import type { DeviceConfig, Registry } from './registry.js';
 import { decideSubscription, grantedQos } from './subscriptions.js';
@@ -42,6 +44,8 @@ export interface BridgeContext {
   readonly faults: Faults;
   /** Time (ms) of each device's last accepted state update, keyed `registry/device`: the 1/s limit is per device. */
   readonly lastStateAt: Map<string, number>;
+  /** Payload bytes each device published over the last second, keyed `registry/device` (`deviceByteRate`). */
+  readonly deviceByteWindows: Map<string, RateWindow>;
   connectionClosed(connection: BridgeConnection): void;
 }
 
@@ -87,9 +91,11 @@ export class BridgeConnection implements ConnectionPort {
   private will: IConnectPacket['will'];
   /** The SUBSCRIBE being handled, for the packet ID of errors it causes. */
   private subscribePacketId = 0;
+  private readonly rates: PublishRates;
 
   constructor(ctx: BridgeContext, socket: Socket) {
     this.ctx = ctx;
+    this.rates = new PublishRates(this, ctx.deviceByteWindows);
     this.tap = new PacketTap(socket, {
       inbound: (packet) => this.receive(packet),
       outbound: (packet) => this.observe(packet),
@@ -292,15 +298,16 @@ export class BridgeConnection implements ConnectionPort {
       }
     }
     if (packet.cmd === 'connect') this.connectSeen = true;
+    const arrivedAt = Date.now();
     this.queue = this.queue
-      .then(() => this.step(packet))
+      .then(() => this.step(packet, arrivedAt))
       .catch((e: unknown) => {
         const message = `internal error: ${(e as Error).message}`;
         this.close({ message, status: { code: RPC.INTERNAL, message } });
       });
   }
 
-  private async step(packet: Packet): Promise<void> {
+  private async step(packet: Packet, arrivedAt: number): Promise<void> {
     if (this.closed) return;
     this.received++;
     const faults = this.ctx.faults;
@@ -310,7 +317,8 @@ export class BridgeConnection implements ConnectionPort {
       return;
     }
     this.touch();
-    await this.handle(packet);
+    // The rate limits (emulator/publish-rate.ts) may hold a PUBLISH back, drop it, or close the connection.
+    if (packet.cmd !== 'publish' || !this.connected || (await this.rates.admit(packet, arrivedAt))) await this.handle(packet);
     const limit = this.ctx.faults.closeAfterPackets;
     if (limit !== undefined && this.received >= limit) this.close({ message: `fault closeAfterPackets: ${this.received} packets received` });
   }

@@ -34,6 +34,18 @@ export interface BridgeOptions {
    * MQTT 3.1.1 §3.1.4 has it; `drop` them unread; or `close` the connection as for a protocol violation.
    */
   packetsBeforeConnack: 'process' | 'drop' | 'close';
+  /**
+   * Client PUBLISH packets a second per connection; 0 (default) for no limit. Google's Cloud IoT Core documented
+   * 100; ClearBlade's quota page lists no such limit. What happens over it is `rateOverrun` (emulator/publish-rate.ts).
+   */
+  connectionMessageRate: number;
+  /**
+   * Payload bytes a second per device, 0 (default) for no limit. Both ClearBlade and Google list 512 KB/s of
+   * device-to-cloud throughput per device (524,288) but neither says how it is enforced, hence off by default.
+   */
+  deviceByteRate: number;
+  /** Over a rate: `slow` the connection down (PUBACKs at the rate), `drop` the packet unacknowledged, or `close`. */
+  rateOverrun: 'slow' | 'drop' | 'close';
   /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
   log: (line: string) => void;
   /**
@@ -72,6 +84,9 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   commandSubfolderSubscriptions: false,
   idleTimeoutSeconds: 20 * 60,
   packetsBeforeConnack: 'process',
+  connectionMessageRate: 0,
+  deviceByteRate: 0,
+  rateOverrun: 'slow',
   log: () => {},
   ackFailedPublish: false,
   commandResendMs: 5_000,
@@ -94,6 +109,12 @@ function positive(name: string, value: unknown, allowZero = false): number {
   return value;
 }
 
+/** A limit: a whole number, 0 for none. */
+function wholeNumber(name: string, value: unknown): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new TypeError(`${name} must be a whole number, 0 for no limit (got ${String(value)})`);
+  return value as number;
+}
+
 /** Fills defaults in and checks every value; throws TypeError on a bad one. */
 export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): BridgeOptions {
   const o = { ...DEFAULT_BRIDGE_OPTIONS, ...Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined)) };
@@ -109,6 +130,9 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     commandSubfolderSubscriptions: oneOf('commandSubfolderSubscriptions', o.commandSubfolderSubscriptions, [true, false] as const),
     idleTimeoutSeconds: positive('idleTimeoutSeconds', o.idleTimeoutSeconds),
     packetsBeforeConnack: oneOf('packetsBeforeConnack', o.packetsBeforeConnack, ['process', 'drop', 'close'] as const),
+    connectionMessageRate: wholeNumber('connectionMessageRate', o.connectionMessageRate),
+    deviceByteRate: wholeNumber('deviceByteRate', o.deviceByteRate),
+    rateOverrun: oneOf('rateOverrun', o.rateOverrun, ['slow', 'drop', 'close'] as const),
     log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
     ackFailedPublish: oneOf('ackFailedPublish', o.ackFailedPublish, [true, false] as const),
     commandResendMs: positive('commandResendMs', o.commandResendMs, true),

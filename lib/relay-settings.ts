@@ -57,6 +57,11 @@ export interface RelaySettings {
    * connection would otherwise stall a gateway for minutes.
    */
   retrySeconds: number;
+  /**
+   * PUBLISH packets (attaches, records, detaches) a session sends in any one second at most; 0, the default, for
+   * no pace. For a bridge that enforces a rate per connection (Cloud IoT Core documented 100 a second).
+   */
+  publishRate: number;
 }
 
 /** SQS refuses a visibility timeout above 12 hours. */
@@ -207,6 +212,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
   const deadLetterQueueUrl = check.read(() => url(env, 'RELAY_DEAD_LETTER_QUEUE_URL'));
   const sourceQueueUrl = check.read(() => url(env, 'RELAY_QUEUE_URL'));
   const retrySeconds = check.read(() => integer(env, 'RELAY_RETRY_SECONDS', 5, 0, MAX_VISIBILITY_SECONDS));
+  const publishRate = check.read(() => integer(env, 'RELAY_PUBLISH_RATE', 0, 0, 10_000));
 
   check.throwIfAny();
   // Past throwIfAny every read succeeded: each value below is defined (the optional ones may be undefined by design).
@@ -231,6 +237,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     backoffBaseSeconds: backoffBaseSeconds!,
     backoffMaxSeconds: backoffMaxSeconds!,
     retrySeconds: retrySeconds!,
+    publishRate: publishRate!,
   };
 }
 

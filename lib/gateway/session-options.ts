@@ -33,6 +33,11 @@ export interface GatewaySessionOptions {
   closeTimeoutMs?: number;
   /** QoS 1 publishes allowed unacknowledged at once. */
   publishWindow?: number;
+  /**
+   * PUBLISH packets (attaches, records, detaches) the session sends in any one second at most; 0 for no pace
+   * (lib/gateway/publish-pace.ts). A packet's timeout counts from when it leaves.
+   */
+  publishRate?: number;
   /** Send the errors-topic SUBSCRIBE right behind the CONNECT (default); false waits for the CONNACK first. */
   subscribeBeforeConnack?: boolean;
   log?: SessionLog;
@@ -58,6 +63,7 @@ export const SESSION_DEFAULTS = {
   closeTimeoutMs: 2000,
   publishWindow: 32,
   subscribeBeforeConnack: true,
+  publishRate: 0,
 };
 
 export type ResolvedSessionOptions = GatewaySessionOptions & typeof SESSION_DEFAULTS;

@@ -31,10 +31,11 @@ import { parseGatewayError } from '../iotcore/gateway-error.js';
 import { attachTopic, configTopic, detachTopic, errorsTopic } from '../iotcore/topics.js';
 import { connectToBridge, lossReason } from './bridge-connection.js';
 import type { SentPacket } from './error-correlation.js';
-import { Flight, FlightClock, type FlightEnd } from './flights.js';
+import { FlightClock, type Flight, type FlightEnd } from './flights.js';
 import type { LinkClose, MqttLink } from './mqtt-link.js';
 import { planPublishes, type PublishRequest } from './publish-plan.js';
 import { SessionLedger, type DeviceEntry, type Failure, type Unit } from './session-ledger.js';
+import { PublishPace } from './publish-pace.js';
 import { sendWindowed } from './publish-window.js';
 import { noLog, sessionOptions, type AttachRequest, type GatewaySessionOptions, type ResolvedSessionOptions, type SessionLog } from './session-options.js';
 import { attachResult, sessionReport, type AttachResult, type SessionFailure, type SessionReport } from './session-report.js';
@@ -61,6 +62,7 @@ export class GatewaySession {
   private readonly state = new SessionStateMachine();
   private readonly clock = new FlightClock();
   private readonly ledger = new SessionLedger();
+  private readonly pace: PublishPace;
   private readonly configHandlers = new Map<string, (payload: Buffer) => void>();
   private link: MqttLink | undefined;
   /** From the JWT's `exp`, once `open()` has it. */
@@ -83,6 +85,7 @@ export class GatewaySession {
     // Leave the close its budget, but never more than half of what the session has.
     const reserve = Math.min(this.options.closeTimeoutMs, Math.max(0, (options.deadline - Date.now()) / 2));
     this.workDeadline = options.deadline - reserve;
+    this.pace = new PublishPace(this.options.publishRate, options.deadline, this.clock, this.ledger);
     this.stopSignal = new Promise((resolve) => (this.signalStop = resolve));
   }
 
@@ -302,22 +305,9 @@ export class GatewaySession {
     return { link: this.link!, ledger: this.ledger, clock: this.clock };
   }
 
-  /** Sends one QoS 1 PUBLISH; the flight ends with its PUBACK, an error naming it, the timeout, or a stop. */
+  /** Sends one QoS 1 PUBLISH at its slot of the pace (lib/gateway/publish-pace.ts); once stopped, only detaches go. */
   private sendQos1(topic: string, payload: Buffer, timeoutMs: number, packet: SentPacket, onEnd?: (end: FlightEnd) => void): Flight {
-    const flight = new Flight(this.clock, timeoutMs, onEnd);
-    const link = this.link!;
-    if ((this.stopped !== undefined && packet.kind !== 'detach') || !link.isOpen) {
-      const why = this.stopped ?? { code: 'ERR_CONNECTION_LOST' as const, reason: 'the connection to the bridge is closed' };
-      flight.settle({ kind: 'stopped', code: why.code, reason: why.reason });
-      return flight;
-    }
-    flight.packetId = link.publish(topic, payload, 1, () => {
-      // A PUBACK that comes after the flight stopped waiting still counts as the acknowledgement.
-      flight.ackedAt ??= Date.now();
-      flight.settle({ kind: 'acked' });
-    });
-    this.ledger.sent(packet, flight.packetId, flight);
-    return flight;
+    return this.pace.publish(this.link!, topic, payload, timeoutMs, packet, onEnd, packet.kind === 'detach' ? undefined : this.stopped);
   }
 
   /** Record PUBLISHes, `publishWindow` at most unacknowledged. Nothing is sent for a device that is not attached. */
@@ -364,7 +354,7 @@ export class GatewaySession {
     if (this.state.state === 'connecting') return;
     this.lostBy = why;
     this.log.warn('connection to the bridge lost', { gatewayId: this.options.gatewayId, phase: this.state.phase, code: 'ERR_CONNECTION_LOST' });
-    this.stop('ERR_CONNECTION_LOST', lossReason(why, this.state.phase, this.jwtExpiresAt));
+    this.stop('ERR_CONNECTION_LOST', this.pace.explain(lossReason(why, this.state.phase, this.jwtExpiresAt)));
   }
 
   /** Stops all work: every flight still waiting ends with this reason, and no new attach or publish starts. */
