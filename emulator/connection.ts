@@ -27,6 +27,7 @@ import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
 import { matchesAny, phaseOf } from './faults.js';
 import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
+import { LateErrors } from './late-errors.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
 import { RPC } from '../lib/iotcore/rpc-status.js';
@@ -65,6 +66,8 @@ export class BridgeConnection implements ConnectionPort {
   /** Granted subscriptions (topic filter -> QoS), as aedes accepted them. */
   readonly subscriptions = new Map<string, 0 | 1>();
   readonly configFeeds: ConfigFeeds;
+  /** Errors-topic messages on their way out, held back when the bridge's late errors are on. */
+  readonly lateErrors: LateErrors;
   closed = false;
   /** aedes' side of this connection, set by the bridge right after `broker.handle(tap)`. */
   brokerClient: Pick<Client, 'unsubscribe'> | undefined;
@@ -103,6 +106,7 @@ export class BridgeConnection implements ConnectionPort {
       sent: (deviceId) => this.ctx.registry.noteConfigSent(this.registryId, deviceId),
       resendMs: () => this.ctx.options.configResendMs,
     });
+    this.lateErrors = new LateErrors((packet) => this.send(packet), () => this.ctx.options);
   }
 
   get registry(): Registry {
@@ -146,7 +150,8 @@ export class BridgeConnection implements ConnectionPort {
   }
 
   report(error: GatewayErrorReport): boolean {
-    return reportGatewayError(this, error);
+    const sink = { registry: this.registry, gatewayId: this.gatewayId, errorShape: this.errorShape };
+    return reportGatewayError({ ...sink, subscribedTo: (t) => this.subscribedTo(t), send: (p) => this.lateErrors.send(p) }, error);
   }
 
   log(line: string): void {
@@ -233,6 +238,8 @@ export class BridgeConnection implements ConnectionPort {
     this.configFeeds.stopAll();
     this.attached.clear();
     this.commandsInFlight.clear();
+    const unsent = this.lateErrors.drop();
+    if (unsent > 0) this.log(`${unsent} late errors-topic message(s) never sent: the connection ended first`);
     for (const w of this.waiters.splice(0)) w.resolve(undefined);
     if (reason !== undefined) {
       this.log(`closing: ${reason.message}`);
@@ -397,6 +404,7 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault withholdPuback: ${topic} recorded, PUBACK ${packetId} withheld`);
       return;
     }
+    if (parsed.kind === 'detach') this.lateErrors.beforeDetachAck();
     this.send({ cmd: 'puback', messageId: packetId });
   }
 

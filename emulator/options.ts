@@ -34,6 +34,19 @@ export interface BridgeOptions {
    * MQTT 3.1.1 §3.1.4 has it; `drop` them unread; or `close` the connection as for a protocol violation.
    */
   packetsBeforeConnack: 'process' | 'drop' | 'close';
+  /**
+   * Holds each errors-topic message back this many ms (0: sent at once, behind nothing). The PUBACKs of the same
+   * and later packets go out meanwhile, as when a bridge acknowledges a publish at its Pub/Sub hand-off and reports
+   * a failure after it. Off by default: ClearBlade documents errors as best effort ([CB-GW]) but not their timing.
+   */
+  lateErrorsMs: number;
+  /** A random extra delay, up to this many ms, added to `lateErrorsMs` for each message (0: the delay is exact). */
+  lateErrorsJitterMs: number;
+  /**
+   * Whether held errors may also follow the PUBACK of a later detach. Off, a detach's PUBACK still comes after every
+   * error raised before it (the order a single in-order connection gives); on, nothing orders them. Off by default.
+   */
+  lateErrorsPastDetach: boolean;
   /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
   log: (line: string) => void;
 }
@@ -50,6 +63,9 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   commandSubfolderSubscriptions: false,
   idleTimeoutSeconds: 20 * 60,
   packetsBeforeConnack: 'process',
+  lateErrorsMs: 0,
+  lateErrorsJitterMs: 0,
+  lateErrorsPastDetach: false,
   log: () => {},
 };
 
@@ -80,6 +96,9 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     commandSubfolderSubscriptions: oneOf('commandSubfolderSubscriptions', o.commandSubfolderSubscriptions, [true, false] as const),
     idleTimeoutSeconds: positive('idleTimeoutSeconds', o.idleTimeoutSeconds),
     packetsBeforeConnack: oneOf('packetsBeforeConnack', o.packetsBeforeConnack, ['process', 'drop', 'close'] as const),
+    lateErrorsMs: positive('lateErrorsMs', o.lateErrorsMs, true),
+    lateErrorsJitterMs: positive('lateErrorsJitterMs', o.lateErrorsJitterMs, true),
+    lateErrorsPastDetach: oneOf('lateErrorsPastDetach', o.lateErrorsPastDetach, [true, false] as const),
     log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
   };
 }

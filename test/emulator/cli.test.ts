@@ -55,6 +55,12 @@ describe('flags', () => {
     expect(await emulatorOptionsFromArgs(['--quiet'])).not.toHaveProperty('rateLimits');
   });
 
+  it('map the late-errors flags', async () => {
+    const options = await emulatorOptionsFromArgs(['--late-errors-ms', '200', '--late-errors-jitter-ms', '50', '--late-errors-past-detach', '--quiet']);
+    expect(options).toMatchObject({ lateErrorsMs: 200, lateErrorsJitterMs: 50, lateErrorsPastDetach: true });
+    expect(await emulatorOptionsFromArgs(['--quiet'])).not.toHaveProperty('lateErrorsMs');
+  });
+
   it('default to port 8883, TLS, an admin port picked at random and a log on stderr', async () => {
     const options = await emulatorOptionsFromArgs([]);
     expect(options).toMatchObject({ port: 8883, tls: true, adminPort: 0 });
@@ -70,6 +76,7 @@ describe('flags', () => {
     [['--unknown']],
     [['--max-devices-per-gateway', '0']],
     [['--bind-existing', 'maybe']],
+    [['--late-errors-ms', '-5']],
     [['--quota', 'update=5']],
     [['--quota', 'create']],
     [['--service-account-out', 'sa.json', '--admin-port', 'none']],
