@@ -398,6 +398,9 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault dropPublish: ${topic} neither recorded nor acknowledged`);
       return;
     }
+    if ((parsed.kind === 'events' || parsed.kind === 'state') && matchesAny(faults.acknowledgeThenFail ?? [], topic)) {
+      return this.acknowledgeThenFail(parsed.deviceId, packet);
+    }
     const accepted = await this.dispatchPublish(parsed, packet);
     if (!accepted || packet.qos !== 1 || this.closed) return;
     if (matchesAny(faults.withholdPuback, topic)) {
@@ -446,6 +449,19 @@ export class BridgeConnection implements ConnectionPort {
         this.close(protocolViolation(`PUBLISH to ${topic}: clients only subscribe to ${parsed.kind} topics`));
         return false;
     }
+  }
+
+  /** The acknowledgeThenFail fault: a PUBACK, then the message is reported lost instead of being recorded. */
+  private acknowledgeThenFail(deviceId: string, packet: IPublishPacket): void {
+    const packetId = packet.messageId ?? 0;
+    this.log(`fault acknowledgeThenFail: ${packet.topic} acknowledged, not recorded, reported failed`);
+    if (packet.qos === 1) this.send({ cmd: 'puback', messageId: packetId });
+    this.report({
+      type: 'GATEWAY_DEVICE_NOT_FOUND',
+      deviceId,
+      description: `The message for device '${deviceId}' was acknowledged but could not be delivered.`,
+      packet: { messageType: 'PUBLISH', topic: packet.topic, packetId },
+    });
   }
 
   private handlePuback(messageId: number): void {

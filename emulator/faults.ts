@@ -30,6 +30,11 @@ export interface Faults {
   closeAtPhase?: Phase | undefined;
   /** Answer every CONNECT with this CONNACK code and close. */
   refuseConnect?: ConnackRefusal | undefined;
+  /**
+   * Topic filters whose telemetry and state publishes are PUBACKed, then not recorded and reported on the errors
+   * topic as GATEWAY_DEVICE_NOT_FOUND: a failure the bridge reports after acknowledging the message.
+   */
+  acknowledgeThenFail?: string[] | undefined;
 }
 
 export function noFaults(): Faults {
@@ -46,7 +51,7 @@ export function checkFaults(input: Partial<Faults>): Partial<Faults> {
   if (f.latencyMs !== undefined && !(Number.isFinite(f.latencyMs) && f.latencyMs >= 0)) {
     throw new TypeError(`latencyMs must be a non-negative number (got ${String(f.latencyMs)})`);
   }
-  for (const key of ['withholdPuback', 'dropPublish'] as const) {
+  for (const key of ['withholdPuback', 'dropPublish', 'acknowledgeThenFail'] as const) {
     const filters = f[key];
     if (filters === undefined) continue;
     if (!Array.isArray(filters)) throw new TypeError(`${key} must be an array of topic filters`);
