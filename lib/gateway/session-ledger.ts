@@ -12,6 +12,7 @@ import type { RelayErrorCode } from '../errors.js';
 import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
 import type { Flight, FlightEnd } from './flights.js';
+import { LateErrorWindow } from './late-errors.js';
 import type { PlannedPublish } from './publish-plan.js';
 
 export interface Failure {
@@ -52,6 +53,8 @@ export class SessionLedger {
   readonly units: Unit[] = [];
   readonly gatewayErrors: GatewayErrorMessage[] = [];
   uncorrelated = 0;
+  /** Errors after a device's final barrier: applied during the grace window, only counted after it. */
+  readonly late = new LateErrorWindow();
   private readonly byPacketId = new Map<number, SentPacket>();
   /** Attaches, detaches and SUBSCRIBEs sent, in order; record PUBLISHes are the units marked `sent`. */
   private readonly otherPackets: SentPacket[] = [];
@@ -87,12 +90,18 @@ export class SessionLedger {
     return added;
   }
 
-  /** A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. */
-  markBarriers(detached: readonly DeviceEntry[]): void {
+  /**
+   * A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. The
+   * grace window for late errors follows (lib/gateway/late-errors.ts), `graceMs` long and over by `until`; without
+   * `grace` it is closed at once.
+   */
+  async markBarriers(detached: readonly DeviceEntry[], grace = { graceMs: 0, until: 0 }): Promise<void> {
     for (const d of detached) {
       const end = d.detach?.end;
       if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
     }
+    const confirmable = this.units.some((u) => u.failure === undefined && u.flight?.ackedAt !== undefined && this.devices.get(u.deviceId)?.barrier === true);
+    await this.late.close(grace.graceMs, grace.until, confirmable);
   }
 
   /** Notes a packet handed to the link under `packetId`. */
@@ -113,6 +122,9 @@ export class SessionLedger {
     const code = GATEWAY_ERROR_CODES[error.errorType];
     const reason = gatewayErrorReason(error);
     const match = correlateGatewayError(error, { byPacketId: this.byPacketId, byTopic: this.packetsOnTopic(error.topic), devices: new Set(this.devices.keys()) });
+    // Every packet a match names is of one device (a topic names its device); past its barrier the error is late.
+    const named = match.by === 'device' ? match.deviceId : match.by === 'none' ? undefined : match.packets[0]?.deviceId;
+    if (!this.late.admits(named === undefined ? undefined : this.devices.get(named))) return match;
     switch (match.by) {
       case 'packet':
       case 'topic':
@@ -139,7 +151,6 @@ export class SessionLedger {
 
   /** Nothing tells which of the device's packets the bridge means, so every one of them is suspect. */
   private applyToDevice(device: DeviceEntry, failure: Failure): void {
-    if (device.barrier) return;
     this.failDevice(device, failure);
     device.attach.settle({ kind: 'refused', ...failure });
     if (failure.code === 'ERR_ATTACH_REJECTED' && device.status === 'failed' && device.attach.ackedAt === undefined) device.attachRefused = true;
@@ -156,7 +167,7 @@ export class SessionLedger {
     const device = this.devices.get(packet.deviceId);
     switch (packet.kind) {
       case 'attach': {
-        if (device === undefined || device.barrier) return;
+        if (device === undefined) return;
         // The bridge may acknowledge a failed attach as well; the error wins either way.
         if (device.attach.end === undefined || device.attach.ackedAt === undefined) device.attachRefused = true;
         device.attach.settle({ kind: 'refused', ...failure });
@@ -165,7 +176,7 @@ export class SessionLedger {
       }
       case 'publish': {
         const unit = this.units[packet.unit];
-        if (unit === undefined || device?.barrier === true) return;
+        if (unit === undefined) return;
         unit.failure ??= failure;
         unit.flight?.settle({ kind: 'refused', ...failure });
         // A device the bridge no longer has attached gets nothing more from this session.

@@ -38,6 +38,13 @@ export interface SessionReport {
   gatewayErrors: GatewayErrorMessage[];
   /** Errors-topic messages that named nothing this session sent. */
   uncorrelatedErrors: number;
+  /**
+   * Errors-topic messages about a device that came after its final barrier; those within the grace window
+   * un-confirmed what they named (lib/gateway/late-errors.ts).
+   */
+  lateErrors: number;
+  /** Of the late errors, those after the grace window: only counted, what they named stayed confirmed. */
+  lateErrorsAfterGrace: number;
   connectMs: number | undefined;
   /** Milliseconds from each PUBLISH to its PUBACK, for attaches and for records. */
   attachLatenciesMs: number[];
@@ -84,6 +91,8 @@ export function sessionReport(ledger: SessionLedger, context: ReportContext): Se
     phases: context.phases,
     gatewayErrors: [...ledger.gatewayErrors],
     uncorrelatedErrors: ledger.uncorrelated,
+    lateErrors: ledger.late.lateErrors,
+    lateErrorsAfterGrace: ledger.late.lateErrorsAfterGrace,
     connectMs: context.connectMs,
     attachLatenciesMs,
     publishLatenciesMs,

@@ -250,7 +250,7 @@ export class GatewaySession {
       d.detach = this.sendQos1(topic, Buffer.from('{}'), budget, { kind: 'detach', deviceId: d.deviceId, topic });
     }
     await Promise.all(toDetach.map((d) => d.detach!.done));
-    this.ledger.markBarriers(toDetach);
+    await this.ledger.markBarriers(toDetach, { graceMs: this.options.lateErrorGraceMs, until: this.options.deadline });
   }
 
   /** Connected, subscribed or past it, and not closing: attaches, publishes and subscriptions may be sent. */

@@ -14,6 +14,7 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { Emulator } from '../../emulator/index.js';
 import type { RelaySettings } from '../../lib/relay-settings.js';
 import { GatewaySession, type AttachRequest, type GatewaySessionOptions, type PublishRequest, type SessionReport } from '../../lib/gateway/session.js';
+import { LATE_ERROR_GRACE_MS } from '../../lib/gateway/session-options.js';
 import type { RecordOutcome } from '../../lib/relay/outcomes.js';
 import { parseQueueMessage } from '../../lib/queue/message.js';
 import type { RelayBatchDeps } from '../../lib/relay/relay-batch.js';
@@ -104,6 +105,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     backoffMaxSeconds: 900,
     retrySeconds: 5,
     subscribeBeforeConnack: true,
+    lateErrorGraceMs: LATE_ERROR_GRACE_MS,
     ...overrides,
   };
 }
