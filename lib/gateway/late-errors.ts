@@ -9,13 +9,14 @@
  * - once the window has closed it is only counted: the record it names was confirmed already. That is the gap
  *   SECURITY.md ("Delivery") measures.
  *
- * A window of 0 closes at the barrier itself: nothing late un-confirms anything, the rule as the bridge's in-order
- * answers allow it.
+ * The window opens at each device's own barrier and closes `graceMs` after the final one (the last detach answered).
+ * A window of 0 is closed from the start: an error after its device's barrier un-confirms nothing, the rule exactly
+ * as a bridge that answers in order allows it.
  *
  * @example
- * const window = new LateErrorWindow();
- * window.admits(device);                    // true: no barrier yet, the error applies as usual
- * await window.close(50, deadline, true);  // the grace, then late errors are only counted
+ * const window = new LateErrorWindow(50);
+ * window.admits(device);              // true: no barrier yet, the error applies as usual
+ * await window.close(deadline, true); // 50 ms of grace, then late errors are only counted
  */
 
 export interface LateErrorCounts {
@@ -28,7 +29,12 @@ export interface LateErrorCounts {
 export class LateErrorWindow implements LateErrorCounts {
   lateErrors = 0;
   lateErrorsAfterGrace = 0;
+  readonly graceMs: number;
   private closed = false;
+
+  constructor(graceMs = 0) {
+    this.graceMs = graceMs;
+  }
 
   /**
    * Whether an error about `device` may still change outcomes; counts it when it is late. An error that names no
@@ -37,17 +43,18 @@ export class LateErrorWindow implements LateErrorCounts {
   admits(device: { barrier: boolean } | undefined): boolean {
     if (device === undefined || !device.barrier) return true;
     this.lateErrors++;
-    if (!this.closed) return true;
+    if (this.graceMs > 0 && !this.closed) return true;
     this.lateErrorsAfterGrace++;
     return false;
   }
 
   /**
-   * Waits out the grace window, ending it no later than `until` (the session's deadline), then closes it. Without
-   * `worthWaiting` (no record would be confirmed) it closes at once: a late error could change nothing.
+   * Called at the final barrier: waits out the grace window, ending it no later than `until` (the session's
+   * deadline), then closes it. Without `worthWaiting` (no record would be confirmed) it closes at once: a late error
+   * could change nothing.
    */
-  async close(graceMs: number, until: number, worthWaiting: boolean): Promise<void> {
-    const wait = worthWaiting ? Math.min(graceMs, until - Date.now()) : 0;
+  async close(until: number, worthWaiting: boolean): Promise<void> {
+    const wait = worthWaiting ? Math.min(this.graceMs, until - Date.now()) : 0;
     if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
     this.closed = true;
   }

@@ -54,12 +54,17 @@ export class SessionLedger {
   readonly gatewayErrors: GatewayErrorMessage[] = [];
   uncorrelated = 0;
   /** Errors after a device's final barrier: applied during the grace window, only counted after it. */
-  readonly late = new LateErrorWindow();
+  readonly late: LateErrorWindow;
   private readonly byPacketId = new Map<number, SentPacket>();
   /** Attaches, detaches and SUBSCRIBEs sent, in order; record PUBLISHes are the units marked `sent`. */
   private readonly otherPackets: SentPacket[] = [];
   /** The flight of every SUBSCRIBE, for errors-topic messages that name one. */
   private readonly subscribeFlights = new Map<SentPacket, Flight>();
+
+  /** `lateErrorGraceMs`: the grace window for errors after the final barrier (lib/gateway/late-errors.ts). */
+  constructor(lateErrorGraceMs = 0) {
+    this.late = new LateErrorWindow(lateErrorGraceMs);
+  }
 
   /** A device being attached; `sendAttach` sends its attach once the entry exists (errors may name it at once). */
   addDevice(deviceId: string, sendAttach: () => Flight): DeviceEntry {
@@ -90,18 +95,20 @@ export class SessionLedger {
     return added;
   }
 
+  /** A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. */
+  markBarrier(d: DeviceEntry): void {
+    const end = d.detach?.end;
+    if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
+  }
+
   /**
-   * A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. The
-   * grace window for late errors follows (lib/gateway/late-errors.ts), `graceMs` long and over by `until`; without
-   * `grace` it is closed at once.
+   * The final barrier, once every detach has ended: each device's barrier, then the grace window for late errors
+   * (lib/gateway/late-errors.ts), over by `until` at the latest.
    */
-  async markBarriers(detached: readonly DeviceEntry[], grace = { graceMs: 0, until: 0 }): Promise<void> {
-    for (const d of detached) {
-      const end = d.detach?.end;
-      if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
-    }
+  async markBarriers(detached: readonly DeviceEntry[], until = 0): Promise<void> {
+    for (const d of detached) this.markBarrier(d);
     const confirmable = this.units.some((u) => u.failure === undefined && u.flight?.ackedAt !== undefined && this.devices.get(u.deviceId)?.barrier === true);
-    await this.late.close(grace.graceMs, grace.until, confirmable);
+    await this.late.close(until, confirmable);
   }
 
   /** Notes a packet handed to the link under `packetId`. */
