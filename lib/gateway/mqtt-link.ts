@@ -137,8 +137,10 @@ export class MqttLink {
   }
 
   /**
-   * Sends DISCONNECT and our FIN, and resolves once both are flushed, or after `timeoutMs` (the socket is then
-   * destroyed). What is still unanswered stays so: the session has settled it already.
+   * Sends DISCONNECT and our FIN, and resolves once both are flushed, or the bridge has closed its side (it read the
+   * DISCONNECT), or after `timeoutMs` (the socket is then destroyed). What is still unanswered stays so: the session
+   * has settled it already. A TLS socket whose peer closes while our own close is under way may never report it
+   * flushed, which the bridge's end covers.
    */
   end(timeoutMs: number): Promise<void> {
     if (this.state !== 'open') {
@@ -149,15 +151,14 @@ export class MqttLink {
     this.state = 'ending';
     this.stopKeepalive();
     return new Promise<void>((resolve) => {
-      const force = setTimeout(() => {
-        this.destroy();
-        resolve();
-      }, Math.max(0, timeoutMs));
-      this.socket.once('finish', () => {
+      const done = (): void => {
         clearTimeout(force);
         this.destroy();
         resolve();
-      });
+      };
+      const force = setTimeout(done, Math.max(0, timeoutMs));
+      this.socket.once('finish', done);
+      this.socket.once('end', done);
       this.socket.end();
     });
   }
