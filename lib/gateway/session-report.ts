@@ -2,7 +2,8 @@
  * The report of a closed gateway session: one result per record handed to `publish()` and per device attached,
  * decided from the ledger (lib/gateway/session-ledger.ts). A record is confirmed only if it has its PUBACK, no
  * errors-topic message named it, and its device's detach was answered: the final barrier after which no error
- * about the device's earlier packets can still come (docs/design.md, "Rules the protocol forces").
+ * about the device's earlier packets can still come (docs/design.md, "Rules the protocol forces"). Errors within
+ * the grace window after it still count (lib/gateway/late-errors.ts).
  *
  * @example
  * const report = sessionReport(ledger, { gatewayId: 'gw-1', stopped: undefined, lost: false, ... });
