@@ -70,27 +70,26 @@ describe('lateErrorsMs', () => {
     raw.end();
   });
 
-  it('sends what is held ahead of a detach PUBACK', async () => {
-    const e = await emulatorWith({ lateErrorsMs: 2_000 });
-    const raw = await gateway(e);
+  /** An event of dev-1, which is not attached (GATEWAY_DEVICE_NOT_FOUND, no PUBACK), then its detach. */
+  async function eventThenDetach(options: EmulatorOptions): Promise<{ what: string; atMs: number }[]> {
+    const raw = await gateway(await emulatorWith(options));
     const sent = Date.now();
-    // dev-1 is not attached: its event gets GATEWAY_DEVICE_NOT_FOUND and no PUBACK.
     raw.sendTogether(publish('/devices/dev-1/events', 2, 'x'), publish('/devices/dev-1/detach', 3));
     const seen = await read(raw, 2, sent);
+    raw.end();
+    return seen;
+  }
+
+  it('sends what is held ahead of a detach PUBACK', async () => {
+    const seen = await eventThenDetach({ lateErrorsMs: 2_000 });
     expect(seen.map((s) => s.what)).toEqual(['error GATEWAY_DEVICE_NOT_FOUND', 'puback 3']);
     expect(seen[1]!.atMs).toBeLessThan(1_000);
-    raw.end();
   });
 
   it('with lateErrorsPastDetach, lets the error follow the detach PUBACK', async () => {
-    const e = await emulatorWith({ lateErrorsMs: 150, lateErrorsPastDetach: true });
-    const raw = await gateway(e);
-    const sent = Date.now();
-    raw.sendTogether(publish('/devices/dev-1/events', 2, 'x'), publish('/devices/dev-1/detach', 3));
-    const seen = await read(raw, 2, sent);
+    const seen = await eventThenDetach({ lateErrorsMs: 150, lateErrorsPastDetach: true });
     expect(seen.map((s) => s.what)).toEqual(['puback 3', 'error GATEWAY_DEVICE_NOT_FOUND']);
     expect(seen[1]!.atMs).toBeGreaterThanOrEqual(145);
-    raw.end();
   });
 
   it('adds up to lateErrorsJitterMs to each delay', async () => {
