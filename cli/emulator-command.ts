@@ -46,6 +46,9 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --packets-before-connack <process|drop|close>
                                       what a client sends behind CONNECT before the CONNACK: processed once
                                       the CONNECT is accepted (default, MQTT 3.1.1), dropped, or a close
+  --late-errors-ms <n>                hold each errors-topic message back n ms behind the PUBACKs (default 0)
+  --late-errors-jitter-ms <n>         add a random 0..n ms to each held message's delay (default 0)
+  --late-errors-past-detach           held errors may also follow the detach PUBACK (default: they go first)
   --bind-existing <succeed|conflict>  binding a bound pair again: succeeds (default) or 409 ALREADY_EXISTS
   --delete-bound-device <unbind|refuse>
                                       deleting a bound device unbinds it (default) or is FAILED_PRECONDITION
@@ -131,6 +134,9 @@ const FLAGS = {
   'config-resend-ms': { type: 'string' },
   'idle-timeout-seconds': { type: 'string' },
   'packets-before-connack': { type: 'string' },
+  'late-errors-ms': { type: 'string' },
+  'late-errors-jitter-ms': { type: 'string' },
+  'late-errors-past-detach': { type: 'boolean' },
   'bind-existing': { type: 'string' },
   'delete-bound-device': { type: 'string' },
   'delete-gateway-with-devices': { type: 'string' },
@@ -236,6 +242,11 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   if (idle !== undefined) options.idleTimeoutSeconds = idle;
   const early = choice('packets-before-connack', values['packets-before-connack'], ['process', 'drop', 'close'] as const);
   if (early !== undefined) options.packetsBeforeConnack = early;
+  const lateMs = integer('late-errors-ms', values['late-errors-ms'], 0);
+  if (lateMs !== undefined) options.lateErrorsMs = lateMs;
+  const lateJitter = integer('late-errors-jitter-ms', values['late-errors-jitter-ms'], 0);
+  if (lateJitter !== undefined) options.lateErrorsJitterMs = lateJitter;
+  if (values['late-errors-past-detach']) options.lateErrorsPastDetach = true;
   const bindExisting = choice('bind-existing', values['bind-existing'], ['succeed', 'conflict'] as const);
   if (bindExisting !== undefined) options.bindExisting = bindExisting;
   const deleteBound = choice('delete-bound-device', values['delete-bound-device'], ['unbind', 'refuse'] as const);

@@ -21,6 +21,7 @@
  *     SUBSCRIBE config + first config      RELAY_ATTACH_TIMEOUT_MS + RELAY_CONFIG_TIMEOUT_MS .. 10 s
  *                                                                  the longer:   10 s
  *   DETACH barrier, then DISCONNECT        2 x RELAY_CLOSE_TIMEOUT_MS .......    4 s
+ *   grace for late errors after the barrier  RELAY_LATE_ERROR_GRACE_MS ......    0.025 s
  *   dead-letter SendMessage, ChangeMessageVisibility  RELAY_DEADLINE_MARGIN_MS   3 s
  *                                                                        total ≈ 34 s
  *

@@ -27,6 +27,7 @@ import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
 import { closesAtPhase, matchesAny, phaseOf } from './faults.js';
 import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
+import { LateErrors } from './late-errors.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
 import { PublishRates } from './publish-rate.js';
@@ -69,6 +70,8 @@ export class BridgeConnection implements ConnectionPort {
   /** Granted subscriptions (topic filter -> QoS), as aedes accepted them. */
   readonly subscriptions = new Map<string, 0 | 1>();
   readonly configFeeds: ConfigFeeds;
+  /** Errors-topic messages on their way out, held back when the bridge's late errors are on. */
+  readonly lateErrors: LateErrors;
   closed = false;
   /** aedes' side of this connection, set by the bridge right after `broker.handle(tap)`. */
   brokerClient: Pick<Client, 'unsubscribe'> | undefined;
@@ -112,6 +115,7 @@ export class BridgeConnection implements ConnectionPort {
       sent: (deviceId) => this.ctx.registry.noteConfigSent(this.registryId, deviceId),
       resendMs: () => this.ctx.options.configResendMs,
     });
+    this.lateErrors = new LateErrors((packet) => this.send(packet), () => this.ctx.options);
   }
 
   get registry(): Registry {
@@ -155,7 +159,8 @@ export class BridgeConnection implements ConnectionPort {
   }
 
   report(error: GatewayErrorReport): boolean {
-    return reportGatewayError(this, error);
+    const sink = { registry: this.registry, gatewayId: this.gatewayId, errorShape: this.errorShape };
+    return reportGatewayError({ ...sink, subscribedTo: (t) => this.subscribedTo(t), send: (p) => this.lateErrors.send(p) }, error);
   }
 
   log(line: string): void {
@@ -195,6 +200,8 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault withholdPuback: ${packet.topic} recorded, PUBACK ${packetId} withheld`);
       return;
     }
+    // Held errors may have to go out before a detach's PUBACK (lateErrorsPastDetach off).
+    if (packet.topic.endsWith('/detach')) this.lateErrors.beforeDetachAck();
     this.send({ cmd: 'puback', messageId: packetId });
   }
 
@@ -273,6 +280,8 @@ export class BridgeConnection implements ConnectionPort {
     for (const timer of this.commandsInFlight.values()) clearInterval(timer);
     this.commandsInFlight.clear();
     this.publishWill();
+    const unsent = this.lateErrors.drop();
+    if (unsent > 0) this.log(`${unsent} late errors-topic message(s) never sent: the connection ended first`);
     for (const w of this.waiters.splice(0)) w.resolve(undefined);
     if (reason !== undefined) {
       this.log(`closing: ${reason.message}`);
@@ -448,6 +457,9 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault dropPublish: ${topic} neither recorded nor acknowledged`);
       return;
     }
+    if ((parsed.kind === 'events' || parsed.kind === 'state') && matchesAny(faults.acknowledgeThenFail ?? [], topic)) {
+      return this.acknowledgeThenFail(parsed.deviceId, packet);
+    }
     if (await this.dispatchPublish(parsed, packet)) this.acknowledge(packet);
   }
 
@@ -491,6 +503,19 @@ export class BridgeConnection implements ConnectionPort {
         this.close(protocolViolation(`PUBLISH to ${topic}: clients only subscribe to ${parsed.kind} topics`));
         return false;
     }
+  }
+
+  /** The acknowledgeThenFail fault: a PUBACK, then the message is reported lost instead of being recorded. */
+  private acknowledgeThenFail(deviceId: string, packet: IPublishPacket): void {
+    const packetId = packet.messageId ?? 0;
+    this.log(`fault acknowledgeThenFail: ${packet.topic} acknowledged, not recorded, reported failed`);
+    if (packet.qos === 1) this.send({ cmd: 'puback', messageId: packetId });
+    this.report({
+      type: 'GATEWAY_DEVICE_NOT_FOUND',
+      deviceId,
+      description: `The message for device '${deviceId}' was acknowledged but could not be delivered.`,
+      packet: { messageType: 'PUBLISH', topic: packet.topic, packetId },
+    });
   }
 
   private handlePuback(messageId: number): void {

@@ -36,6 +36,11 @@ export interface Faults {
    * the same call as closeAtPhase; a call that sets or clears closeAtPhase without it makes the fault persistent.
    */
   closeAtPhaseOnce?: boolean | undefined;
+  /**
+   * Topic filters whose telemetry and state publishes are PUBACKed, then not recorded and reported on the errors
+   * topic as GATEWAY_DEVICE_NOT_FOUND: a failure the bridge reports after acknowledging the message.
+   */
+  acknowledgeThenFail?: string[] | undefined;
 }
 
 /** Every fault by name; a fault added to `Faults` does not compile until it is listed here too. */
@@ -47,6 +52,7 @@ const FAULT_NAME_SET: Readonly<Record<keyof Faults, true>> = {
   closeAtPhase: true,
   refuseConnect: true,
   closeAtPhaseOnce: true,
+  acknowledgeThenFail: true,
 };
 export const FAULT_NAMES = Object.keys(FAULT_NAME_SET) as readonly (keyof Faults)[];
 
@@ -64,7 +70,7 @@ export function checkFaults(input: Partial<Faults>): Partial<Faults> {
   if (f.latencyMs !== undefined && !(Number.isFinite(f.latencyMs) && f.latencyMs >= 0)) {
     throw new TypeError(`latencyMs must be a non-negative number (got ${String(f.latencyMs)})`);
   }
-  for (const key of ['withholdPuback', 'dropPublish'] as const) {
+  for (const key of ['withholdPuback', 'dropPublish', 'acknowledgeThenFail'] as const) {
     const filters = f[key];
     if (filters === undefined) continue;
     if (!Array.isArray(filters)) throw new TypeError(`${key} must be an array of topic filters`);

@@ -46,6 +46,19 @@ export interface BridgeOptions {
   deviceByteRate: number;
   /** Over a rate: `slow` the connection down (PUBACKs at the rate), `drop` the packet unacknowledged, or `close`. */
   rateOverrun: 'slow' | 'drop' | 'close';
+  /**
+   * Holds each errors-topic message back this many ms (0: sent at once, behind nothing). The PUBACKs of the same
+   * and later packets go out meanwhile, as when a bridge acknowledges a publish at its Pub/Sub hand-off and reports
+   * a failure after it. Off by default: ClearBlade documents errors as best effort ([CB-GW]) but not their timing.
+   */
+  lateErrorsMs: number;
+  /** A random extra delay, up to this many ms, added to `lateErrorsMs` for each message (0: the delay is exact). */
+  lateErrorsJitterMs: number;
+  /**
+   * Whether held errors may also follow the PUBACK of a later detach. Off, a detach's PUBACK still comes after every
+   * error raised before it (the order a single in-order connection gives); on, nothing orders them. Off by default.
+   */
+  lateErrorsPastDetach: boolean;
   /** Where connection events go (connects, refusals with their reason, closes). Never given a token or key. */
   log: (line: string) => void;
   /**
@@ -87,6 +100,9 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   connectionMessageRate: 0,
   deviceByteRate: 0,
   rateOverrun: 'slow',
+  lateErrorsMs: 0,
+  lateErrorsJitterMs: 0,
+  lateErrorsPastDetach: false,
   log: () => {},
   ackFailedPublish: false,
   commandResendMs: 5_000,
@@ -133,6 +149,9 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     connectionMessageRate: wholeNumber('connectionMessageRate', o.connectionMessageRate),
     deviceByteRate: wholeNumber('deviceByteRate', o.deviceByteRate),
     rateOverrun: oneOf('rateOverrun', o.rateOverrun, ['slow', 'drop', 'close'] as const),
+    lateErrorsMs: positive('lateErrorsMs', o.lateErrorsMs, true),
+    lateErrorsJitterMs: positive('lateErrorsJitterMs', o.lateErrorsJitterMs, true),
+    lateErrorsPastDetach: oneOf('lateErrorsPastDetach', o.lateErrorsPastDetach, [true, false] as const),
     log: typeof o.log === 'function' ? o.log : DEFAULT_BRIDGE_OPTIONS.log,
     ackFailedPublish: oneOf('ackFailedPublish', o.ackFailedPublish, [true, false] as const),
     commandResendMs: positive('commandResendMs', o.commandResendMs, true),

@@ -14,6 +14,7 @@ import { RelayError } from './errors.js';
 import { parseGatewayIds } from './gateway-pool.js';
 import { deviceIdProblem } from './iotcore/device-id.js';
 import type { RegistryPath } from './iotcore/topics.js';
+import { LATE_ERROR_GRACE_MS } from './gateway/session-options.js';
 import { jwtLifetimeFromEnv } from './jwt.js';
 import { SettingsCheck } from './settings-check.js';
 
@@ -43,6 +44,11 @@ export interface RelaySettings {
    * only for a bridge that closes connections which do so (RELAY_SUBSCRIBE_BEFORE_CONNACK=false).
    */
   subscribeBeforeConnack: boolean;
+  /**
+   * How long each session keeps listening for late errors after its final barrier before it confirms
+   * (RELAY_LATE_ERROR_GRACE_MS; lib/gateway/late-errors.ts). 0 confirms at the barrier.
+   */
+  lateErrorGraceMs: number;
   jwtLifetimeSeconds: number;
   /** Kept free before Lambda's own deadline for the SQS calls and the response. */
   deadlineMarginMs: number;
@@ -206,6 +212,8 @@ export function loadRelaySettings(env: Env): RelaySettings {
   // only queues inside the bridge, and packet IDs are 16 bits.
   const publishWindow = check.read(() => integer(env, 'RELAY_PUBLISH_WINDOW', 32, 1, 1000));
   const subscribeBeforeConnack = check.read(() => flag(env, 'RELAY_SUBSCRIBE_BEFORE_CONNACK', true));
+  // Every session with records to confirm waits this long: bounded well below the close budget.
+  const lateErrorGraceMs = check.read(() => integer(env, 'RELAY_LATE_ERROR_GRACE_MS', LATE_ERROR_GRACE_MS, 0, 10_000));
   // IOTCORE_JWT_LIFETIME_MINUTES, shared with everything else that signs a gateway JWT.
   const jwtLifetimeSeconds = check.read(() => jwtLifetimeFromEnv(env));
   const deadlineMarginMs = check.read(() => integer(env, 'RELAY_DEADLINE_MARGIN_MS', 3000, 200, 60_000));
@@ -230,6 +238,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     closeTimeoutMs: timeouts.closeTimeoutMs!,
     publishWindow: publishWindow!,
     subscribeBeforeConnack: subscribeBeforeConnack!,
+    lateErrorGraceMs: lateErrorGraceMs!,
     jwtLifetimeSeconds: jwtLifetimeSeconds!,
     deadlineMarginMs: deadlineMarginMs!,
     deadLetterQueueUrl,

@@ -139,8 +139,10 @@ export class MqttLink {
   }
 
   /**
-   * Sends DISCONNECT and our FIN, and resolves once both are flushed, or after `timeoutMs` (the socket is then
-   * destroyed). What is still unanswered stays so: the session has settled it already.
+   * Sends DISCONNECT and our FIN, and resolves once both are flushed, or the bridge has closed its side (it read the
+   * DISCONNECT), or after `timeoutMs` (the socket is then destroyed). What is still unanswered stays so: the session
+   * has settled it already. A TLS socket whose peer closes while our own close is under way may never report it
+   * flushed, which the bridge's end covers.
    */
   end(timeoutMs: number): Promise<void> {
     if (this.state !== 'open') {
@@ -160,8 +162,9 @@ export class MqttLink {
         this.destroy();
         resolve();
       };
-      // Flushed, or the bridge dropped the connection first: either way nothing more is to be sent or waited for.
+      // Flushed, the bridge's FIN, or the connection dropped: either way nothing more is to be sent or waited for.
       this.socket.once('finish', done);
+      this.socket.once('end', done);
       this.socket.once('close', done);
       this.socket.end();
     });

@@ -12,6 +12,7 @@ import { RelayError, type RelayErrorCode } from '../errors.js';
 import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
 import type { Flight, FlightEnd } from './flights.js';
+import { LateErrorWindow } from './late-errors.js';
 import type { PlannedPublish } from './publish-plan.js';
 
 export interface Failure {
@@ -52,11 +53,18 @@ export class SessionLedger {
   readonly units: Unit[] = [];
   readonly gatewayErrors: GatewayErrorMessage[] = [];
   uncorrelated = 0;
+  /** Errors after a device's final barrier: applied during the grace window, only counted after it. */
+  readonly late: LateErrorWindow;
   private readonly byPacketId = new Map<number, SentPacket>();
   /** Attaches, detaches and SUBSCRIBEs sent, in order; record PUBLISHes are the units marked `sent`. */
   private readonly otherPackets: SentPacket[] = [];
   /** The flight of every SUBSCRIBE, for errors-topic messages that name one. */
   private readonly subscribeFlights = new Map<SentPacket, Flight>();
+
+  /** `lateErrorGraceMs`: the grace window for errors after the final barrier (lib/gateway/late-errors.ts). */
+  constructor(lateErrorGraceMs = 0) {
+    this.late = new LateErrorWindow(lateErrorGraceMs);
+  }
 
   /** A device being attached; `sendAttach` sends its attach once the entry exists (errors may name it at once). */
   addDevice(deviceId: string, sendAttach: () => Flight): DeviceEntry {
@@ -89,11 +97,23 @@ export class SessionLedger {
   }
 
   /** A PUBACK or an error naming a device's detach comes after every answer to its earlier packets: its barrier. */
-  markBarriers(detached: readonly DeviceEntry[]): void {
-    for (const d of detached) {
-      const end = d.detach?.end;
-      if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
+  markBarrier(d: DeviceEntry): void {
+    const end = d.detach?.end;
+    if (end?.kind === 'acked' || end?.kind === 'refused' || d.detach?.ackedAt !== undefined) d.barrier = true;
+  }
+
+  /**
+   * The final barrier, once every detach has ended: each device's barrier, then the grace window for late errors
+   * (lib/gateway/late-errors.ts), over by `until` at the latest.
+   */
+  async markBarriers(detached: readonly DeviceEntry[], until = 0): Promise<void> {
+    for (const d of detached) this.markBarrier(d);
+    let lastAckAt: number | undefined;
+    for (const u of this.units) {
+      const ackedAt = u.flight?.ackedAt;
+      if (u.failure === undefined && ackedAt !== undefined && this.devices.get(u.deviceId)?.barrier === true) lastAckAt = Math.max(lastAckAt ?? 0, ackedAt);
     }
+    await this.late.close(until, lastAckAt);
   }
 
   /** Notes a packet handed to the link under `packetId`. */
@@ -114,6 +134,9 @@ export class SessionLedger {
     const code = GATEWAY_ERROR_CODES[error.errorType];
     const reason = gatewayErrorReason(error);
     const match = correlateGatewayError(error, { byPacketId: this.byPacketId, byTopic: this.packetsOnTopic(error.topic), devices: new Set(this.devices.keys()) });
+    // Every packet a match names is of one device (a topic names its device); past its barrier the error is late.
+    const named = match.by === 'device' ? match.deviceId : match.by === 'none' ? undefined : match.packets[0]?.deviceId;
+    if (!this.late.admits(named === undefined ? undefined : this.devices.get(named))) return match;
     switch (match.by) {
       case 'packet':
       case 'topic':
@@ -140,7 +163,6 @@ export class SessionLedger {
 
   /** Nothing tells which of the device's packets the bridge means, so every one of them is suspect. */
   private applyToDevice(device: DeviceEntry, failure: Failure): void {
-    if (device.barrier) return;
     this.failDevice(device, failure);
     device.attach.settle({ kind: 'refused', ...failure });
     if (failure.code === 'ERR_ATTACH_REJECTED' && device.status === 'failed' && device.attach.ackedAt === undefined) device.attachRefused = true;
@@ -157,7 +179,7 @@ export class SessionLedger {
     const device = this.devices.get(packet.deviceId);
     switch (packet.kind) {
       case 'attach': {
-        if (device === undefined || device.barrier) return;
+        if (device === undefined) return;
         // The bridge may acknowledge a failed attach as well; the error wins either way.
         if (device.attach.end === undefined || device.attach.ackedAt === undefined) device.attachRefused = true;
         device.attach.settle({ kind: 'refused', ...failure });
@@ -166,7 +188,7 @@ export class SessionLedger {
       }
       case 'publish': {
         const unit = this.units[packet.unit];
-        if (unit === undefined || device?.barrier === true) return;
+        if (unit === undefined) return;
         unit.failure ??= failure;
         unit.flight?.settle({ kind: 'refused', ...failure });
         // A device the bridge no longer has attached gets nothing more from this session.

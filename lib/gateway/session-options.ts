@@ -8,6 +8,13 @@
  */
 import type { RegistryPath } from '../iotcore/topics.js';
 
+/**
+ * The default grace window for late errors: one round trip of the benchmarks' 25 ms network (bench/round-trips.ts),
+ * the wall time every session with records to confirm pays for it. test/reliability/late-errors.test.ts measures
+ * what it buys; SECURITY.md ("Delivery") has the figures.
+ */
+export const LATE_ERROR_GRACE_MS = 25;
+
 export interface GatewaySessionOptions {
   registry: RegistryPath;
   gatewayId: string;
@@ -40,6 +47,11 @@ export interface GatewaySessionOptions {
   publishRate?: number;
   /** Send the errors-topic SUBSCRIBE right behind the CONNECT (default); false waits for the CONNACK first. */
   subscribeBeforeConnack?: boolean;
+  /**
+   * How long the session keeps listening for late errors after the final barrier before it confirms anything
+   * (lib/gateway/late-errors.ts); 0 confirms at the barrier.
+   */
+  lateErrorGraceMs?: number;
   log?: SessionLog;
 }
 
@@ -64,6 +76,7 @@ export const SESSION_DEFAULTS = {
   publishWindow: 32,
   subscribeBeforeConnack: true,
   publishRate: 0,
+  lateErrorGraceMs: LATE_ERROR_GRACE_MS,
 };
 
 export type ResolvedSessionOptions = GatewaySessionOptions & typeof SESSION_DEFAULTS;

@@ -2,7 +2,8 @@
  * The report of a closed gateway session: one result per record handed to `publish()` and per device attached,
  * decided from the ledger (lib/gateway/session-ledger.ts). A record is confirmed only if it has its PUBACK, no
  * errors-topic message named it, and its device's detach was answered: the final barrier after which no error
- * about the device's earlier packets can still come (docs/design.md, "Rules the protocol forces").
+ * about the device's earlier packets can still come (docs/design.md, "Rules the protocol forces"). Errors within
+ * the grace window after it still count (lib/gateway/late-errors.ts).
  *
  * @example
  * const report = sessionReport(ledger, { gatewayId: 'gw-1', stopped: undefined, lost: false, ... });
@@ -38,6 +39,13 @@ export interface SessionReport {
   gatewayErrors: GatewayErrorMessage[];
   /** Errors-topic messages that named nothing this session sent. */
   uncorrelatedErrors: number;
+  /**
+   * Errors-topic messages about a device that came after its final barrier; those within the grace window
+   * un-confirmed what they named (lib/gateway/late-errors.ts).
+   */
+  lateErrors: number;
+  /** Of the late errors, those after the grace window: only counted, what they named stayed confirmed. */
+  lateErrorsAfterGrace: number;
   connectMs: number | undefined;
   /** Milliseconds from each PUBLISH to its PUBACK, for attaches and for records. */
   attachLatenciesMs: number[];
@@ -84,6 +92,8 @@ export function sessionReport(ledger: SessionLedger, context: ReportContext): Se
     phases: context.phases,
     gatewayErrors: [...ledger.gatewayErrors],
     uncorrelatedErrors: ledger.uncorrelated,
+    lateErrors: ledger.late.lateErrors,
+    lateErrorsAfterGrace: ledger.late.lateErrorsAfterGrace,
     connectMs: context.connectMs,
     attachLatenciesMs,
     publishLatenciesMs,

@@ -61,7 +61,7 @@ export class GatewaySession {
   private readonly workDeadline: number;
   private readonly state = new SessionStateMachine();
   private readonly clock = new FlightClock();
-  private readonly ledger = new SessionLedger();
+  private readonly ledger: SessionLedger;
   private readonly pace: PublishPace;
   private readonly configHandlers = new Map<string, (payload: Buffer) => void>();
   private link: MqttLink | undefined;
@@ -80,6 +80,7 @@ export class GatewaySession {
 
   constructor(options: GatewaySessionOptions) {
     this.options = sessionOptions(options);
+    this.ledger = new SessionLedger(this.options.lateErrorGraceMs);
     this.log = options.log ?? noLog;
     this.errors = errorsTopic(options.gatewayId);
     // Leave the close its budget, but never more than half of what the session has.
@@ -234,9 +235,8 @@ export class GatewaySession {
     // DISCONNECT has no answer (MQTT 3.1.1 §3.14) and the detach acknowledgements were the final barrier.
     await this.link?.end(budget);
     this.state.to('closed');
-    const { gatewayId, pubackTimeoutMs } = this.options;
-    const context = { gatewayId, pubackTimeoutMs, stopped: this.stopped, lost: this.lostBy !== undefined, phases: this.state.phases };
-    return sessionReport(this.ledger, { ...context, connectMs: this.connectMs, maxPublishesInFlight: this.maxInFlight });
+    const context = { gatewayId: this.options.gatewayId, pubackTimeoutMs: this.options.pubackTimeoutMs, stopped: this.stopped, lost: this.lostBy !== undefined };
+    return sessionReport(this.ledger, { ...context, phases: this.state.phases, connectMs: this.connectMs, maxPublishesInFlight: this.maxInFlight });
   }
 
   /** Detaches every device whose attach was not refused; any answer to a detach is the device's final barrier. */
@@ -249,11 +249,11 @@ export class GatewaySession {
       return;
     }
     for (const d of toDetach) {
-      const topic = detachTopic(d.deviceId);
-      d.detach = this.sendQos1(topic, Buffer.from('{}'), budget, { kind: 'detach', deviceId: d.deviceId, topic });
+      const packet = { kind: 'detach' as const, deviceId: d.deviceId, topic: detachTopic(d.deviceId) };
+      d.detach = this.sendQos1(packet.topic, Buffer.from('{}'), budget, packet, () => this.ledger.markBarrier(d));
     }
     await Promise.all(toDetach.map((d) => d.detach!.done));
-    this.ledger.markBarriers(toDetach);
+    await this.ledger.markBarriers(toDetach, this.options.deadline);
   }
 
   /** Connected, subscribed or past it, and not closing: attaches, publishes and subscriptions may be sent. */

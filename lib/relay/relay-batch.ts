@@ -45,7 +45,7 @@ export type SessionSettings = Pick<
   | 'closeTimeoutMs'
   | 'publishWindow'
 > &
-  Partial<Pick<RelaySettings, 'subscribeBeforeConnack' | 'publishRate'>>;
+  Partial<Pick<RelaySettings, 'subscribeBeforeConnack' | 'publishRate' | 'lateErrorGraceMs'>>;
 
 /** What the relay needs of the config store (lib/config-store): write polled configs, note relayed devices. */
 export interface RelayConfigStore extends ConfigWriter {
@@ -81,6 +81,9 @@ export interface SessionSummary {
   publishLatenciesMs: number[];
   gatewayErrors: Partial<Record<GatewayErrorType, number>>;
   uncorrelatedErrors: number;
+  /** Errors after a device's final barrier, and of those the ones after the grace window (only counted). */
+  lateErrors: number;
+  lateErrorsAfterGrace: number;
   durationMs: number;
   /** What the session's poll jobs found, device by device; undefined when it had none or never got to them. */
   configPoll: ConfigPollResult | undefined;
@@ -156,6 +159,7 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
     publishWindow: s.publishWindow,
     ...(s.subscribeBeforeConnack === undefined ? {} : { subscribeBeforeConnack: s.subscribeBeforeConnack }),
     ...(s.publishRate === undefined ? {} : { publishRate: s.publishRate }),
+    ...(s.lateErrorGraceMs === undefined ? {} : { lateErrorGraceMs: s.lateErrorGraceMs }),
     ...(deps.log === undefined ? {} : { log: deps.log }),
   });
 
@@ -277,6 +281,8 @@ function summarize(report: SessionReport, outcomes: RecordOutcome[], work: Gatew
     publishLatenciesMs: report.publishLatenciesMs,
     gatewayErrors,
     uncorrelatedErrors: report.uncorrelatedErrors,
+    lateErrors: report.lateErrors,
+    lateErrorsAfterGrace: report.lateErrorsAfterGrace,
     durationMs: Date.now() - started,
     configPoll: undefined,
     deferredPolls: 0,

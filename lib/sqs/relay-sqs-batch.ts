@@ -201,6 +201,8 @@ function report(outcomes: RecordOutcome[], sessions: SessionSummary[], deps: Rel
       phases: s.phases,
       gatewayErrors: s.gatewayErrors,
       uncorrelatedErrors: s.uncorrelatedErrors,
+      lateErrors: s.lateErrors,
+      lateErrorsAfterGrace: s.lateErrorsAfterGrace,
       ...(s.failure === undefined ? {} : { failureCode: s.failure.code, failureReason: logSafeReason(s.failure.reason), failurePhase: s.failure.phase }),
     };
     if (s.failure === undefined) deps.logger.info('gateway session', info);
@@ -232,6 +234,9 @@ function report(outcomes: RecordOutcome[], sessions: SessionSummary[], deps: Rel
   m.addMetric('RecordsDeadLettered', MetricUnit.Count, deadLettered);
   m.addMetric('Sessions', MetricUnit.Count, sessions.length);
   m.addMetric('SessionsEndedEarly', MetricUnit.Count, sessions.filter((s) => s.failure !== undefined).length);
+  // Errors after a final barrier: within the grace window they un-confirmed their records, after it they could not.
+  m.addMetric('LateGatewayErrors', MetricUnit.Count, sessions.reduce((n, s) => n + s.lateErrors, 0));
+  m.addMetric('LateGatewayErrorsAfterGrace', MetricUnit.Count, sessions.reduce((n, s) => n + s.lateErrorsAfterGrace, 0));
   // Each metric name is written out at its addMetric call: test/deploy/template.test.ts reads the names the code
   // emits from those calls, and checks the CloudWatch dashboard against them.
   const samples = (values: number[], add: (v: number) => void): void => values.slice(0, MAX_SAMPLES).forEach(add);

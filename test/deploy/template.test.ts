@@ -193,7 +193,8 @@ describe('serverless package', () => {
         s.attachTimeoutMs + // errors-topic SUBACK
         s.attachTimeoutMs + // attaches
         Math.max(s.pubackTimeoutMs, s.attachTimeoutMs + s.configTimeoutMs) +
-        2 * s.closeTimeoutMs; // detach barrier, then DISCONNECT
+        2 * s.closeTimeoutMs + // detach barrier, then DISCONNECT
+        s.lateErrorGraceMs; // late errors after the barrier
       const worstCaseMs = startupMs + sessionMs + s.deadlineMarginMs;
       expect((fn('relay').Timeout as number) * 1000).toBeGreaterThanOrEqual(worstCaseMs);
     });

@@ -72,6 +72,12 @@ describe('flags', () => {
     await expect(emulatorOptionsFromArgs(['--connection-lifetime-seconds', '0'])).rejects.toThrow(/--connection-lifetime-seconds must be an integer >= 1/);
   });
 
+  it('map the late-errors flags', async () => {
+    const options = await emulatorOptionsFromArgs(['--late-errors-ms', '200', '--late-errors-jitter-ms', '50', '--late-errors-past-detach', '--quiet']);
+    expect(options).toMatchObject({ lateErrorsMs: 200, lateErrorsJitterMs: 50, lateErrorsPastDetach: true });
+    expect(await emulatorOptionsFromArgs(['--quiet'])).not.toHaveProperty('lateErrorsMs');
+  });
+
   it('default to port 8883, TLS, an admin port picked at random and a log on stderr', async () => {
     const options = await emulatorOptionsFromArgs([]);
     expect(options).toMatchObject({ port: 8883, tls: true, adminPort: 0 });
@@ -87,6 +93,7 @@ describe('flags', () => {
     [['--unknown']],
     [['--max-devices-per-gateway', '0']],
     [['--bind-existing', 'maybe']],
+    [['--late-errors-ms', '-5']],
     [['--quota', 'update=5']],
     [['--quota', 'create']],
     [['--service-account-out', 'sa.json', '--admin-port', 'none']],

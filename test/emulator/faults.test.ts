@@ -85,6 +85,35 @@ describe('withholdPuback and dropPublish', () => {
   });
 });
 
+describe('acknowledgeThenFail', () => {
+  it('acknowledges a matching publish, records nothing, and reports it failed on the errors topic', async () => {
+    emulator.setFaults({ acknowledgeThenFail: ['/devices/dev-1/events/a'] });
+    const raw = await rawSession(emulator);
+    raw.send(await rawConnectPacket(fleet, 'gw-1'));
+    expect(await raw.next()).toMatchObject({ cmd: 'connack', returnCode: 0 });
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '/devices/gw-1/errors', qos: 0 }] });
+    expect(await raw.next()).toMatchObject({ cmd: 'suback' });
+    const publish = (topic: string, messageId: number) => ({ cmd: 'publish' as const, topic, messageId, qos: 1 as const, payload: Buffer.from('x'), retain: false, dup: false });
+    raw.send(publish('/devices/dev-1/attach', 2));
+    expect(await raw.next()).toMatchObject({ cmd: 'puback', messageId: 2 });
+    const before = eventCount();
+    raw.sendTogether(publish('/devices/dev-1/events/a', 3), publish('/devices/dev-1/events/b', 4));
+    expect(await raw.next()).toMatchObject({ cmd: 'puback', messageId: 3 });
+    const error = await raw.next();
+    expect(error).toMatchObject({ cmd: 'publish', topic: '/devices/gw-1/errors' });
+    expect(JSON.parse(String((error as { payload: Buffer }).payload))).toMatchObject({
+      error_type: 'GATEWAY_DEVICE_NOT_FOUND',
+      device_id: 'dev-1',
+      mqtt_message_info: { message_type: 'PUBLISH', topic: '/devices/dev-1/events/a', packet_id: 3 },
+    });
+    // What does not match is recorded and acknowledged as usual.
+    expect(await raw.next()).toMatchObject({ cmd: 'puback', messageId: 4 });
+    expect(emulator.registry.events.slice(before).map((e) => e.attributes.subFolder)).toEqual(['b']);
+    raw.send({ cmd: 'disconnect' });
+    await raw.closed;
+  });
+});
+
 describe('closing connections', () => {
   it('closeAfterPackets: handles the n-th packet, then closes; counts per connection', async () => {
     emulator.setFaults({ closeAfterPackets: 3 });
@@ -174,6 +203,7 @@ describe('validation', () => {
   it.each([
     [{ withholdPuback: ['/devices/#/x'] }, /withholdPuback/],
     [{ dropPublish: ['a+b'] }, /dropPublish/],
+    [{ acknowledgeThenFail: ['#/x'] }, /acknowledgeThenFail/],
     [{ closeAfterPackets: 0 }, /closeAfterPackets/],
     [{ closeAtPhase: 'teardown' as never }, /closeAtPhase/],
     [{ refuseConnect: 6 as never }, /refuseConnect/],

@@ -15,6 +15,7 @@ import { afterAll, beforeAll } from 'vitest';
 import { startEmulator, type Emulator, type EmulatorOptions } from '../../emulator/index.js';
 import type { RelaySettings } from '../../lib/relay-settings.js';
 import { GatewaySession, type AttachRequest, type GatewaySessionOptions, type PublishRequest, type SessionReport } from '../../lib/gateway/session.js';
+import { LATE_ERROR_GRACE_MS } from '../../lib/gateway/session-options.js';
 import type { RecordOutcome } from '../../lib/relay/outcomes.js';
 import { parseQueueMessage } from '../../lib/queue/message.js';
 import type { RelayBatchDeps } from '../../lib/relay/relay-batch.js';
@@ -106,6 +107,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     retrySeconds: 5,
     subscribeBeforeConnack: true,
     publishRate: 0,
+    lateErrorGraceMs: LATE_ERROR_GRACE_MS,
     ...overrides,
   };
 }

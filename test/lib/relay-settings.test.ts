@@ -38,6 +38,7 @@ describe('loadRelaySettings', () => {
       publishWindow: 32,
       subscribeBeforeConnack: true,
       publishRate: 0,
+      lateErrorGraceMs: 25,
       jwtLifetimeSeconds: 3600,
       deadLetterQueueUrl: undefined,
       sourceQueueUrl: undefined,
@@ -67,6 +68,7 @@ describe('loadRelaySettings', () => {
       RELAY_RETRY_SECONDS: '0',
       RELAY_SUBSCRIBE_BEFORE_CONNACK: 'false',
       RELAY_PUBLISH_RATE: '90',
+      RELAY_LATE_ERROR_GRACE_MS: '0',
     });
     expect(s).toMatchObject({
       mqttHost: '127.0.0.1',
@@ -87,6 +89,7 @@ describe('loadRelaySettings', () => {
       retrySeconds: 0,
       subscribeBeforeConnack: false,
       publishRate: 90,
+      lateErrorGraceMs: 0,
     });
     expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
   });
@@ -116,6 +119,8 @@ describe('loadRelaySettings', () => {
     [{ RELAY_PUBLISH_RATE: '-1' }, 'RELAY_PUBLISH_RATE'],
     [{ RELAY_PUBLISH_RATE: '2.5' }, 'RELAY_PUBLISH_RATE'],
     [{ RELAY_PUBLISH_RATE: '10001' }, 'RELAY_PUBLISH_RATE'],
+    [{ RELAY_LATE_ERROR_GRACE_MS: '10001' }, 'RELAY_LATE_ERROR_GRACE_MS'],
+    [{ RELAY_LATE_ERROR_GRACE_MS: '-1' }, 'RELAY_LATE_ERROR_GRACE_MS'],
   ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
     const env = { ...minimal, ...change };
     expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));

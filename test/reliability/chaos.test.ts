@@ -9,8 +9,10 @@
  * 4. after the resends every good record is confirmed and at the bridge (at least once: a record that was not
  *    confirmed the first time may arrive twice; such duplicates are counted, never allowed for one that was).
  *
- * Faults: latency, withheld PUBACKs and dropped PUBLISHes on random topic filters, a connection closed after n
- * packets or at a phase, refused CONNECTs, a fault set replaced partway through, and a takeover-style kick.
+ * Faults: latency, withheld PUBACKs and dropped PUBLISHes on random topic filters, publishes acknowledged and then
+ * reported lost, a connection closed after n packets or at a phase, refused CONNECTs, a fault set replaced partway
+ * through, and a takeover-style kick. Some cases run against a bridge whose errors come late, past the detach
+ * PUBACK too, but within the relay's grace window (LATE_GRACE_MS): the promise must hold there as well.
  *
  * CI runs 200 cases with a fixed seed; `CHAOS_RUNS=2000` (and `CHAOS_SEED=n`) for a longer hunt. A summary line
  * with the figures is printed at the end.
@@ -43,6 +45,13 @@ const ALL_DEVICES = [...ROUTED, ...METERS, UNBOUND, ...Object.values(GW)];
 
 /** Short waits under faults: a withheld answer costs one timeout, and 200 cases must run in seconds. */
 const CHAOS_TIMEOUTS = { connectTimeoutMs: 800, attachTimeoutMs: 100, pubackTimeoutMs: 100, configTimeoutMs: 100, closeTimeoutMs: 120 };
+/**
+ * The late bridge's errors come up to LATE_MAX_MS after they are raised; the relay waits LATE_GRACE_MS after its
+ * final barrier. The margin between them absorbs a loaded machine's timer lag (test/reliability/late-errors.test.ts
+ * measures what happens without it).
+ */
+const LATE_MAX_MS = 40;
+const LATE_GRACE_MS = 100;
 
 // --- what a case is made of -----------------------------------------------------------------------------------
 
@@ -98,6 +107,7 @@ const faultSet: fc.Arbitrary<Partial<Faults>> = fc
     latencyMs: sometimes(fc.integer({ min: 1, max: 15 })),
     withholdPuback: sometimes(fc.subarray(FILTERS, { minLength: 1, maxLength: 2 })),
     dropPublish: sometimes(fc.subarray(FILTERS, { minLength: 1, maxLength: 2 })),
+    acknowledgeThenFail: sometimes(fc.subarray(FILTERS, { minLength: 1, maxLength: 2 })),
     closeAfterPackets: sometimes(fc.integer({ min: 1, max: 30 })),
     closeAtPhase: sometimes(fc.constantFrom(...PHASES)),
     refuseConnect: sometimes(fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const, 5 as const), 9),
@@ -110,12 +120,15 @@ interface FaultSchedule {
   later: { afterMs: number; faults: Partial<Faults> } | undefined;
   /** Closes one gateway's connection as a takeover would. `gateway` indexes the batch's gateways. */
   kick: { gateway: number; afterMs: number } | undefined;
+  /** Run against the bridge whose errors come late. */
+  lateErrors: boolean;
 }
 
 const faultSchedule: fc.Arbitrary<FaultSchedule> = fc.record({
   initial: faultSet,
   later: sometimes(fc.record({ afterMs: fc.integer({ min: 0, max: 80 }), faults: faultSet })),
   kick: sometimes(fc.record({ gateway: fc.nat(), afterMs: fc.integer({ min: 0, max: 80 }) })),
+  lateErrors: fc.oneof({ weight: 3, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
 });
 
 // --- the check --------------------------------------------------------------------------------------------------
@@ -129,22 +142,28 @@ interface CaseRecord {
   deadLetterCode: string | undefined;
 }
 
-const figures = { cases: 0, faultsInjected: 0, kicks: 0, records: 0, confirmedAtOnce: 0, resent: 0, deadLettered: 0, duplicates: 0, lost: 0, rounds: 0 };
+const figures = { cases: 0, faultsInjected: 0, kicks: 0, lateCases: 0, lateErrors: 0, records: 0, confirmedAtOnce: 0, resent: 0, deadLettered: 0, duplicates: 0, lost: 0, rounds: 0 };
 
 let fleet: Fleet;
+/** The bridge of the case being run: `inOrder` or `late`. */
 let emulator: Emulator;
+let inOrder: Emulator;
+let late: Emulator;
 let meterToken: string;
 
 beforeAll(async () => {
   fleet = await makeRelayFleet();
-  emulator = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false });
+  inOrder = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false });
+  late = await startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, lateErrorsJitterMs: LATE_MAX_MS, lateErrorsPastDetach: true });
   // Signed once: the DEVICE_AUTH_TOKEN_ONLY gateway checks it at every attach; an hour outlives the file.
   meterToken = await fleet.jwt(METERS[0]!);
 });
 afterAll(async () => {
-  await emulator?.close();
+  await inOrder?.close();
+  await late?.close();
   console.info(
-    `chaos: ${figures.cases} cases, ${figures.faultsInjected} faults injected (${figures.kicks} kicks), ${figures.records} records checked: ` +
+    `chaos: ${figures.cases} cases (${figures.lateCases} with late errors, ${figures.lateErrors} seen past a barrier), ` +
+      `${figures.faultsInjected} faults injected (${figures.kicks} kicks), ${figures.records} records checked: ` +
       `${figures.confirmedAtOnce} confirmed at once, ${figures.resent} resent over ${figures.rounds} resend rounds, ` +
       `${figures.deadLettered} dead-lettered, ${figures.duplicates} duplicates, ${figures.lost} lost`,
   );
@@ -182,7 +201,7 @@ function buildRecord(spec: RecordSpec): CaseRecord {
 }
 
 const settings = (publishWindow: number, timeouts: Partial<typeof CHAOS_TIMEOUTS> = {}): ReturnType<typeof relaySettings> =>
-  relaySettings(emulator, fleet, { ...timeouts, publishWindow });
+  relaySettings(emulator, fleet, { ...timeouts, publishWindow, ...(emulator === late ? { lateErrorGraceMs: LATE_GRACE_MS } : {}) });
 
 /** Waits until the emulator has handled every packet of the round: all of its connections have closed. */
 const quiet = (): Promise<void> => eventually(() => emulator.connections().length === 0, 3_000, 'a relay connection stayed open after its batch');
@@ -197,6 +216,8 @@ function expectOneOutcomeEach(records: readonly InboundRecord[], outcomes: reado
 }
 
 async function runCase(specs: RecordSpec[], schedule: FaultSchedule, publishWindow: number): Promise<void> {
+  emulator = schedule.lateErrors ? late : inOrder;
+  if (schedule.lateErrors) figures.lateCases++;
   const items = specs.map(buildRecord);
   const ledger = new DeliveryLedger(emulator, fleet.registryId, ALL_DEVICES);
   const takeoversBefore = emulator.takeovers;
@@ -232,6 +253,7 @@ async function runCase(specs: RecordSpec[], schedule: FaultSchedule, publishWind
     items.map((i) => i.record),
     relayDeps(emulator, fleet, { settings: settings(publishWindow, CHAOS_TIMEOUTS), deadline: Date.now() + 4_000 }),
   );
+  figures.lateErrors += first.sessions.reduce((n, s) => n + s.lateErrors, 0);
   for (const t of timers) clearTimeout(t);
   emulator.clearFaults();
   await quiet();

@@ -13,7 +13,7 @@ const base: GatewaySessionOptions = {
 describe('sessionOptions', () => {
   it('fills every unset value with its default', () => {
     const o = sessionOptions(base);
-    expect(o).toEqual({ ...base, connectTimeoutMs: 5000, attachTimeoutMs: 5000, pubackTimeoutMs: 5000, closeTimeoutMs: 2000, publishWindow: 32, subscribeBeforeConnack: true, publishRate: 0 });
+    expect(o).toEqual({ ...base, connectTimeoutMs: 5000, attachTimeoutMs: 5000, pubackTimeoutMs: 5000, closeTimeoutMs: 2000, publishWindow: 32, subscribeBeforeConnack: true, publishRate: 0, lateErrorGraceMs: 25 });
     expect(SESSION_DEFAULTS.publishWindow).toBe(32);
   });
 
