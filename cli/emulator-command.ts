@@ -46,6 +46,8 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --packets-before-connack <process|drop|close>
                                       what a client sends behind CONNECT before the CONNACK: processed once
                                       the CONNECT is accepted (default, MQTT 3.1.1), dropped, or a close
+  --mqtt5                             accept MQTT 5.0 connections too; refused publishes get a PUBACK
+                                      reason code (default: 5.0 gets CONNACK 1)
   --bind-existing <succeed|conflict>  binding a bound pair again: succeeds (default) or 409 ALREADY_EXISTS
   --delete-bound-device <unbind|refuse>
                                       deleting a bound device unbinds it (default) or is FAILED_PRECONDITION
@@ -125,6 +127,7 @@ const FLAGS = {
   'config-resend-ms': { type: 'string' },
   'idle-timeout-seconds': { type: 'string' },
   'packets-before-connack': { type: 'string' },
+  mqtt5: { type: 'boolean' },
   'bind-existing': { type: 'string' },
   'delete-bound-device': { type: 'string' },
   'delete-gateway-with-devices': { type: 'string' },
@@ -227,6 +230,7 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   if (idle !== undefined) options.idleTimeoutSeconds = idle;
   const early = choice('packets-before-connack', values['packets-before-connack'], ['process', 'drop', 'close'] as const);
   if (early !== undefined) options.packetsBeforeConnack = early;
+  if (values.mqtt5) options.mqtt5 = true;
   const bindExisting = choice('bind-existing', values['bind-existing'], ['succeed', 'conflict'] as const);
   if (bindExisting !== undefined) options.bindExisting = bindExisting;
   const deleteBound = choice('delete-bound-device', values['delete-bound-device'], ['unbind', 'refuse'] as const);
