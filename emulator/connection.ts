@@ -92,6 +92,8 @@ export class BridgeConnection implements ConnectionPort {
   private subscribePacketId = 0;
   /** The refused PUBLISH `acknowledgeRefused` has PUBACKed (`ackFailedPublish`): it gets no second answer. */
   private acknowledgedRefusal: IPublishPacket | undefined;
+  /** Errors-topic messages held back while a 5.0 PUBLISH is answered (see `handlePublish`). */
+  private heldErrors: Packet[] | undefined;
 
   constructor(ctx: BridgeContext, socket: Socket) {
     this.ctx = ctx;
@@ -150,7 +152,11 @@ export class BridgeConnection implements ConnectionPort {
 
   /** Queues a packet for the client (after the injected latency, if any). */
   send(packet: Packet): void {
-    if (!this.closed) this.tap.send(packet);
+    if (this.closed) return;
+    const error = packet.cmd === 'publish' && packet.topic === `/devices/${this.deviceId}/errors`;
+    if (error && this.ctx.faults.dropErrors === true) this.log('fault dropErrors: an errors-topic message lost');
+    else if (error && this.heldErrors !== undefined) this.heldErrors.push(packet);
+    else this.tap.send(packet);
   }
 
   report(error: GatewayErrorReport): boolean {
@@ -427,7 +433,23 @@ export class BridgeConnection implements ConnectionPort {
     await this.forwardAndAwait({ ...packet, subscriptions }, (p) => p.cmd === 'suback' && p.messageId === packet.messageId);
   }
 
+  /**
+   * On 5.0 the PUBACK, the publish's own answer, leaves before the errors-topic report the publish caused; both still
+   * leave before the answer to any later packet, as on 3.1.1 (where a refused publish gets the report alone).
+   */
   private async handlePublish(packet: IPublishPacket): Promise<void> {
+    if (this.tap.protocolVersion === 4) return this.handlePublishOf(packet);
+    this.heldErrors = [];
+    try {
+      await this.handlePublishOf(packet);
+    } finally {
+      const held = this.heldErrors;
+      this.heldErrors = undefined;
+      for (const p of held) this.send(p);
+    }
+  }
+
+  private async handlePublishOf(packet: IPublishPacket): Promise<void> {
     const { topic } = packet;
     // [CB-MQTT]: QoS 2 is not supported and closes the connection.
     if (packet.qos === 2) return this.close(protocolViolation(`QoS 2 PUBLISH to ${topic}`));

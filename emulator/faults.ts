@@ -36,6 +36,11 @@ export interface Faults {
    * the same call as closeAtPhase; a call that sets or clears closeAtPhase without it makes the fault persistent.
    */
   closeAtPhaseOnce?: boolean | undefined;
+  /**
+   * Lose every errors-topic message on the way to the gateway, as a QoS 0 message may be ([CB-GW]: errors are
+   * best effort). The bridge still counts them as sent (`registry.errors`), so acknowledgements do not change.
+   */
+  dropErrors?: boolean | undefined;
 }
 
 /** Every fault by name; a fault added to `Faults` does not compile until it is listed here too. */
@@ -47,6 +52,7 @@ const FAULT_NAME_SET: Readonly<Record<keyof Faults, true>> = {
   closeAtPhase: true,
   refuseConnect: true,
   closeAtPhaseOnce: true,
+  dropErrors: true,
 };
 export const FAULT_NAMES = Object.keys(FAULT_NAME_SET) as readonly (keyof Faults)[];
 
@@ -89,6 +95,7 @@ export function checkFaults(input: Partial<Faults>): Partial<Faults> {
     // A new closeAtPhase (or its clearing) does not inherit the fire-once of an earlier one.
     f.closeAtPhaseOnce = undefined;
   }
+  if (f.dropErrors !== undefined && typeof f.dropErrors !== 'boolean') throw new TypeError(`dropErrors must be true or false (got ${String(f.dropErrors)})`);
   return f;
 }
 

@@ -12,7 +12,9 @@ import { RelayError, type RelayErrorCode } from '../errors.js';
 import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
 import type { Flight, FlightEnd } from './flights.js';
+import type { PubackRefusal } from './mqtt-link.js';
 import type { PlannedPublish } from './publish-plan.js';
+import { pubackFailure } from './reason-codes.js';
 
 export interface Failure {
   code: RelayErrorCode;
@@ -127,6 +129,14 @@ export class SessionLedger {
         break;
     }
     return match;
+  }
+
+  /**
+   * A 5.0 PUBACK refused a packet (lib/gateway/reason-codes.ts): it fails as an errors-topic message naming that
+   * packet would fail it, at once and without one.
+   */
+  applyPubackRefusal(packet: SentPacket, refusal: PubackRefusal): void {
+    this.applyToPacket(packet, pubackFailure(packet.kind, refusal));
   }
 
   /** Marks a device failed: its queued records are not sent, and those not yet answered stop waiting. */

@@ -35,6 +35,8 @@ export interface GatewaySessionOptions {
   publishWindow?: number;
   /** Send the errors-topic SUBSCRIBE right behind the CONNECT (default); false waits for the CONNACK first. */
   subscribeBeforeConnack?: boolean;
+  /** 4 speaks MQTT 3.1.1 (default); 5 speaks MQTT 5.0, whose PUBACK reason codes refuse a publish at once. */
+  protocolVersion?: 4 | 5;
   log?: SessionLog;
 }
 
@@ -58,6 +60,7 @@ export const SESSION_DEFAULTS = {
   closeTimeoutMs: 2000,
   publishWindow: 32,
   subscribeBeforeConnack: true,
+  protocolVersion: 4 as 4 | 5,
 };
 
 export type ResolvedSessionOptions = GatewaySessionOptions & typeof SESSION_DEFAULTS;

@@ -311,11 +311,8 @@ export class GatewaySession {
       flight.settle({ kind: 'stopped', code: why.code, reason: why.reason });
       return flight;
     }
-    flight.packetId = link.publish(topic, payload, 1, () => {
-      // A PUBACK that comes after the flight stopped waiting still counts as the acknowledgement.
-      flight.ackedAt ??= Date.now();
-      flight.settle({ kind: 'acked' });
-    });
+    // A 5.0 PUBACK with a failure reason code refuses the packet as an error naming it would.
+    flight.packetId = link.publish(topic, payload, 1, (refusal) => (refusal === undefined ? flight.acknowledged() : this.ledger.applyPubackRefusal(packet, refusal)));
     this.ledger.sent(packet, flight.packetId, flight);
     return flight;
   }

@@ -45,7 +45,7 @@ export type SessionSettings = Pick<
   | 'closeTimeoutMs'
   | 'publishWindow'
 > &
-  Partial<Pick<RelaySettings, 'subscribeBeforeConnack'>>;
+  Partial<Pick<RelaySettings, 'subscribeBeforeConnack' | 'mqttVersion'>>;
 
 /** What the relay needs of the config store (lib/config-store): write polled configs, note relayed devices. */
 export interface RelayConfigStore extends ConfigWriter {
@@ -155,6 +155,7 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
     closeTimeoutMs: s.closeTimeoutMs,
     publishWindow: s.publishWindow,
     ...(s.subscribeBeforeConnack === undefined ? {} : { subscribeBeforeConnack: s.subscribeBeforeConnack }),
+    ...(s.mqttVersion === undefined ? {} : { protocolVersion: s.mqttVersion }),
     ...(deps.log === undefined ? {} : { log: deps.log }),
   });
 

@@ -91,7 +91,8 @@ describe('with mqtt5: true, through mqtt.js speaking 5.0', () => {
       expect(answer.reasonCode).toBe(0x87);
       expect(answer.reasonString).toBe(`Device 'dev-b' is not attached to gateway '${GW}'.`);
       expect(on.registry.events.length).toBe(before);
-      // The errors-topic message left before the PUBACK, so it is in by now.
+      // The errors-topic report follows the PUBACK, ahead of the answer to the next packet.
+      await gw.unsubscribeAsync('/devices/probe/none');
       expect(errors.map((e) => e.error_type)).toEqual(['GATEWAY_DEVICE_NOT_FOUND']);
       expect(gw.connected).toBe(true);
       expect(await pubackOf(gw, '/devices/dev-b/attach', '{}')).toEqual({ reasonCode: 0 });
@@ -167,6 +168,29 @@ describe('with mqtt5: true, the exact packets', () => {
       expect(await raw.next()).toMatchObject({ cmd: 'suback', messageId: 3, granted: [0, 0x87] });
       raw.send({ cmd: 'unsubscribe', messageId: 4, unsubscriptions: [`/devices/${GW}/errors`, '/devices/dev-a/commands/#'] });
       expect(await raw.next()).toMatchObject({ cmd: 'unsuback', messageId: 4, granted: [0, 0] });
+    } finally {
+      raw.end();
+    }
+  });
+
+  it('sends the refusing PUBACK first, then the errors-topic report, then the answer to the next packet', async () => {
+    const raw = await rawSession(on, 5);
+    try {
+      raw.send(await rawConnectPacket(fleet, GW, { protocolVersion: 5 }));
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `/devices/${GW}/errors`, qos: 0, nl: false, rap: false, rh: 0 }] });
+      expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+      expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
+      raw.sendTogether(
+        { cmd: 'publish', topic: '/devices/dev-c/state', payload: Buffer.from('s'), qos: 1, messageId: 9, retain: false, dup: false },
+        { cmd: 'pingreq' },
+      );
+      const puback = await raw.next();
+      expect(puback).toMatchObject({ cmd: 'puback', messageId: 9, reasonCode: 0x87 });
+      expect((puback as { properties?: { reasonString?: string } }).properties?.reasonString).toContain("'dev-c' is not attached");
+      const report = await raw.next();
+      expect(report).toMatchObject({ cmd: 'publish', topic: `/devices/${GW}/errors` });
+      expect(JSON.parse((report as IPublishPacket).payload.toString())).toMatchObject({ error_type: 'GATEWAY_DEVICE_NOT_FOUND', mqtt_message_info: { packet_id: 9 } });
+      expect(await raw.next()).toMatchObject({ cmd: 'pingresp' });
     } finally {
       raw.end();
     }

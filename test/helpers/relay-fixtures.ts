@@ -105,6 +105,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     backoffMaxSeconds: 900,
     retrySeconds: 5,
     subscribeBeforeConnack: true,
+    mqttVersion: 4,
     ...overrides,
   };
 }

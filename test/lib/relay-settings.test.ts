@@ -37,6 +37,7 @@ describe('loadRelaySettings', () => {
       extraCaPem: undefined,
       publishWindow: 32,
       subscribeBeforeConnack: true,
+      mqttVersion: 4,
       jwtLifetimeSeconds: 3600,
       deadLetterQueueUrl: undefined,
       sourceQueueUrl: undefined,
@@ -65,6 +66,7 @@ describe('loadRelaySettings', () => {
       RELAY_BACKOFF_MAX_SECONDS: '600',
       RELAY_RETRY_SECONDS: '0',
       RELAY_SUBSCRIBE_BEFORE_CONNACK: 'false',
+      RELAY_MQTT_VERSION: '5',
     });
     expect(s).toMatchObject({
       mqttHost: '127.0.0.1',
@@ -84,6 +86,7 @@ describe('loadRelaySettings', () => {
       backoffMaxSeconds: 600,
       retrySeconds: 0,
       subscribeBeforeConnack: false,
+      mqttVersion: 5,
     });
     expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
   });
@@ -110,6 +113,8 @@ describe('loadRelaySettings', () => {
     [{ RELAY_BACKOFF_BASE_SECONDS: '100', RELAY_BACKOFF_MAX_SECONDS: '50' }, 'RELAY_BACKOFF_MAX_SECONDS'],
     [{ RELAY_BACKOFF_MAX_SECONDS: '43201' }, 'RELAY_BACKOFF_MAX_SECONDS'],
     [{ RELAY_SUBSCRIBE_BEFORE_CONNACK: 'no' }, 'RELAY_SUBSCRIBE_BEFORE_CONNACK'],
+    [{ RELAY_MQTT_VERSION: '3' }, 'RELAY_MQTT_VERSION'],
+    [{ RELAY_MQTT_VERSION: '5.0' }, 'RELAY_MQTT_VERSION'],
   ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
     const env = { ...minimal, ...change };
     expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));

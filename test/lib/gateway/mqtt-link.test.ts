@@ -468,10 +468,10 @@ describe('against the emulator', () => {
     const granted = new Promise<number>((resolve) => link.subscribe(errorsTopic('gw-link'), 0, resolve));
     expect(await connack).toEqual({ returnCode: 0, sessionPresent: false });
     expect(await granted).toBe(0);
-    const attached = new Promise<void>((resolve) => link.publish(attachTopic('pump-link'), Buffer.from('{}'), 1, resolve));
+    const attached = new Promise<void>((resolve) => link.publish(attachTopic('pump-link'), Buffer.from('{}'), 1, () => resolve()));
     await attached;
     const payload = `link-${Date.now()}`;
-    await new Promise<void>((resolve) => link.publish(eventsTopic('pump-link', 'link'), Buffer.from(payload), 1, resolve));
+    await new Promise<void>((resolve) => link.publish(eventsTopic('pump-link', 'link'), Buffer.from(payload), 1, () => resolve()));
     expect(link.unanswered).toBe(0);
     const stored = emulator.registry.events.filter((e) => e.attributes.deviceId === 'pump-link');
     expect(stored.map((e) => Buffer.from(e.data, 'base64').toString())).toContain(payload);

@@ -1,0 +1,127 @@
+/**
+ * The relay over MQTT 5.0 (RELAY_MQTT_VERSION=5) against the emulator's `mqtt5` option: the batch is confirmed as
+ * over 3.1.1, a refusing PUBACK fails its record at once with a specific code, even when the errors topic loses its
+ * message, and an emulator without the option refuses the session with an error that names the setting.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type Emulator } from '../../../emulator/index.js';
+import { relayBatch } from '../../../lib/relay/relay-batch.js';
+import type { Fleet } from '../../helpers/emulator-fixtures.js';
+import { expectOutcomeInvariant } from '../../helpers/outcome-invariant.js';
+import {
+  eventBody,
+  GW,
+  inbound,
+  makeRelayFleet,
+  outcomeOf,
+  pollBody,
+  PUMPS,
+  record,
+  relayDeps,
+  relaySettings,
+  runSession,
+  stateBody,
+  UNBOUND,
+  VALVES,
+} from '../../helpers/relay-fixtures.js';
+
+const V5 = { protocolVersion: 5 } as const;
+
+let fleet: Fleet;
+let five: Emulator;
+let fiveRated: Emulator;
+let only311: Emulator;
+
+beforeAll(async () => {
+  fleet = await makeRelayFleet();
+  [five, fiveRated, only311] = await Promise.all([
+    startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false, mqtt5: true }),
+    startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: true, mqtt5: true }),
+    startEmulator({ registry: fleet.document, adminPort: null, stateRateLimit: false }),
+  ]);
+});
+afterEach(() => {
+  for (const e of [five, fiveRated, only311]) e.clearFaults();
+});
+afterAll(async () => {
+  await Promise.all([five.close(), fiveRated.close(), only311.close()]);
+});
+
+describe('a relay batch over MQTT 5.0', () => {
+  it('confirms every record of several gateways, and a config poll', async () => {
+    const records = [
+      inbound(eventBody(PUMPS[0]!), { groupId: GW.assoc }),
+      inbound(stateBody(PUMPS[0]!), { groupId: GW.assoc }),
+      inbound(eventBody(PUMPS[1]!, { subfolder: 'alarms' }), { groupId: GW.assoc }),
+      inbound(eventBody('east-01'), { groupId: GW.east }),
+      inbound(stateBody('west-02'), { groupId: GW.west }),
+      inbound(pollBody([VALVES[0]!]), { groupId: GW.assoc }),
+    ];
+    const deps = relayDeps(five, fleet, { settings: relaySettings(five, fleet, { mqttVersion: 5 }) });
+    const result = await relayBatch(records, deps);
+    const polled = new Map(result.sessions.flatMap((s) => s.configPoll?.outcomes ?? []).map((o) => [o.deviceId, o]));
+    expectOutcomeInvariant({ records, outcomes: result.outcomes, emulator: five, registryId: fleet.registryId, configsDelivered: polled });
+    expect(result.outcomes.map((o) => o.outcome)).toEqual(records.map(() => 'confirmed'));
+    expect(result.sessions.every((s) => s.failure === undefined)).toBe(true);
+  });
+});
+
+describe('a refusing PUBACK', () => {
+  it('fails a refused attach with ERR_ATTACH_REJECTED from its reason code, and delivers the others', async () => {
+    const refused = record(eventBody(UNBOUND));
+    const fine = record(eventBody(PUMPS[2]!));
+    const run = await runSession(five, fleet, GW.assoc, [refused, fine], { options: V5 });
+    expect(outcomeOf(run, refused)).toMatchObject({ outcome: 'dead-letter', code: 'ERR_ATTACH_REJECTED' });
+    expect(outcomeOf(run, refused).reason).toMatch(/^PUBACK 0x87 \(not authorized\): Device 'pump-unbound' could not be attached/);
+    expect(outcomeOf(run, fine).outcome).toBe('confirmed');
+  });
+
+  it("fails the publishes of a device the bridge no longer has attached with ERR_DEVICE_NOT_FOUND, the errors topic lost, neighbours confirmed", async () => {
+    // The second state within a second has the device detached (0x97); its records behind it, already on the wire,
+    // are for a device the bridge no longer has attached (0x87). No errors-topic message arrives at all.
+    fiveRated.setFaults({ dropErrors: true });
+    const device = PUMPS[3]!;
+    const first = await runSession(fiveRated, fleet, GW.assoc, [record(stateBody(device))], { options: V5 });
+    expect(first.outcomes[0]!.outcome).toBe('confirmed');
+    const state = record(stateBody(device));
+    const behind = [record(eventBody(device, { subfolder: 'behind' })), record(eventBody(device, { subfolder: 'behind' }))];
+    const neighbours = [record(eventBody(PUMPS[4]!)), record(stateBody(PUMPS[5]!)), record(eventBody(PUMPS[4]!))];
+    const started = Date.now();
+    const run = await runSession(fiveRated, fleet, GW.assoc, [state, ...behind, ...neighbours], { options: { ...V5, pubackTimeoutMs: 5000 } });
+    expect(run.report.gatewayErrors).toEqual([]);
+    expect(outcomeOf(run, state)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_DEVICE_DETACHED' });
+    expect(outcomeOf(run, state).reason).toMatch(/^PUBACK 0x97 \(quota exceeded\): pump-04 was detached/);
+    for (const r of behind) {
+      expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry', code: 'ERR_DEVICE_NOT_FOUND' });
+      expect(outcomeOf(run, r).reason).toBe("PUBACK 0x87 (not authorized): Device 'pump-04' is not attached to gateway 'gw-assoc'.");
+    }
+    expect(neighbours.map((r) => outcomeOf(run, r).outcome)).toEqual(['confirmed', 'confirmed', 'confirmed']);
+    // Known at once: no PUBACK timeout was waited out.
+    expect(Date.now() - started).toBeLessThan(2500);
+  });
+
+  it('over 3.1.1 the same loss leaves only the PUBACK timeout, and the invariant holds all the same', async () => {
+    fiveRated.setFaults({ dropErrors: true });
+    const device = PUMPS[6]!;
+    await runSession(fiveRated, fleet, GW.assoc, [record(stateBody(device))]);
+    const state = record(stateBody(device));
+    const behind = record(eventBody(device, { subfolder: 'behind' }));
+    const neighbour = record(eventBody(PUMPS[7]!));
+    const run = await runSession(fiveRated, fleet, GW.assoc, [state, behind, neighbour], { options: { pubackTimeoutMs: 600 } });
+    expect(outcomeOf(run, state)).toMatchObject({ outcome: 'retry', code: 'ERR_PUBACK_TIMEOUT' });
+    expect(outcomeOf(run, behind)).toMatchObject({ outcome: 'retry', code: 'ERR_PUBACK_TIMEOUT' });
+    expect(outcomeOf(run, neighbour).outcome).toBe('confirmed');
+  });
+});
+
+describe('MQTT 5.0 against a bridge that speaks 3.1.1 only', () => {
+  it('fails the session while connecting with ERR_CONNECT_REFUSED, naming RELAY_MQTT_VERSION', async () => {
+    const r = record(eventBody(PUMPS[8]!));
+    const run = await runSession(only311, fleet, GW.assoc, [r], { options: V5 });
+    expect(run.report.failure).toMatchObject({ code: 'ERR_CONNECT_REFUSED', phase: 'connecting' });
+    expect(run.report.failure?.reason).toBe(
+      `${only311.host}:${only311.port} refused the connection: CONNACK 0x01, unsupported protocol version; the bridge does not accept MQTT 5.0 connections; set RELAY_MQTT_VERSION=4`,
+    );
+    expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_CONNECT_REFUSED' });
+  });
+});
