@@ -13,6 +13,7 @@ import {
   GW,
   inbound,
   makeRelayFleet,
+  METERS,
   outcomeOf,
   pollBody,
   PUMPS,
@@ -111,6 +112,16 @@ describe('a refusing PUBACK', () => {
     expect(outcomeOf(run, state)).toMatchObject({ outcome: 'retry', code: 'ERR_PUBACK_TIMEOUT' });
     expect(outcomeOf(run, behind)).toMatchObject({ outcome: 'retry', code: 'ERR_PUBACK_TIMEOUT' });
     expect(outcomeOf(run, neighbour).outcome).toBe('confirmed');
+  });
+});
+
+describe('a refusing SUBACK', () => {
+  it('refuses the errors topic of a device that is no gateway with 0x87, and the session fails as over 3.1.1', async () => {
+    const r = record(eventBody(PUMPS[9]!));
+    const run = await runSession(five, fleet, METERS[0]!, [r], { options: V5 });
+    expect(run.report.failure).toMatchObject({ code: 'ERR_SUBSCRIBE_REJECTED', phase: 'subscribing' });
+    expect(run.report.failure?.reason).toContain('(SUBACK 0x87)');
+    expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_SUBSCRIBE_REJECTED' });
   });
 });
 
