@@ -178,9 +178,10 @@ export class SessionLedger {
         const unit = this.units[packet.unit];
         if (unit === undefined || device?.barrier === true) return;
         unit.failure ??= failure;
-        unit.flight?.settle({ kind: 'refused', ...failure });
-        // A device the bridge no longer has attached gets nothing more from this session.
+        // A device the bridge no longer has attached gets nothing more from this session; failed before the flight
+        // ends, so that the publish window's refill does not send the device's next record.
         if (device !== undefined && (failure.code === 'ERR_DEVICE_NOT_FOUND' || failure.code === 'ERR_DEVICE_DETACHED')) this.failDevice(device, failure);
+        unit.flight?.settle({ kind: 'refused', ...failure });
         return;
       }
       case 'detach':

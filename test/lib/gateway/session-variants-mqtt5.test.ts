@@ -78,24 +78,30 @@ describe('a refusing PUBACK', () => {
   });
 
   it("fails the publishes of a device the bridge no longer has attached with ERR_DEVICE_NOT_FOUND, the errors topic lost, neighbours confirmed", async () => {
-    // The second state within a second has the device detached (0x97); its records behind it, already on the wire,
-    // are for a device the bridge no longer has attached (0x87). No errors-topic message arrives at all.
+    // The second state within a second has the device detached (0x97); its records behind it already on the wire
+    // (a window of 4: the state and 3 events) are for a device the bridge no longer has attached (0x87), and the
+    // 3 still queued are not sent. No errors-topic message arrives at all.
     fiveRated.setFaults({ dropErrors: true });
     const device = PUMPS[3]!;
     const first = await runSession(fiveRated, fleet, GW.assoc, [record(stateBody(device))], { options: V5 });
     expect(first.outcomes[0]!.outcome).toBe('confirmed');
     const state = record(stateBody(device));
-    const behind = [record(eventBody(device, { subfolder: 'behind' })), record(eventBody(device, { subfolder: 'behind' }))];
+    const behind = Array.from({ length: 6 }, () => record(eventBody(device, { subfolder: 'behind' })));
     const neighbours = [record(eventBody(PUMPS[4]!)), record(stateBody(PUMPS[5]!)), record(eventBody(PUMPS[4]!))];
+    const refusedBefore = fiveRated.registry.errors.length;
     const started = Date.now();
-    const run = await runSession(fiveRated, fleet, GW.assoc, [state, ...behind, ...neighbours], { options: { ...V5, pubackTimeoutMs: 5000 } });
+    const run = await runSession(fiveRated, fleet, GW.assoc, [state, ...behind, ...neighbours], { options: { ...V5, publishWindow: 4, pubackTimeoutMs: 5000 } });
     expect(run.report.gatewayErrors).toEqual([]);
     expect(outcomeOf(run, state)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_DEVICE_DETACHED' });
     expect(outcomeOf(run, state).reason).toMatch(/^PUBACK 0x97 \(quota exceeded\): pump-04 was detached/);
-    for (const r of behind) {
+    for (const r of behind.slice(0, 3)) {
       expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry', code: 'ERR_DEVICE_NOT_FOUND' });
       expect(outcomeOf(run, r).reason).toBe("PUBACK 0x87 (not authorized): Device 'pump-04' is not attached to gateway 'gw-assoc'.");
     }
+    for (const r of behind.slice(3)) expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_DEVICE_DETACHED' });
+    // The bridge saw the 3 in flight, not the 3 queued behind them.
+    const notAttached = fiveRated.registry.errors.slice(refusedBefore).filter((e) => e.payload.error_type === 'GATEWAY_DEVICE_NOT_FOUND');
+    expect(notAttached.length).toBe(3);
     expect(neighbours.map((r) => outcomeOf(run, r).outcome)).toEqual(['confirmed', 'confirmed', 'confirmed']);
     // Known at once: no PUBACK timeout was waited out.
     expect(Date.now() - started).toBeLessThan(2500);
