@@ -35,7 +35,7 @@ import { encodeQos1Publish, isPlainPuback, nextFrame } from './mqtt-wire.js';
 export type LinkClose =
   | { by: 'peer' }
   | { by: 'socket-error'; error: Error }
-  /** The bridge sent bytes that are not MQTT, or a packet a server may not send. */
+  /** The bridge sent bytes that are not MQTT, a packet a server may not send, or (5.0) a DISCONNECT saying why. */
   | { by: 'protocol'; reason: string };
 
 export interface Connack {
@@ -298,6 +298,13 @@ export class MqttLink {
       }
       case 'pingresp':
         return;
+      case 'disconnect':
+        // A 5.0 server may end the connection with a reason code (MQTT 5.0 §3.14); a 3.1.1 server never sends one.
+        if (this.protocolVersion === 5) {
+          const said = packet.properties?.reasonString === undefined ? '' : `: ${packet.properties.reasonString.slice(0, 200)}`;
+          return this.fail({ by: 'protocol', reason: `the bridge sent DISCONNECT with reason code 0x${(packet.reasonCode ?? 0).toString(16)}${said}` });
+        }
+        return this.fail({ by: 'protocol', reason: 'the bridge sent DISCONNECT, which a server never sends to a client' });
       default:
         this.fail({ by: 'protocol', reason: `the bridge sent ${packet.cmd.toUpperCase()}, which a server never sends to a client` });
     }

@@ -8,6 +8,7 @@ import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import { relayBatch } from '../../../lib/relay/relay-batch.js';
 import type { Fleet } from '../../helpers/emulator-fixtures.js';
 import { expectOutcomeInvariant } from '../../helpers/outcome-invariant.js';
+import { startInterceptingProxy } from '../../reliability/mqtt-intercepting-proxy.js';
 import {
   eventBody,
   GW,
@@ -128,6 +129,39 @@ describe('a refusing SUBACK', () => {
     expect(run.report.failure).toMatchObject({ code: 'ERR_SUBSCRIBE_REJECTED', phase: 'subscribing' });
     expect(run.report.failure?.reason).toContain('(SUBACK 0x87)');
     expect(outcomeOf(run, r)).toMatchObject({ outcome: 'retry-backoff', code: 'ERR_SUBSCRIBE_REJECTED' });
+  });
+});
+
+describe('a DISCONNECT from the bridge (5.0 lets a server say why it ends the connection)', () => {
+  it('ends the session with ERR_CONNECTION_LOST, quoting the reason code and string; what was confirmed stays so', async () => {
+    // The emulator never sends DISCONNECT: a proxy in front of it replaces the PUBACK of one record with one.
+    const late = record(eventBody(PUMPS[10]!));
+    const early = record(eventBody(PUMPS[11]!));
+    const lateTopic = `/devices/${PUMPS[10]}/events`;
+    let lateId: number | undefined;
+    const proxy = await startInterceptingProxy(five, {
+      protocolVersion: 5,
+      hooks: {
+        fromClient: (p) => {
+          if (p.cmd === 'publish' && p.topic === lateTopic) lateId = p.messageId;
+        },
+        fromBridge: (p, link) => {
+          if (p.cmd !== 'puback' || p.messageId !== lateId) return 'forward';
+          link.toClient({ cmd: 'disconnect', reasonCode: 0x89, properties: { reasonString: 'busy' } });
+          return 'withhold';
+        },
+      },
+    });
+    try {
+      const run = await runSession(five, fleet, GW.assoc, [early, late], { options: { ...V5, host: proxy.host, port: proxy.port, extraCaPem: proxy.ca } });
+      expect(run.report.failure).toMatchObject({ code: 'ERR_CONNECTION_LOST', phase: 'publishing' });
+      expect(run.report.failure?.reason).toContain('(the bridge sent DISCONNECT with reason code 0x89: busy)');
+      expect(outcomeOf(run, late)).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+      // Acknowledged, but the session ended before its barrier: it goes back too.
+      expect(outcomeOf(run, early)).toMatchObject({ outcome: 'retry', code: 'ERR_CONNECTION_LOST' });
+    } finally {
+      await proxy.close();
+    }
   });
 });
 
