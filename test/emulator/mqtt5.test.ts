@@ -204,6 +204,30 @@ describe('with mqtt5: true, the exact packets', () => {
   });
 });
 
+describe('with mqtt5 and ackFailedPublish (a bridge that acknowledges before it knows)', () => {
+  it('answers a device it did not attach with a plain Success PUBACK, the error following: no reason code to give', async () => {
+    const acking = await startEmulator({ registry: fleet.document, adminPort: null, mqtt5: true, ackFailedPublish: true });
+    const raw = await rawSession(acking, 5);
+    try {
+      raw.send(await rawConnectPacket(fleet, GW, { protocolVersion: 5 }));
+      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `/devices/${GW}/errors`, qos: 0, nl: false, rap: false, rh: 0 }] });
+      expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+      expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
+      raw.send({ cmd: 'publish', topic: '/devices/dev-b/events', payload: Buffer.from('e'), qos: 1, messageId: 5, retain: false, dup: false });
+      const puback = await raw.next();
+      expect(puback).toMatchObject({ cmd: 'puback', messageId: 5 });
+      expect((puback as { reasonCode?: number }).reasonCode ?? 0).toBe(0);
+      expect(await raw.next()).toMatchObject({ cmd: 'publish', topic: `/devices/${GW}/errors` });
+      raw.send({ cmd: 'pingreq' });
+      // Exactly one answer: the next packet is the PINGRESP, not a second PUBACK.
+      expect(await raw.next()).toMatchObject({ cmd: 'pingresp' });
+    } finally {
+      raw.end();
+      await acking.close();
+    }
+  });
+});
+
 describeWithTools('mosquitto_pub -V mqttv5 against the emulator', ['mosquitto'], () => {
   function publish(emulator: Emulator, password: string, topic: string): Promise<{ code: number; stderr: string }> {
     const args = ['-h', '127.0.0.1', '-p', String(emulator.port), '--cafile', emulator.caFile!, '-V', 'mqttv5', '-i', fleet.clientId('dev-own'), '-u', 'unused', '-P', password, '-q', '1', '-t', topic, '-m', 'from mosquitto 5'];
