@@ -53,6 +53,16 @@ function pubackOf(client: Awaited<ReturnType<typeof connectDevice>>, topic: stri
   });
 }
 
+/** A raw 5.0 session of the gateway, connected and subscribed to its errors topic. */
+async function gatewayHearingErrors(emulator: Emulator): Promise<Awaited<ReturnType<typeof rawSession>>> {
+  const raw = await rawSession(emulator, 5);
+  raw.send(await rawConnectPacket(fleet, GW, { protocolVersion: 5 }));
+  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `/devices/${GW}/errors`, qos: 0, nl: false, rap: false, rh: 0 }] });
+  expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+  expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
+  return raw;
+}
+
 describe('with the option off (the default)', () => {
   it('refuses a 5.0 CONNECT with CONNACK 1, which mqtt.js reports as an unsupported protocol version', async () => {
     const code = await connackCode(off, fleet, GW, V5);
@@ -174,12 +184,8 @@ describe('with mqtt5: true, the exact packets', () => {
   });
 
   it('sends the refusing PUBACK first, then the errors-topic report, then the answer to the next packet', async () => {
-    const raw = await rawSession(on, 5);
+    const raw = await gatewayHearingErrors(on);
     try {
-      raw.send(await rawConnectPacket(fleet, GW, { protocolVersion: 5 }));
-      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `/devices/${GW}/errors`, qos: 0, nl: false, rap: false, rh: 0 }] });
-      expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
-      expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
       raw.sendTogether(
         { cmd: 'publish', topic: '/devices/dev-c/state', payload: Buffer.from('s'), qos: 1, messageId: 9, retain: false, dup: false },
         { cmd: 'pingreq' },
@@ -207,12 +213,8 @@ describe('with mqtt5: true, the exact packets', () => {
 describe('with mqtt5 and ackFailedPublish (a bridge that acknowledges before it knows)', () => {
   it('answers a device it did not attach with a plain Success PUBACK, the error following: no reason code to give', async () => {
     const acking = await startEmulator({ registry: fleet.document, adminPort: null, mqtt5: true, ackFailedPublish: true });
-    const raw = await rawSession(acking, 5);
+    const raw = await gatewayHearingErrors(acking);
     try {
-      raw.send(await rawConnectPacket(fleet, GW, { protocolVersion: 5 }));
-      raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `/devices/${GW}/errors`, qos: 0, nl: false, rap: false, rh: 0 }] });
-      expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
-      expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
       raw.send({ cmd: 'publish', topic: '/devices/dev-b/events', payload: Buffer.from('e'), qos: 1, messageId: 5, retain: false, dup: false });
       const puback = await raw.next();
       expect(puback).toMatchObject({ cmd: 'puback', messageId: 5 });
