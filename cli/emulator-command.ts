@@ -49,6 +49,8 @@ Behaviour where ClearBlade's is unconfirmed (see docs/emulator.md):
   --late-errors-ms <n>                hold each errors-topic message back n ms behind the PUBACKs (default 0)
   --late-errors-jitter-ms <n>         add a random 0..n ms to each held message's delay (default 0)
   --late-errors-past-detach           held errors may also follow the detach PUBACK (default: they go first)
+  --mqtt5                             accept MQTT 5.0 connections too; refused publishes get a PUBACK
+                                      reason code (default: 5.0 gets CONNACK 1)
   --bind-existing <succeed|conflict>  binding a bound pair again: succeeds (default) or 409 ALREADY_EXISTS
   --delete-bound-device <unbind|refuse>
                                       deleting a bound device unbinds it (default) or is FAILED_PRECONDITION
@@ -137,6 +139,7 @@ const FLAGS = {
   'late-errors-ms': { type: 'string' },
   'late-errors-jitter-ms': { type: 'string' },
   'late-errors-past-detach': { type: 'boolean' },
+  mqtt5: { type: 'boolean' },
   'bind-existing': { type: 'string' },
   'delete-bound-device': { type: 'string' },
   'delete-gateway-with-devices': { type: 'string' },
@@ -247,6 +250,7 @@ async function commandFromArgs(argv: string[]): Promise<{ options: EmulatorOptio
   const lateJitter = integer('late-errors-jitter-ms', values['late-errors-jitter-ms'], 0);
   if (lateJitter !== undefined) options.lateErrorsJitterMs = lateJitter;
   if (values['late-errors-past-detach']) options.lateErrorsPastDetach = true;
+  if (values.mqtt5) options.mqtt5 = true;
   const bindExisting = choice('bind-existing', values['bind-existing'], ['succeed', 'conflict'] as const);
   if (bindExisting !== undefined) options.bindExisting = bindExisting;
   const deleteBound = choice('delete-bound-device', values['delete-bound-device'], ['unbind', 'refuse'] as const);

@@ -28,6 +28,9 @@ import { closesAtPhase, matchesAny, phaseOf } from './faults.js';
 import type { Faults } from './faults.js';
 import { handleAttach, handleDetach } from './gateway.js';
 import { LateErrors } from './late-errors.js';
+import type { PublishAnswer } from './gateway.js';
+import { PUBACK_REFUSAL, refusingPuback } from './mqtt5.js';
+import type { PublishRefusal } from './mqtt5.js';
 import type { BridgeOptions } from './options.js';
 import { PacketTap } from './packet-tap.js';
 import { PublishRates } from './publish-rate.js';
@@ -95,6 +98,10 @@ export class BridgeConnection implements ConnectionPort {
   /** The SUBSCRIBE being handled, for the packet ID of errors it causes. */
   private subscribePacketId = 0;
   private readonly rates: PublishRates;
+  /** The refused PUBLISH `acknowledgeRefused` has PUBACKed (`ackFailedPublish`): it gets no second answer. */
+  private acknowledgedRefusal: IPublishPacket | undefined;
+  /** Errors-topic messages held back while a 5.0 PUBLISH is answered (see `handlePublish`). */
+  private heldErrors: Packet[] | undefined;
 
   constructor(ctx: BridgeContext, socket: Socket) {
     this.ctx = ctx;
@@ -155,7 +162,11 @@ export class BridgeConnection implements ConnectionPort {
 
   /** Queues a packet for the client (after the injected latency, if any). */
   send(packet: Packet): void {
-    if (!this.closed) this.tap.send(packet);
+    if (this.closed) return;
+    const error = packet.cmd === 'publish' && packet.topic === `/devices/${this.deviceId}/errors`;
+    if (error && this.ctx.faults.dropErrors === true) this.log('fault dropErrors: an errors-topic message lost');
+    else if (error && this.heldErrors !== undefined) this.heldErrors.push(packet);
+    else this.tap.send(packet);
   }
 
   report(error: GatewayErrorReport): boolean {
@@ -210,6 +221,7 @@ export class BridgeConnection implements ConnectionPort {
     if (!this.ctx.options.ackFailedPublish || packet.qos !== 1) return;
     this.log(`PUBACK ${packet.messageId ?? 0} for the refused PUBLISH to ${packet.topic} (ackFailedPublish)`);
     this.acknowledge(packet);
+    this.acknowledgedRefusal = packet;
   }
 
   /** Called by the authenticate hook once the CONNECT's credentials are accepted. */
@@ -384,20 +396,27 @@ export class BridgeConnection implements ConnectionPort {
   }
 
   private async handleConnect(packet: IConnectPacket): Promise<void> {
-    const refuse = (returnCode: number, why: string): void => {
+    // `reasonCode` is the 5.0 answer where the 3.1.1 code's 5.0 twin (mqtt5.ts) would misname the refusal.
+    const refuse = (returnCode: number, why: string, reasonCode?: number): void => {
       this.log(`CONNECT refused with CONNACK ${returnCode}: ${why}`);
-      this.tap.send({ cmd: 'connack', returnCode, sessionPresent: false });
+      this.tap.send({ cmd: 'connack', returnCode, sessionPresent: false, ...(reasonCode === undefined ? {} : { reasonCode }) });
       this.close();
     };
-    // [MQTT-3.1.2-2]; the bridge speaks 3.1.1 only (docs/protocol.md §1.1), so 3.1 and 5 get rc 1.
-    if (packet.protocolVersion !== 4) return refuse(1, `protocol level ${packet.protocolVersion ?? '?'} (the bridge speaks MQTT 3.1.1 only)`);
+    // [MQTT-3.1.2-2]; the bridge speaks 3.1.1 (docs/protocol.md §1.1), and 5.0 with the mqtt5 option; other levels
+    // get rc 1, in 3.1.1 form.
+    const version5 = packet.protocolVersion === 5 && this.ctx.options.mqtt5;
+    if (packet.protocolVersion !== 4 && !version5) {
+      return refuse(1, `protocol level ${packet.protocolVersion ?? '?'} (the bridge speaks MQTT 3.1.1${this.ctx.options.mqtt5 ? ' and 5.0' : ' only'})`);
+    }
+    if (version5) this.tap.protocolVersion = 5;
     const forced = this.ctx.faults.refuseConnect;
     if (forced !== undefined) return refuse(forced, 'fault refuseConnect');
     // 3.1.1 has no return code for "feature not supported"; 2 is a refusal of this CONNECT as formed that a client
     // will not mistake for a credential problem (4/5, which makes it mint a new JWT) or an outage (3, retried).
+    // 5.0 answers these 0x83, Implementation specific error.
     const willOption = this.ctx.options.willMessage;
-    if (packet.will && willOption === 'refuse') return refuse(2, 'a Will message was set; the bridge does not support Last Will and Testament');
-    if (!packet.clean && this.ctx.options.uncleanSession === 'refuse') return refuse(2, 'cleanSession=0; the bridge keeps no sessions');
+    if (packet.will && willOption === 'refuse') return refuse(2, 'a Will message was set; the bridge does not support Last Will and Testament', 0x83);
+    if (!packet.clean && this.ctx.options.uncleanSession === 'refuse') return refuse(2, 'cleanSession=0; the bridge keeps no sessions', 0x83);
     this.keepaliveSeconds = packet.keepalive ?? 0;
     // aedes gets a clean session (no session is ever kept, so sessionPresent is always 0) and no keep-alive: this
     // connection enforces keep-alive itself, because aedes never sees the PUBLISH packets that keep a client alive.
@@ -414,7 +433,7 @@ export class BridgeConnection implements ConnectionPort {
     const lifetimeMs = Math.min(this.ctx.options.connectionLifetimeSeconds * 1000, MAX_TIMER_MS);
     this.lifetimeTimer = setTimeout(() => this.close({ message: 'the maximum connection lifetime was reached' }), lifetimeMs);
     this.lifetimeTimer.unref();
-    this.log(`connected${packet.clean ? '' : ' (cleanSession=0 treated as clean)'}`);
+    this.log(`connected${version5 ? ' (MQTT 5.0)' : ''}${packet.clean ? '' : ' (cleanSession=0 treated as clean)'}`);
     this.touch();
     // The bridge ends the connection at exp + the allowed skew ([CB-JWT] worked example: exp 01:10:20 -> 01:20:20).
     const expiresInMs = (this.tokenExp + this.ctx.options.clockSkewSeconds) * 1000 - Date.now();
@@ -431,7 +450,23 @@ export class BridgeConnection implements ConnectionPort {
     await this.forwardAndAwait({ ...packet, subscriptions }, (p) => p.cmd === 'suback' && p.messageId === packet.messageId);
   }
 
+  /**
+   * On 5.0 the PUBACK, the publish's own answer, leaves before the errors-topic report the publish caused; both still
+   * leave before the answer to any later packet, as on 3.1.1 (where a refused publish gets the report alone).
+   */
   private async handlePublish(packet: IPublishPacket): Promise<void> {
+    if (this.tap.protocolVersion === 4) return this.handlePublishOf(packet);
+    this.heldErrors = [];
+    try {
+      await this.handlePublishOf(packet);
+    } finally {
+      const held = this.heldErrors;
+      this.heldErrors = undefined;
+      for (const p of held) this.send(p);
+    }
+  }
+
+  private async handlePublishOf(packet: IPublishPacket): Promise<void> {
     const { topic } = packet;
     // [CB-MQTT]: QoS 2 is not supported and closes the connection.
     if (packet.qos === 2) return this.close(protocolViolation(`QoS 2 PUBLISH to ${topic}`));
@@ -444,13 +479,9 @@ export class BridgeConnection implements ConnectionPort {
     const packetId = packet.messageId ?? 0;
     if ('malformed' in parsed) {
       if (!this.isGateway()) return this.close(protocolViolation(`PUBLISH to a malformed device topic ${topic}: ${parsed.malformed}`));
-      this.report({
-        type: 'GATEWAY_INVALID_MQTT_TOPIC',
-        deviceId: topic.split('/')[2] ?? '',
-        description: `The topic '${topic}' is not a valid device topic: ${parsed.malformed}.`,
-        packet: { messageType: 'PUBLISH', topic, packetId },
-      });
-      return;
+      const description = `The topic '${topic}' is not a valid device topic: ${parsed.malformed}.`;
+      this.report({ type: 'GATEWAY_INVALID_MQTT_TOPIC', deviceId: topic.split('/')[2] ?? '', description, packet: { messageType: 'PUBLISH', topic, packetId } });
+      return this.answerRefusal(packet, { reasonCode: PUBACK_REFUSAL.topicNameInvalid, reason: description, plainAck: false });
     }
     const faults = this.ctx.faults;
     if (matchesAny(faults.dropPublish, topic)) {
@@ -460,11 +491,27 @@ export class BridgeConnection implements ConnectionPort {
     if ((parsed.kind === 'events' || parsed.kind === 'state') && matchesAny(faults.acknowledgeThenFail ?? [], topic)) {
       return this.acknowledgeThenFail(parsed.deviceId, packet);
     }
-    if (await this.dispatchPublish(parsed, packet)) this.acknowledge(packet);
+    const answer = await this.dispatchPublish(parsed, packet);
+    if (answer === true) this.acknowledge(packet);
+    else if (answer !== false) this.answerRefusal(packet, answer);
   }
 
-  /** Handles a well-formed device-topic PUBLISH; true when it is to be acknowledged. The retain flag is ignored. */
-  private async dispatchPublish(parsed: ParsedTopic, packet: IPublishPacket): Promise<boolean> {
+  /**
+   * The answer to a QoS 1 publish the bridge refused without closing: on 3.1.1 none (the errors topic tells), on 5.0 a
+   * PUBACK with the refusal's reason code; a plain PUBACK on either where the bridge acknowledges failures too
+   * (`ackFailedAttach`; `ackFailedPublish`, whose PUBACK `acknowledgeRefused` has sent already).
+   */
+  private answerRefusal(packet: IPublishPacket, refusal: PublishRefusal): void {
+    if (packet.qos !== 1 || this.closed || this.acknowledgedRefusal === packet) return;
+    if (refusal.plainAck) return this.acknowledge(packet);
+    if (this.tap.protocolVersion === 4) return;
+    const messageId = packet.messageId ?? 0;
+    this.log(`PUBACK ${messageId} to ${packet.topic} with reason code 0x${refusal.reasonCode.toString(16)}: ${refusal.reason}`);
+    this.send(refusingPuback(messageId, refusal));
+  }
+
+  /** Handles a well-formed device-topic PUBLISH: how it is to be answered (gateway.ts). The retain flag is ignored. */
+  private async dispatchPublish(parsed: ParsedTopic, packet: IPublishPacket): Promise<PublishAnswer> {
     const { topic } = packet;
     const packetId = packet.messageId ?? 0;
     switch (parsed.kind) {
@@ -486,15 +533,11 @@ export class BridgeConnection implements ConnectionPort {
         }
         if (!this.attached.has(parsed.deviceId)) {
           // docs/protocol.md §3.4: an error on the errors topic, no PUBACK (unless ackFailedPublish, then the PUBACK
-          // goes first), the connection stays up.
+          // goes first; on 5.0 one with 0x87), the connection stays up.
           this.acknowledgeRefused(packet);
-          this.report({
-            type: 'GATEWAY_DEVICE_NOT_FOUND',
-            deviceId: parsed.deviceId,
-            description: `Device '${parsed.deviceId}' is not attached to gateway '${this.deviceId}'.`,
-            packet: { messageType: 'PUBLISH', topic, packetId },
-          });
-          return false;
+          const description = `Device '${parsed.deviceId}' is not attached to gateway '${this.deviceId}'.`;
+          this.report({ type: 'GATEWAY_DEVICE_NOT_FOUND', deviceId: parsed.deviceId, description, packet: { messageType: 'PUBLISH', topic, packetId } });
+          return { reasonCode: PUBACK_REFUSAL.notAuthorized, reason: description, plainAck: false };
         }
         return handleTelemetry(this, target, packet, true);
       }
@@ -541,7 +584,7 @@ export class BridgeConnection implements ConnectionPort {
     }
     const packet: IPublishPacket = { cmd: 'publish', topic: will.topic, payload: will.payload, qos: 0, retain: false, dup: false };
     const done = handleTelemetry(this, { deviceId: this.deviceId, kind: parsed.kind, subfolder: parsed.subfolder }, packet, false);
-    this.log(`Will on ${will.topic} ${done ? 'published' : 'refused'}`);
+    this.log(`Will on ${will.topic} ${done === true ? 'published' : 'refused'}`);
   }
 
   /** The bridge sends no QoS 2, so PUBREC/PUBREL/PUBCOMP are unexpected: reported to gateways, fatal otherwise. */

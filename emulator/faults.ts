@@ -41,6 +41,11 @@ export interface Faults {
    * topic as GATEWAY_DEVICE_NOT_FOUND: a failure the bridge reports after acknowledging the message.
    */
   acknowledgeThenFail?: string[] | undefined;
+  /**
+   * Lose every errors-topic message on the way to the gateway, as a QoS 0 message may be ([CB-GW]: errors are
+   * best effort). The bridge still counts them as sent (`registry.errors`), so acknowledgements do not change.
+   */
+  dropErrors?: boolean | undefined;
 }
 
 /** Every fault by name; a fault added to `Faults` does not compile until it is listed here too. */
@@ -53,6 +58,7 @@ const FAULT_NAME_SET: Readonly<Record<keyof Faults, true>> = {
   refuseConnect: true,
   closeAtPhaseOnce: true,
   acknowledgeThenFail: true,
+  dropErrors: true,
 };
 export const FAULT_NAMES = Object.keys(FAULT_NAME_SET) as readonly (keyof Faults)[];
 
@@ -95,6 +101,7 @@ export function checkFaults(input: Partial<Faults>): Partial<Faults> {
     // A new closeAtPhase (or its clearing) does not inherit the fire-once of an earlier one.
     f.closeAtPhaseOnce = undefined;
   }
+  if (f.dropErrors !== undefined && typeof f.dropErrors !== 'boolean') throw new TypeError(`dropErrors must be true or false (got ${String(f.dropErrors)})`);
   return f;
 }
 

@@ -12,6 +12,7 @@
  * Success is a PUBACK (also for a device already attached). Failure is GATEWAY_ATTACHMENT_ERROR on the errors
  * topic, with no PUBACK unless `ackFailedAttach` is set, and never one when the gateway is not subscribed to its
  * errors topic (ClearBlade only logs a failure nobody subscribed to hear, and leaves the attach unacknowledged: [CB-GW]).
+ * On an MQTT 5.0 connection a failure is also a PUBACK with reason code 0x87, whatever the subscription (mqtt5.ts).
  * Detach always gets a PUBACK, attached or not.
  *
  * @example
@@ -21,6 +22,11 @@ import type { IPublishPacket } from 'mqtt-packet';
 import { MAX_ATTACHED_PER_GATEWAY } from '../lib/iotcore/limits.js';
 import { verifyDeviceToken } from './auth.js';
 import type { ConnectionPort } from './connection-port.js';
+import { PUBACK_REFUSAL } from './mqtt5.js';
+import type { PublishRefusal } from './mqtt5.js';
+
+/** How the bridge answers a publish it handled: a PUBACK (true), nothing (false), or a refusal (mqtt5.ts). */
+export type PublishAnswer = boolean | PublishRefusal;
 
 /**
  * The device JWT of an attach payload, or undefined when there is none. Lenient on purpose: Python samples send
@@ -44,20 +50,21 @@ export function parseAttachToken(payload: Buffer | string): string | undefined {
   return m?.[1] ? m[1] : undefined;
 }
 
-/** Handles an attach; resolves true when it is to be PUBACKed. */
-export async function handleAttach(conn: ConnectionPort, deviceId: string, packet: IPublishPacket): Promise<boolean> {
+/** Handles an attach; resolves true when it is to be PUBACKed, a refusal when it failed. */
+export async function handleAttach(conn: ConnectionPort, deviceId: string, packet: IPublishPacket): Promise<PublishAnswer> {
   const { registry, options } = conn;
   const gatewayId = conn.deviceId;
-  const fail = (why: string): boolean => {
+  const fail = (why: string): PublishRefusal => {
     conn.log(`attach of ${deviceId} refused: ${why}`);
+    const description = `Device '${deviceId}' could not be attached to gateway '${gatewayId}': ${why}.`;
     const delivered = conn.report({
       type: 'GATEWAY_ATTACHMENT_ERROR',
       deviceId,
-      description: `Device '${deviceId}' could not be attached to gateway '${gatewayId}': ${why}.`,
+      description,
       packet: { messageType: 'PUBLISH', topic: packet.topic, packetId: packet.messageId ?? 0 },
     });
-    // Without a subscriber for the error the failure is only logged and never acknowledged ([CB-GW]).
-    return delivered && options.ackFailedAttach;
+    // Without a subscriber for the error the failure is only logged and never acknowledged on 3.1.1 ([CB-GW]).
+    return { reasonCode: PUBACK_REFUSAL.notAuthorized, reason: description, plainAck: delivered && options.ackFailedAttach };
   };
 
   // [CB-GW]: attaching a device that is already attached is answered with a PUBACK.

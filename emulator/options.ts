@@ -83,6 +83,12 @@ export interface BridgeOptions {
   willMessage: 'refuse' | 'accept' | 'publish';
   /** JWT `exp - iat`: at most 24 h (`strict`, the quota pages), or 24 h plus the clock skew (`with-skew`). */
   jwtLifetime: 'strict' | 'with-skew';
+  /**
+   * Accept MQTT 5.0 CONNECTs, with the same topics and rules as 3.1.1, and answer refused publishes with a PUBACK
+   * reason code (emulator/mqtt5.ts). Off by default: ClearBlade's troubleshooting guide lists 3.1.1 or 5.0, but
+   * documents no 5.0 behaviour, so a 5.0 CONNECT gets CONNACK 1 in 3.1.1 form unless this is set.
+   */
+  mqtt5: boolean;
 }
 
 export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
@@ -111,6 +117,7 @@ export const DEFAULT_BRIDGE_OPTIONS: Readonly<BridgeOptions> = {
   emptyUsername: 'refuse',
   willMessage: 'refuse',
   jwtLifetime: 'strict',
+  mqtt5: false,
 };
 
 function oneOf<T>(name: string, value: unknown, allowed: readonly T[]): T {
@@ -160,5 +167,6 @@ export function resolveBridgeOptions(input: Partial<BridgeOptions> = {}): Bridge
     emptyUsername: oneOf('emptyUsername', o.emptyUsername, ['refuse', 'accept'] as const),
     willMessage: oneOf('willMessage', o.willMessage, ['refuse', 'accept', 'publish'] as const),
     jwtLifetime: oneOf('jwtLifetime', o.jwtLifetime, ['strict', 'with-skew'] as const),
+    mqtt5: oneOf('mqtt5', o.mqtt5, [true, false] as const),
   };
 }

@@ -6,6 +6,9 @@
  * latency is injected: each packet leaves `latencyMs` after it was queued, in order.
  *
  * aedes gives no hook to delay or suppress its own writes, which is why this sits under it instead of beside it.
+ * It is also where an MQTT 5.0 connection (the `mqtt5` option) is carried over aedes, which speaks 3.1.1 only:
+ * once `protocolVersion` is 5, what goes to aedes loses its 5.0 parts and what leaves for the client takes them on
+ * (mqtt5.ts).
  *
  * @example
  * const tap = new PacketTap(socket, { inbound: (p) => connection.receive(p), outbound: (p) => connection.observe(p), latencyMs: () => faults.latencyMs });
@@ -15,6 +18,7 @@ import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import mqttPacket from 'mqtt-packet';
 import type { Packet } from 'mqtt-packet';
+import { toVersion4, toVersion5 } from './mqtt5.js';
 
 export interface TapHandlers {
   /** A packet from the client, in arrival order. */
@@ -31,12 +35,17 @@ export interface TapHandlers {
 const CLOSE_GRACE_MS = 2_000;
 
 export class PacketTap extends Duplex {
+  /** The client's protocol level: 4 (3.1.1) until the connection accepts a 5.0 CONNECT. */
+  protocolVersion: 4 | 5 = 4;
   private readonly socket: Socket;
   private readonly handlers: TapHandlers;
+  // Reads 3.1.1 and, after a 5.0 CONNECT, 5.0 (mqtt-packet's parser takes the level from the CONNECT).
   private readonly fromClient = mqttPacket.parser();
-  // aedes writes 3.1.1 packets only (the bridge refuses other protocol levels before aedes sees them).
+  // aedes writes 3.1.1 packets only (5.0 connections reach it in 3.1.1 form, other levels are refused before).
   private readonly fromBroker = mqttPacket.parser({ protocolVersion: 4 });
   private readonly queue: { due: number; bytes: Buffer }[] = [];
+  /** Topics of each UNSUBSCRIBE handed to aedes, by packet ID: a 5.0 UNSUBACK has a reason code per topic. */
+  private readonly unsubscribing = new Map<number, number>();
   private timer: NodeJS.Timeout | undefined;
   private ending = false;
 
@@ -48,7 +57,7 @@ export class PacketTap extends Duplex {
     this.fromClient.on('error', (e: Error) => handlers.malformed(e));
     this.fromBroker.on('packet', (p: Packet) => {
       handlers.outbound(p);
-      this.enqueue(mqttPacket.generate(p));
+      this.enqueue(this.encode(p));
     });
     this.fromBroker.on('error', (e: Error) => this.destroy(e));
     socket.on('data', (chunk: Buffer) => {
@@ -65,13 +74,14 @@ export class PacketTap extends Duplex {
   /** Hands a client packet to aedes. */
   forward(packet: Packet): void {
     if (this.ending || this.destroyed) return;
-    if (!this.push(mqttPacket.generate(packet))) this.socket.pause();
+    if (this.protocolVersion === 5 && packet.cmd === 'unsubscribe') this.unsubscribing.set(packet.messageId ?? 0, packet.unsubscriptions.length);
+    if (!this.push(mqttPacket.generate(this.protocolVersion === 5 ? toVersion4(packet) : packet))) this.socket.pause();
   }
 
   /** Queues a packet of the bridge's own (PUBACK, PUBLISH, a refusing CONNACK) for the client. */
   send(packet: Packet): void {
     this.takeBrokerWrites();
-    this.enqueue(mqttPacket.generate(packet));
+    this.enqueue(this.encode(packet));
   }
 
   /**
@@ -110,6 +120,17 @@ export class PacketTap extends Duplex {
    */
   private takeBrokerWrites(): void {
     while (this.writableCorked > 0) this.uncork();
+  }
+
+  /** The bytes of a packet for the client, in its protocol level's form. */
+  private encode(packet: Packet): Buffer {
+    if (this.protocolVersion === 4) return mqttPacket.generate(packet);
+    let topics = 1;
+    if (packet.cmd === 'unsuback') {
+      topics = this.unsubscribing.get(packet.messageId ?? 0) ?? 1;
+      this.unsubscribing.delete(packet.messageId ?? 0);
+    }
+    return mqttPacket.generate(toVersion5(packet, topics), { protocolVersion: 5 });
   }
 
   private enqueue(bytes: Buffer): void {

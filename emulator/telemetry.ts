@@ -19,6 +19,8 @@ import { MAX_EVENT_BYTES, MAX_STATE_BYTES } from '../lib/iotcore/limits.js';
 import type { ConnectionPort } from './connection-port.js';
 import { RPC } from '../lib/iotcore/rpc-status.js';
 import { detachForDeviceError } from './gateway.js';
+import type { PublishAnswer } from './gateway.js';
+import { PUBACK_REFUSAL } from './mqtt5.js';
 
 /** [CB-QUOTA]: state updates per device, 1 per second. */
 const STATE_INTERVAL_MS = 1000;
@@ -29,8 +31,8 @@ export interface TelemetryTarget {
   subfolder?: string;
 }
 
-/** Records one telemetry or state publish; true when it is to be PUBACKed. */
-export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, packet: IPublishPacket, viaGateway: boolean): boolean {
+/** Records one telemetry or state publish; true when it is to be PUBACKed, a refusal for a detached device. */
+export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, packet: IPublishPacket, viaGateway: boolean): PublishAnswer {
   const { registry, options, lastStateAt } = conn;
   const registryId = conn.registryId;
   const { deviceId } = target;
@@ -66,7 +68,7 @@ export function handleTelemetry(conn: ConnectionPort, target: TelemetryTarget, p
       // With ackFailedPublish the refused packet is acknowledged first, and the detachment error follows it.
       conn.acknowledgeRefused(packet);
       detachForDeviceError(conn, deviceId, why);
-      return false;
+      return { reasonCode: PUBACK_REFUSAL.quotaExceeded, reason: `${deviceId} was detached: ${why}`, plainAck: false };
     }
     lastStateAt.set(key, now);
     registry.recordState(registryId, deviceId, payload);

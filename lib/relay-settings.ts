@@ -68,6 +68,11 @@ export interface RelaySettings {
    * no pace. For a bridge that enforces a rate per connection (Cloud IoT Core documented 100 a second).
    */
   publishRate: number;
+  /**
+   * The MQTT version of the sessions (RELAY_MQTT_VERSION): 4 is 3.1.1, the version the bridge documents fully; 5 is
+   * 5.0, which ClearBlade's troubleshooting guide lists, and whose PUBACK reason codes refuse a publish at once.
+   */
+  mqttVersion: 4 | 5;
 }
 
 /** SQS refuses a visibility timeout above 12 hours. */
@@ -221,6 +226,11 @@ export function loadRelaySettings(env: Env): RelaySettings {
   const sourceQueueUrl = check.read(() => url(env, 'RELAY_QUEUE_URL'));
   const retrySeconds = check.read(() => integer(env, 'RELAY_RETRY_SECONDS', 5, 0, MAX_VISIBILITY_SECONDS));
   const publishRate = check.read(() => integer(env, 'RELAY_PUBLISH_RATE', 0, 0, 10_000));
+  const mqttVersion = check.read(() => {
+    const raw = text(env, 'RELAY_MQTT_VERSION') ?? '4';
+    if (raw !== '4' && raw !== '5') throw fail('RELAY_MQTT_VERSION', `must be 4 (MQTT 3.1.1) or 5 (MQTT 5.0) (got ${JSON.stringify(raw)})`);
+    return raw === '5' ? 5 : 4;
+  });
 
   check.throwIfAny();
   // Past throwIfAny every read succeeded: each value below is defined (the optional ones may be undefined by design).
@@ -247,6 +257,7 @@ export function loadRelaySettings(env: Env): RelaySettings {
     backoffMaxSeconds: backoffMaxSeconds!,
     retrySeconds: retrySeconds!,
     publishRate: publishRate!,
+    mqttVersion: mqttVersion!,
   };
 }
 

@@ -14,8 +14,9 @@
 import type { TLSSocket } from 'node:tls';
 import { RelayError } from '../errors.js';
 import type { RegistryPath } from '../iotcore/topics.js';
-import { CHECK_HOST_AND_PORT, classifyConnectError, connackRefusal, gatewayConnectFields, openGatewaySocket, type BridgeAddress } from './connect-options.js';
+import { CHECK_HOST_AND_PORT, classifyConnectError, gatewayConnectFields, openGatewaySocket, type BridgeAddress } from './connect-options.js';
 import { LinkClosedError, MqttLink, type Connack, type LinkClose, type MqttLinkOptions } from './mqtt-link.js';
+import { connackFailure } from './reason-codes.js';
 
 export interface BridgeConnectionParams extends BridgeAddress {
   registry: RegistryPath;
@@ -28,6 +29,8 @@ export interface BridgeConnectionParams extends BridgeAddress {
   /** Absolute time by which the CONNACK must have come, whatever the connect timeout says (the session's deadline). */
   connackBy: number;
   handlers: Omit<MqttLinkOptions, 'protocolVersion'>;
+  /** MQTT 3.1.1 (4, the default) or 5.0. */
+  protocolVersion?: 4 | 5;
 }
 
 export interface BridgeConnection {
@@ -54,16 +57,17 @@ export async function connectToBridge(p: BridgeConnectionParams): Promise<Bridge
   }
   // The link listens to the socket from here on.
   socketFailure.release();
-  const link = new MqttLink(socket, p.handlers);
+  const version = p.protocolVersion ?? 4;
+  const link = new MqttLink(socket, { ...p.handlers, protocolVersion: version });
   const connack = link.connect(gatewayConnectFields({ registry: p.registry, gatewayId: p.gatewayId, jwt }));
-  const connacked = waitForConnack(connack, where, p.connectTimeoutMs, p.connackBy);
+  const connacked = waitForConnack(connack, where, p.connectTimeoutMs, p.connackBy, version);
   // Awaited by the caller once it has sent what it pipelines; a failure must not go unhandled meanwhile.
   connacked.catch(() => undefined);
   return { link, connacked, jwtExpiresAt: jwtExpiry(jwt) };
 }
 
 /** The CONNACK, within the connect timeout and `by`; a refusal or a closed connection is thrown explained. */
-async function waitForConnack(connack: Promise<Connack>, where: string, connectTimeoutMs: number, by: number): Promise<void> {
+async function waitForConnack(connack: Promise<Connack>, where: string, connectTimeoutMs: number, by: number, version: 4 | 5): Promise<void> {
   const bound = Math.min(connectTimeoutMs, by - Date.now());
   const timeout =
     bound < connectTimeoutMs
@@ -72,7 +76,7 @@ async function waitForConnack(connack: Promise<Connack>, where: string, connectT
   let timer: NodeJS.Timeout | undefined;
   try {
     const answer = await Promise.race([connack, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(timeout), Math.max(0, bound))))]);
-    if (answer.returnCode !== 0) throw connackRefusal(answer.returnCode, where);
+    if (answer.returnCode !== 0) throw connackFailure(answer, version, where);
   } catch (e) {
     if (!(e instanceof LinkClosedError)) throw e;
     if (e.why.by === 'socket-error') throw classifyConnectError(e.why.error, where);

@@ -128,7 +128,7 @@ export const CHECK_HOST_AND_PORT = 'check IOTCORE_MQTT_HOST and IOTCORE_MQTT_POR
 const CHECK_TRUST = 'check IOTCORE_CA_FILE (a PEM of the root the bridge chains to, added to the system roots) and IOTCORE_MQTT_HOST';
 const CHECK_NAME = "check IOTCORE_MQTT_HOST: the bridge's certificate does not carry that name";
 const CHECK_TLS_PORT = 'check IOTCORE_MQTT_PORT: the bridge speaks TLS 1.2 or higher on 8883 and 443';
-const CHECK_CREDENTIALS =
+export const CHECK_CREDENTIALS =
   "check the gateway's private key (GATEWAY_KEY_SECRET or GATEWAY_KEY_FILE) against its public key in the registry, " +
   'and IOTCORE_PROJECT, IOTCORE_LOCATION, IOTCORE_REGISTRY';
 

@@ -93,6 +93,12 @@ export class Flight {
     return this.promise;
   }
 
+  /** Its PUBACK or SUBACK came; one that comes after the flight stopped waiting still counts. */
+  acknowledged(): void {
+    this.ackedAt ??= Date.now();
+    this.settle({ kind: 'acked' });
+  }
+
   settle(end: FlightEnd): void {
     if (this.end !== undefined) return;
     this.end = end;

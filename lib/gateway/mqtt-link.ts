@@ -1,5 +1,5 @@
 /**
- * The relay's MQTT 3.1.1 link to the bridge: packets encoded and parsed by mqtt-packet, written straight to the TLS
+ * The relay's MQTT 3.1.1 (or, when asked, 5.0) link to the bridge: packets encoded and parsed by mqtt-packet, written straight to the TLS
  * socket the session opened. It is the one module that speaks the wire protocol; the session above it keeps the
  * rules (what to send when, what an answer means).
  *
@@ -16,6 +16,8 @@
  * - **A close that does not wait for the bridge.** DISCONNECT has no answer (§3.14); `end()` resolves once DISCONNECT
  *   and our FIN are flushed, not after the bridge's FIN.
  * - **No store, no reconnect, no resubscribe.** A lost connection ends the session (docs/design.md rules 1 and 5).
+ * - **MQTT 5.0 reason codes passed up.** On a 5.0 link a PUBACK with a failure reason code (0x80 and above, MQTT 5.0
+ *   §3.4.2.1) reaches `onAck` as a refusal, with the bridge's reason string; the CONNACK carries the reason code.
  *
  * @example
  * const link = new MqttLink(socket, { onMessage: (topic, payload) => {}, onClose: (why) => {} });
@@ -33,17 +35,26 @@ import { encodeQos1Publish, isPlainPuback, nextFrame } from './mqtt-wire.js';
 export type LinkClose =
   | { by: 'peer' }
   | { by: 'socket-error'; error: Error }
-  /** The bridge sent bytes that are not MQTT, or a packet a server may not send. */
+  /** The bridge sent bytes that are not MQTT, a packet a server may not send, or (5.0) a DISCONNECT saying why. */
   | { by: 'protocol'; reason: string };
 
 export interface Connack {
+  /** The 3.1.1 return code, or on a 5.0 link the reason code. */
   returnCode: number;
   sessionPresent: boolean;
+  /** A 5.0 CONNACK's reason string, when the bridge gave one. */
+  reasonString?: string;
+}
+
+/** A PUBACK with a failure reason code (MQTT 5.0 only). */
+export interface PubackRefusal {
+  reasonCode: number;
+  reasonString: string | undefined;
 }
 
 export interface MqttLinkOptions {
-  /** 4 is MQTT 3.1.1, the version the bridge documents. */
-  protocolVersion?: 4;
+  /** 4 is MQTT 3.1.1, the version the bridge documents (the default); 5 is MQTT 5.0. */
+  protocolVersion?: 4 | 5;
   /** An application message from the bridge. QoS 1 messages are acknowledged by the link before this is called. */
   onMessage(topic: string, payload: Buffer): void;
   /** Called once when the connection ends by the bridge's doing or a socket error; never after `end()`/`destroy()`. */
@@ -53,7 +64,7 @@ export interface MqttLinkOptions {
 /** The CONNECT's fields; the link adds the protocol name and version. */
 export type ConnectFields = Pick<IConnectPacket, 'clientId' | 'username' | 'password' | 'keepalive' | 'clean'>;
 
-type Answer = { kind: 'puback'; done: () => void } | { kind: 'suback'; done: (granted: number) => void };
+type Answer = { kind: 'puback'; done: (refusal?: PubackRefusal) => void } | { kind: 'suback'; done: (granted: number) => void };
 
 /** Packet IDs are 16-bit and never 0 (MQTT 3.1.1 §2.3.1). */
 const MAX_PACKET_ID = 0xffff;
@@ -61,7 +72,7 @@ const MAX_PACKET_ID = 0xffff;
 export class MqttLink {
   private readonly socket: Duplex;
   private readonly options: MqttLinkOptions;
-  private readonly protocolVersion: 4;
+  private readonly protocolVersion: 4 | 5;
   /** Packets sent and not yet answered, by packet ID. */
   private readonly waiting = new Map<number, Answer>();
   private lastId = 0;
@@ -118,19 +129,27 @@ export class MqttLink {
     return answer;
   }
 
-  /** Sends a QoS 0 or 1 PUBLISH and returns its packet ID (0 for QoS 0). `onAck` runs on its PUBACK. */
-  publish(topic: string, payload: Buffer, qos: 0 | 1, onAck?: () => void): number {
+  /**
+   * Sends a QoS 0 or 1 PUBLISH and returns its packet ID (0 for QoS 0). `onAck` runs on its PUBACK, with the
+   * refusal when a 5.0 PUBACK carries a failure reason code.
+   */
+  publish(topic: string, payload: Buffer, qos: 0 | 1, onAck?: (refusal?: PubackRefusal) => void): number {
     if (qos === 0) {
       this.write({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
       return 0;
     }
     this.assertOpen('publish');
     const messageId = this.allocate({ kind: 'puback', done: onAck ?? noop });
-    this.writeBytes(encodeQos1Publish(topic, payload, messageId));
+    // mqtt-wire's encoder writes 3.1.1; a 5.0 PUBLISH has a properties length too, left to mqtt-packet.
+    if (this.protocolVersion === 5) this.write({ cmd: 'publish', topic, payload, qos: 1, messageId, retain: false, dup: false });
+    else this.writeBytes(encodeQos1Publish(topic, payload, messageId));
     return messageId;
   }
 
-  /** Sends a SUBSCRIBE for one topic and returns its packet ID; `onSuback` gets the granted QoS, or 0x80 for a refusal. */
+  /**
+   * Sends a SUBSCRIBE for one topic and returns its packet ID; `onSuback` gets the granted QoS, or a refusal: 0x80 on
+   * 3.1.1, a reason code of 0x80 or above on 5.0.
+   */
   subscribe(topic: string, qos: 0 | 1, onSuback: (granted: number) => void): number {
     this.assertOpen('subscribe');
     const messageId = this.allocate({ kind: 'suback', done: onSuback });
@@ -223,8 +242,9 @@ export class MqttLink {
   }
 
   /**
-   * Cuts what arrived into whole packets: a plain PUBACK, one per record, is read here; every other packet goes whole
-   * to mqtt-packet's parser, which so never holds a partial packet of its own.
+   * Cuts what arrived into whole packets: a plain PUBACK, one per record, is read here (on 5.0 too, where a 4-byte
+   * PUBACK is a Success); every other packet goes whole to mqtt-packet's parser, which so never holds a partial
+   * packet of its own.
    */
   private read(chunk: Buffer): void {
     const buffer = this.partial === undefined ? chunk : Buffer.concat([this.partial, chunk]);
@@ -243,14 +263,18 @@ export class MqttLink {
     }
   }
 
-  /** A PUBACK or SUBACK: the waiting callback runs once; an acknowledgement of nothing we wait for is ignored. */
-  private acknowledged(kind: 'puback' | 'suback', id: number | undefined, granted = 0): void {
+  /**
+   * A PUBACK or SUBACK: the waiting callback runs once; an acknowledgement of nothing we wait for is ignored. `code`
+   * is the SUBACK's granted QoS, or a 5.0 PUBACK's reason code.
+   */
+  private acknowledged(kind: 'puback' | 'suback', id: number | undefined, code = 0, reasonString?: string): void {
     const answer = id === undefined ? undefined : this.waiting.get(id);
     // A duplicate, or one for a packet of an earlier connection: MQTT lets a client ignore it.
     if (answer === undefined || answer.kind !== kind) return;
     this.waiting.delete(id!);
-    if (answer.kind === 'suback') answer.done(granted);
-    else answer.done();
+    if (answer.kind === 'suback') answer.done(code);
+    // 0x10 (No matching subscribers) and other codes below 0x80 are successes (MQTT 5.0 §3.4.2.1).
+    else answer.done(code >= 0x80 ? { reasonCode: code, reasonString } : undefined);
   }
 
   private receive(packet: Packet): void {
@@ -258,22 +282,32 @@ export class MqttLink {
       case 'connack': {
         const pending = this.connack;
         if (pending === undefined) return this.fail({ by: 'protocol', reason: 'CONNACK before CONNECT' });
-        pending.resolve({ returnCode: packet.returnCode ?? 0, sessionPresent: packet.sessionPresent });
+        const reasonString = packet.properties?.reasonString;
+        const returnCode = (this.protocolVersion === 5 ? packet.reasonCode : packet.returnCode) ?? 0;
+        pending.resolve({ returnCode, sessionPresent: packet.sessionPresent, ...(reasonString === undefined ? {} : { reasonString }) });
         return;
       }
       case 'puback':
-        return this.acknowledged('puback', packet.messageId);
+        return this.acknowledged('puback', packet.messageId, packet.reasonCode, packet.properties?.reasonString);
       case 'suback':
         return this.acknowledged('suback', packet.messageId, packet.granted[0] as number);
       case 'publish': {
         // Acknowledged first: MQTT's QoS 1 needs only that the message was received, and the handler may throw.
-        if (packet.qos === 1 && packet.messageId !== undefined && this.state === 'open') this.write({ cmd: 'puback', messageId: packet.messageId });
+        // reasonCode 0 is a 5.0 Success, sent as the short form 3.1.1 also has (MQTT 5.0 §3.4.2.1).
+        if (packet.qos === 1 && packet.messageId !== undefined && this.state === 'open') this.write({ cmd: 'puback', messageId: packet.messageId, reasonCode: 0 });
         const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
         this.options.onMessage(packet.topic, payload);
         return;
       }
       case 'pingresp':
         return;
+      case 'disconnect':
+        // A 5.0 server may end the connection with a reason code (MQTT 5.0 §3.14); a 3.1.1 server never sends one.
+        if (this.protocolVersion === 5) {
+          const said = packet.properties?.reasonString === undefined ? '' : `: ${packet.properties.reasonString.slice(0, 200)}`;
+          return this.fail({ by: 'protocol', reason: `the bridge sent DISCONNECT with reason code 0x${(packet.reasonCode ?? 0).toString(16)}${said}` });
+        }
+        return this.fail({ by: 'protocol', reason: 'the bridge sent DISCONNECT, which a server never sends to a client' });
       default:
         this.fail({ by: 'protocol', reason: `the bridge sent ${packet.cmd.toUpperCase()}, which a server never sends to a client` });
     }

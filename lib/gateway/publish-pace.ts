@@ -47,7 +47,7 @@ export class PublishPace {
   readonly rate: number;
   private readonly deadline: number;
   private readonly clock: FlightClock;
-  private readonly ledger: Pick<SessionLedger, 'sent'>;
+  private readonly ledger: Pick<SessionLedger, 'sent' | 'applyPubackRefusal'>;
   private readonly now: () => number;
   /** The slots of the last `rate` PUBLISHes, in order. */
   private readonly slots: number[] = [];
@@ -56,7 +56,7 @@ export class PublishPace {
   /** When the last PUBLISHes left, one more than the bridge's known limit at most. */
   private readonly recent: number[] = [];
 
-  constructor(rate: number, deadline: number, clock: FlightClock, ledger: Pick<SessionLedger, 'sent'>, now: () => number = Date.now) {
+  constructor(rate: number, deadline: number, clock: FlightClock, ledger: Pick<SessionLedger, 'sent' | 'applyPubackRefusal'>, now: () => number = Date.now) {
     if (!Number.isSafeInteger(rate) || rate < 0) throw new RangeError(`a publish rate is a whole number, 0 for none (got ${rate})`);
     this.rate = rate;
     this.deadline = deadline;
@@ -77,11 +77,9 @@ export class PublishPace {
       return flight;
     }
     return this.paced(timeoutMs, (ms) => new Flight(this.clock, ms, onEnd), (flight) => {
-      flight.packetId = link.publish(topic, payload, 1, () => {
-        // A PUBACK that comes after the flight stopped waiting still counts as the acknowledgement.
-        flight.ackedAt ??= Date.now();
-        flight.settle({ kind: 'acked' });
-      });
+      // A PUBACK that comes after the flight stopped waiting still counts as the acknowledgement; a 5.0 PUBACK with a
+      // failure reason code refuses the packet as an error naming it would.
+      flight.packetId = link.publish(topic, payload, 1, (refusal) => (refusal === undefined ? flight.acknowledged() : this.ledger.applyPubackRefusal(packet, refusal)));
       this.ledger.sent(packet, flight.packetId, flight);
     });
   }

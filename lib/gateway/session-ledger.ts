@@ -13,7 +13,9 @@ import type { GatewayErrorMessage } from '../iotcore/gateway-error.js';
 import { correlateGatewayError, GATEWAY_ERROR_CODES, gatewayErrorReason, type Correlation, type SentPacket } from './error-correlation.js';
 import type { Flight, FlightEnd } from './flights.js';
 import { LateErrorWindow } from './late-errors.js';
+import type { PubackRefusal } from './mqtt-link.js';
 import type { PlannedPublish } from './publish-plan.js';
+import { pubackFailure } from './reason-codes.js';
 
 export interface Failure {
   code: RelayErrorCode;
@@ -152,6 +154,14 @@ export class SessionLedger {
     return match;
   }
 
+  /**
+   * A 5.0 PUBACK refused a packet (lib/gateway/reason-codes.ts): it fails as an errors-topic message naming that
+   * packet would fail it, at once and without one.
+   */
+  applyPubackRefusal(packet: SentPacket, refusal: PubackRefusal): void {
+    this.applyToPacket(packet, pubackFailure(packet.kind, refusal));
+  }
+
   /** Marks a device failed: its queued records are not sent, and those not yet answered stop waiting. */
   failDevice(device: DeviceEntry, failure: Failure): void {
     device.failure ??= failure;
@@ -190,9 +200,10 @@ export class SessionLedger {
         const unit = this.units[packet.unit];
         if (unit === undefined) return;
         unit.failure ??= failure;
-        unit.flight?.settle({ kind: 'refused', ...failure });
-        // A device the bridge no longer has attached gets nothing more from this session.
+        // A device the bridge no longer has attached gets nothing more from this session; failed before the flight
+        // ends, so that the publish window's refill does not send the device's next record.
         if (device !== undefined && (failure.code === 'ERR_DEVICE_NOT_FOUND' || failure.code === 'ERR_DEVICE_DETACHED')) this.failDevice(device, failure);
+        unit.flight?.settle({ kind: 'refused', ...failure });
         return;
       }
       case 'detach':

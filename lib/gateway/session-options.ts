@@ -52,6 +52,8 @@ export interface GatewaySessionOptions {
    * (lib/gateway/late-errors.ts); 0 confirms at the barrier.
    */
   lateErrorGraceMs?: number;
+  /** 4 speaks MQTT 3.1.1 (default); 5 speaks MQTT 5.0, whose PUBACK reason codes refuse a publish at once. */
+  protocolVersion?: 4 | 5;
   log?: SessionLog;
 }
 
@@ -77,6 +79,7 @@ export const SESSION_DEFAULTS = {
   subscribeBeforeConnack: true,
   publishRate: 0,
   lateErrorGraceMs: LATE_ERROR_GRACE_MS,
+  protocolVersion: 4 as 4 | 5,
 };
 
 export type ResolvedSessionOptions = GatewaySessionOptions & typeof SESSION_DEFAULTS;

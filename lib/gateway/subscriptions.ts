@@ -35,8 +35,10 @@ export function subscribeFlight(context: SubscribeContext, packet: SentPacket, q
 /** Sends the SUBSCRIBE of `flight` (again, when the bridge dropped the first); the first SUBACK of any ends it. */
 export function resubscribe(context: SubscribeContext, packet: SentPacket, qos: 0 | 1, flight: Flight): void {
   const id = context.link.subscribe(packet.topic, qos, (granted) => {
-    if (granted === 0x80) {
-      flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${packet.topic} (SUBACK 0x80)` });
+    // 0x80 on 3.1.1; on 5.0 every reason code from 0x80 up refuses (MQTT 5.0 §3.9.3).
+    if (granted >= 0x80) {
+      const code = `0x${granted.toString(16)}`;
+      flight.settle({ kind: 'refused', code: 'ERR_SUBSCRIBE_REJECTED', reason: `the bridge refused the subscription to ${packet.topic} (SUBACK ${code})` });
       return;
     }
     // The first SUBACK of a SUBSCRIBE sent twice is the one that counts.

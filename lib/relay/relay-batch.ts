@@ -45,7 +45,7 @@ export type SessionSettings = Pick<
   | 'closeTimeoutMs'
   | 'publishWindow'
 > &
-  Partial<Pick<RelaySettings, 'subscribeBeforeConnack' | 'publishRate' | 'lateErrorGraceMs'>>;
+  Partial<Pick<RelaySettings, 'subscribeBeforeConnack' | 'publishRate' | 'lateErrorGraceMs' | 'mqttVersion'>>;
 
 /** What the relay needs of the config store (lib/config-store): write polled configs, note relayed devices. */
 export interface RelayConfigStore extends ConfigWriter {
@@ -160,6 +160,7 @@ async function relayGateway(work: GatewayWork, deps: RelayBatchDeps): Promise<{ 
     ...(s.subscribeBeforeConnack === undefined ? {} : { subscribeBeforeConnack: s.subscribeBeforeConnack }),
     ...(s.publishRate === undefined ? {} : { publishRate: s.publishRate }),
     ...(s.lateErrorGraceMs === undefined ? {} : { lateErrorGraceMs: s.lateErrorGraceMs }),
+    ...(s.mqttVersion === undefined ? {} : { protocolVersion: s.mqttVersion }),
     ...(deps.log === undefined ? {} : { log: deps.log }),
   });
 

@@ -210,6 +210,7 @@ describe('validation', () => {
     [{ latencyMs: -1 }, /latencyMs/],
     [{ closeAtPhase: 'attach' as const, closeAtPhaseOnce: 1 as never }, /closeAtPhaseOnce must be true or false/],
     [{ closeAtPhaseOnce: true }, /closeAtPhaseOnce goes with a closeAtPhase/],
+    [{ dropErrors: 'yes' as never }, /dropErrors/],
   ])('refuses %j', (faults, message) => {
     expect(() => emulator.setFaults(faults)).toThrow(message);
   });
@@ -229,5 +230,22 @@ describe('validation', () => {
     expect(topicMatches('/devices/+/events', '/devices/d-1/events/a')).toBe(false);
     expect(topicMatches('/devices/+/state', '/devices/d-1/events')).toBe(false);
     expect(topicMatches('#', '/devices/d-1/state')).toBe(true);
+  });
+});
+
+describe('dropErrors', () => {
+  it('loses errors-topic messages on the way, still recorded as sent, and acknowledges nothing more or less', async () => {
+    emulator.setFaults({ dropErrors: true });
+    const gw = await connected('gw-1');
+    await gw.subscribeAsync('/devices/gw-1/errors', { qos: 0 });
+    const heard: string[] = [];
+    gw.on('message', (topic) => heard.push(topic));
+    const before = emulator.registry.errors.length;
+    expect(await publishOutcome(gw, '/devices/dev-1/events', 'not attached')).toBe('unacked');
+    expect(heard).toEqual([]);
+    expect(emulator.registry.errors.slice(before)).toMatchObject([{ gatewayId: 'gw-1', delivered: true, payload: { error_type: 'GATEWAY_DEVICE_NOT_FOUND' } }]);
+    emulator.setFaults({ dropErrors: false });
+    expect(await publishOutcome(gw, '/devices/dev-1/events', 'not attached')).toBe('unacked');
+    expect(heard).toEqual(['/devices/gw-1/errors']);
   });
 });

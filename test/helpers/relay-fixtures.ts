@@ -108,6 +108,7 @@ export function relaySettings(emulator: Emulator, fleet: Fleet, overrides: Parti
     subscribeBeforeConnack: true,
     publishRate: 0,
     lateErrorGraceMs: LATE_ERROR_GRACE_MS,
+    mqttVersion: 4,
     ...overrides,
   };
 }

@@ -39,6 +39,7 @@ describe('loadRelaySettings', () => {
       subscribeBeforeConnack: true,
       publishRate: 0,
       lateErrorGraceMs: 25,
+      mqttVersion: 4,
       jwtLifetimeSeconds: 3600,
       deadLetterQueueUrl: undefined,
       sourceQueueUrl: undefined,
@@ -69,6 +70,7 @@ describe('loadRelaySettings', () => {
       RELAY_SUBSCRIBE_BEFORE_CONNACK: 'false',
       RELAY_PUBLISH_RATE: '90',
       RELAY_LATE_ERROR_GRACE_MS: '0',
+      RELAY_MQTT_VERSION: '5',
     });
     expect(s).toMatchObject({
       mqttHost: '127.0.0.1',
@@ -90,6 +92,7 @@ describe('loadRelaySettings', () => {
       subscribeBeforeConnack: false,
       publishRate: 90,
       lateErrorGraceMs: 0,
+      mqttVersion: 5,
     });
     expect(s.extraCaPem).toContain('-----BEGIN CERTIFICATE-----');
   });
@@ -121,6 +124,8 @@ describe('loadRelaySettings', () => {
     [{ RELAY_PUBLISH_RATE: '10001' }, 'RELAY_PUBLISH_RATE'],
     [{ RELAY_LATE_ERROR_GRACE_MS: '10001' }, 'RELAY_LATE_ERROR_GRACE_MS'],
     [{ RELAY_LATE_ERROR_GRACE_MS: '-1' }, 'RELAY_LATE_ERROR_GRACE_MS'],
+    [{ RELAY_MQTT_VERSION: '3' }, 'RELAY_MQTT_VERSION'],
+    [{ RELAY_MQTT_VERSION: '5.0' }, 'RELAY_MQTT_VERSION'],
   ])('refuses %j with ERR_CONFIG naming %s', (change, name) => {
     const env = { ...minimal, ...change };
     expect(() => loadRelaySettings(env)).toThrow(expect.objectContaining({ code: 'ERR_CONFIG', field: name, message: expect.stringContaining(name) }));

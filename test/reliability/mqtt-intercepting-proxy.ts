@@ -78,7 +78,8 @@ function answers(phase: Phase, packet: Packet, pending: Set<number>): boolean {
   }
 }
 
-export async function startInterceptingProxy(target: ProxyTarget, options: { hooks?: ProxyHooks } = {}): Promise<InterceptingProxy> {
+export async function startInterceptingProxy(target: ProxyTarget, options: { hooks?: ProxyHooks; protocolVersion?: 4 | 5 } = {}): Promise<InterceptingProxy> {
+  const wire = options.protocolVersion === 5 ? { protocolVersion: 5 } : MQTT_3_1_1;
   const material = await generateTlsMaterial();
   const sockets = new Set<TLSSocket>();
   const withheld: Packet[] = [];
@@ -92,15 +93,15 @@ export async function startInterceptingProxy(target: ProxyTarget, options: { hoo
     sockets.add(client);
     sockets.add(upstream);
     links++;
-    const fromClient = mqttPacket.parser(MQTT_3_1_1);
-    const fromBridge = mqttPacket.parser(MQTT_3_1_1);
+    const fromClient = mqttPacket.parser(wire);
+    const fromBridge = mqttPacket.parser(wire);
     /** Packet IDs of client packets whose answers are to be withheld (the stalled phase's). */
     const stalledIds = new Set<number>();
     let stalledPhase: Phase | undefined;
     let clientId: string | undefined;
     const link: ProxyLink = {
       toClient: (packet) => {
-        if (!client.destroyed) client.write(mqttPacket.generate(packet, MQTT_3_1_1));
+        if (!client.destroyed) client.write(mqttPacket.generate(packet, wire));
       },
       get clientId() {
         return clientId;

@@ -24,6 +24,24 @@ describe('Flight', () => {
     expect(clock.pending.size).toBe(0);
   });
 
+  it('acknowledged() notes the first acknowledgement time, also after the flight ended otherwise', () => {
+    const clock = new FlightClock();
+    const flight = new Flight(clock, 5000);
+    vi.advanceTimersByTime(40);
+    flight.acknowledged();
+    expect(flight.end).toEqual({ kind: 'acked' });
+    expect(flight.ackedAt).toBe(1_000_040);
+    const late = new Flight(clock, 10);
+    vi.advanceTimersByTime(20);
+    expect(late.end).toEqual({ kind: 'timeout' });
+    late.acknowledged();
+    expect(late.end).toEqual({ kind: 'timeout' });
+    expect(late.ackedAt).toBe(1_000_060);
+    vi.advanceTimersByTime(5);
+    late.acknowledged();
+    expect(late.ackedAt).toBe(1_000_060);
+  });
+
   it('resolves `done` asked for after the end with that end', async () => {
     const clock = new FlightClock();
     const flight = new Flight(clock, 5000);

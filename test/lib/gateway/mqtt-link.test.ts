@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
 import { once } from 'node:events';
-import type { IPublishPacket, ISubscribePacket, Packet } from 'mqtt-packet';
+import { generate, type IPublishPacket, type ISubscribePacket, type Packet } from 'mqtt-packet';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type Emulator } from '../../../emulator/index.js';
 import { RelayError } from '../../../lib/errors.js';
@@ -36,12 +36,12 @@ interface Linked {
 }
 
 /** A link on a fresh TCP connection to the raw server, and the server's side of it. */
-async function linked(): Promise<Linked> {
+async function linked(protocolVersion: 4 | 5 = 4): Promise<Linked> {
   const { socket, peer } = await server.dial();
   opened.push(socket);
   const messages: Linked['messages'] = [];
   const closes: LinkClose[] = [];
-  const link = new MqttLink(socket, { onMessage: (topic, payload) => messages.push({ topic, payload }), onClose: (why) => closes.push(why) });
+  const link = new MqttLink(socket, { protocolVersion, onMessage: (topic, payload) => messages.push({ topic, payload }), onClose: (why) => closes.push(why) });
   return { link, socket, peer, messages, closes };
 }
 
@@ -449,6 +449,77 @@ describe('keep-alive', () => {
   });
 });
 
+describe('MQTT 5.0', () => {
+  /** A 5.0 link past its CONNECT; the raw server's parser reads 5.0 from then on, and `send5` writes 5.0. */
+  async function linked5(): Promise<Linked & { send5: (p: Packet) => void }> {
+    const t = await linked(5);
+    void t.link.connect(FIELDS);
+    await t.peer.packet('connect');
+    return { ...t, send5: (p) => t.peer.sendRaw(generate(p, { protocolVersion: 5 })) };
+  }
+
+  it('writes a 5.0 CONNECT, and QoS 1 PUBLISHes and PUBACKs a 5.0 reader takes', async () => {
+    const t = await linked5();
+    expect(await t.peer.packet('connect')).toMatchObject({ protocolVersion: 5, protocolId: 'MQTT', clientId: FIELDS.clientId, clean: true });
+    const id = t.link.publish('/devices/pump-1/events', Buffer.from('21.5'), 1);
+    expect(await t.peer.packet('publish')).toMatchObject({ topic: '/devices/pump-1/events', qos: 1, messageId: id });
+    expect(((await t.peer.packet('publish')) as IPublishPacket).payload.toString()).toBe('21.5');
+    t.send5({ cmd: 'publish', topic: '/devices/gw-1/config', payload: Buffer.from('c'), qos: 1, messageId: 9, retain: false, dup: false });
+    expect(await t.peer.packet('puback')).toMatchObject({ messageId: 9 });
+    expect(t.messages.map((m) => m.topic)).toEqual(['/devices/gw-1/config']);
+    t.link.destroy();
+  });
+
+  it('passes a PUBACK with a failure reason code to onAck as a refusal; Success, short or long, and 0x10 acknowledge', async () => {
+    const t = await linked5();
+    const answers: unknown[] = [];
+    const ids = [0, 1, 2, 3].map((i) => t.link.publish(`/t/${i}`, Buffer.from('x'), 1, (refusal) => answers.push(refusal ?? 'acked')));
+    t.peer.sendRaw(Buffer.from([0x40, 0x02, 0x00, ids[0]!]));
+    t.send5({ cmd: 'puback', messageId: ids[1]!, reasonCode: 0x10 });
+    t.send5({ cmd: 'puback', messageId: ids[2]!, reasonCode: 0x87, properties: { reasonString: "Device 'pump-1' is not attached" } });
+    t.send5({ cmd: 'puback', messageId: ids[3]!, reasonCode: 0x97 });
+    await soon('every PUBACK', () => answers.length === 4);
+    expect(answers).toEqual(['acked', 'acked', { reasonCode: 0x87, reasonString: "Device 'pump-1' is not attached" }, { reasonCode: 0x97, reasonString: undefined }]);
+    expect(t.link.unanswered).toBe(0);
+    t.link.destroy();
+  });
+
+  it('resolves a 5.0 CONNACK with its reason code and reason string, and passes a SUBACK reason code as it came', async () => {
+    const t = await linked(5);
+    const connack = t.link.connect(FIELDS);
+    const granted: number[] = [];
+    const id = t.link.subscribe('/devices/gw-1/errors', 0, (g) => granted.push(g));
+    await t.peer.packet('subscribe');
+    t.peer.sendRaw(generate({ cmd: 'connack', sessionPresent: false, reasonCode: 0x87, properties: { reasonString: 'blocked' } }, { protocolVersion: 5 }));
+    t.peer.sendRaw(generate({ cmd: 'suback', messageId: id, granted: [0x87] }, { protocolVersion: 5 }));
+    expect(await connack).toEqual({ returnCode: 0x87, sessionPresent: false, reasonString: 'blocked' });
+    await soon('the SUBACK', () => granted.length > 0);
+    expect(granted).toEqual([0x87]);
+    t.link.destroy();
+  });
+
+  it("reads a 3.1.1 server's CONNACK 1 as reason code 1", async () => {
+    const t = await linked(5);
+    const connack = t.link.connect(FIELDS);
+    await t.peer.packet('connect');
+    t.peer.send({ cmd: 'connack', returnCode: 1, sessionPresent: false });
+    expect(await connack).toMatchObject({ returnCode: 1 });
+    t.link.destroy();
+  });
+
+  it("ends with a protocol close quoting a DISCONNECT's reason code and string; on 3.1.1 a DISCONNECT is a packet a server never sends", async () => {
+    const t = await linked5();
+    t.send5({ cmd: 'disconnect', reasonCode: 0x89, properties: { reasonString: 'busy' } });
+    await soon('the close', () => t.closes.length > 0);
+    expect(t.closes).toEqual([{ by: 'protocol', reason: 'the bridge sent DISCONNECT with reason code 0x89: busy' }]);
+    const old = await linked();
+    void old.link.connect(FIELDS);
+    old.peer.send({ cmd: 'disconnect' });
+    await soon('the 3.1.1 close', () => old.closes.length > 0);
+    expect(old.closes).toEqual([{ by: 'protocol', reason: 'the bridge sent DISCONNECT, which a server never sends to a client' }]);
+  });
+});
+
 describe('against the emulator', () => {
   let fleet: Fleet;
   let emulator: Emulator;
@@ -468,10 +539,10 @@ describe('against the emulator', () => {
     const granted = new Promise<number>((resolve) => link.subscribe(errorsTopic('gw-link'), 0, resolve));
     expect(await connack).toEqual({ returnCode: 0, sessionPresent: false });
     expect(await granted).toBe(0);
-    const attached = new Promise<void>((resolve) => link.publish(attachTopic('pump-link'), Buffer.from('{}'), 1, resolve));
+    const attached = new Promise<void>((resolve) => link.publish(attachTopic('pump-link'), Buffer.from('{}'), 1, () => resolve()));
     await attached;
     const payload = `link-${Date.now()}`;
-    await new Promise<void>((resolve) => link.publish(eventsTopic('pump-link', 'link'), Buffer.from(payload), 1, resolve));
+    await new Promise<void>((resolve) => link.publish(eventsTopic('pump-link', 'link'), Buffer.from(payload), 1, () => resolve()));
     expect(link.unanswered).toBe(0);
     const stored = emulator.registry.events.filter((e) => e.attributes.deviceId === 'pump-link');
     expect(stored.map((e) => Buffer.from(e.data, 'base64').toString())).toContain(payload);

@@ -10,7 +10,7 @@ import { BRIDGE_MESSAGES_PER_SECOND, PublishPace, SLOT_MARGIN_MS } from '../../.
 
 const T0 = 1_000_000;
 let clock: FlightClock;
-const noLedger = { sent: () => {} };
+const noLedger = { sent: () => {}, applyPubackRefusal: () => {} };
 
 beforeEach(() => {
   vi.useFakeTimers({ now: T0 });

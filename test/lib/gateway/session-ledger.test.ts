@@ -292,6 +292,41 @@ describe('barriers', () => {
   });
 });
 
+describe('applyPubackRefusal (a 5.0 PUBACK with a failure reason code)', () => {
+  it("fails the refused record with the reason code's failure, and its device before the window could send its next", () => {
+    const d = attach('pump-1');
+    const [refused, queued] = units(['pump-1', eventsTopic('pump-1')], ['pump-1', eventsTopic('pump-1')]);
+    const other = units(['pump-2', eventsTopic('pump-2')])[0]!;
+    // What the session's window does when a flight ends: send the next unit unless it has failed.
+    let sentNext: boolean | undefined;
+    refused!.flight = new Flight(clock, 5000, () => (sentNext = queued!.failure === undefined));
+    refused!.flight.packetId = ++lastId;
+    ledger.sent(refused!, refused!.flight.packetId, refused!.flight);
+    ledger.applyPubackRefusal(refused!, { reasonCode: 0x87, reasonString: "Device 'pump-1' is not attached" });
+    const failure = { code: 'ERR_DEVICE_NOT_FOUND', reason: "PUBACK 0x87 (not authorized): Device 'pump-1' is not attached" };
+    expect(refused!.failure).toEqual(failure);
+    expect(refused!.flight.end).toEqual({ kind: 'refused', ...failure });
+    expect(refused!.flight.ackedAt).toBeUndefined();
+    expect(d.status).toBe('failed');
+    expect(queued!.failure).toEqual(failure);
+    expect(sentNext).toBe(false);
+    expect(other.failure).toBeUndefined();
+  });
+
+  it('refuses an attach for good (nothing to detach), and counts a refused detach as its barrier', () => {
+    const d = attach('pump-1', false);
+    ledger.applyPubackRefusal({ kind: 'attach', deviceId: 'pump-1', topic: attachTopic('pump-1') }, { reasonCode: 0x87, reasonString: undefined });
+    expect(d.attachRefused).toBe(true);
+    expect(d.failure).toMatchObject({ code: 'ERR_ATTACH_REJECTED' });
+    const e = attach('pump-2');
+    const flight = detach(e);
+    ledger.applyPubackRefusal({ kind: 'detach', deviceId: 'pump-2', topic: detachTopic('pump-2') }, { reasonCode: 0x80, reasonString: undefined });
+    expect(flight.end).toMatchObject({ kind: 'refused' });
+    ledger.markBarriers([e]);
+    expect(e.barrier).toBe(true);
+  });
+});
+
 describe('failDevice', () => {
   it('keeps the first failure and fails only the units not yet sent', () => {
     const d = attach('pump-1');

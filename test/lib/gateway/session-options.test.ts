@@ -13,13 +13,14 @@ const base: GatewaySessionOptions = {
 describe('sessionOptions', () => {
   it('fills every unset value with its default', () => {
     const o = sessionOptions(base);
-    expect(o).toEqual({ ...base, connectTimeoutMs: 5000, attachTimeoutMs: 5000, pubackTimeoutMs: 5000, closeTimeoutMs: 2000, publishWindow: 32, subscribeBeforeConnack: true, publishRate: 0, lateErrorGraceMs: 25 });
+    expect(o).toEqual({ ...base, connectTimeoutMs: 5000, attachTimeoutMs: 5000, pubackTimeoutMs: 5000, closeTimeoutMs: 2000, publishWindow: 32, subscribeBeforeConnack: true, publishRate: 0, lateErrorGraceMs: 25, protocolVersion: 4 });
     expect(SESSION_DEFAULTS.publishWindow).toBe(32);
   });
 
   it('keeps what is set, falsy values included', () => {
-    const o = sessionOptions({ ...base, connectTimeoutMs: 0, publishWindow: 1, subscribeBeforeConnack: false, closeTimeoutMs: 10 });
+    const o = sessionOptions({ ...base, connectTimeoutMs: 0, publishWindow: 1, subscribeBeforeConnack: false, closeTimeoutMs: 10, protocolVersion: 5 });
     expect(o.connectTimeoutMs).toBe(0);
+    expect(o.protocolVersion).toBe(5);
     expect(o.publishWindow).toBe(1);
     expect(o.subscribeBeforeConnack).toBe(false);
     expect(o.closeTimeoutMs).toBe(10);
