@@ -121,8 +121,7 @@ async function noteRelayed(outcomes: readonly RecordOutcome[], store: RelayConfi
   if (deviceIds.length === 0) return;
   try {
     // Past the deadline the write is not even started.
-    if (deps.deadline <= Date.now()) throw new RelayError('ERR_DEADLINE', 'no time was left before the deadline');
-    await withDeadline(store.noteRelayed(deviceIds, new Date()), deps.deadline, 'ERR_DEADLINE');
+    await withDeadline(() => store.noteRelayed(deviceIds, new Date()), deps.deadline, 'ERR_DEADLINE');
   } catch (e) {
     deps.log?.warn('devices relayed for were not noted; the poller skips them until their next relay', {
       devices: deviceIds.length,

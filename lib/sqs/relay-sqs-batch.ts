@@ -111,7 +111,7 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
         return;
       }
       try {
-        await withDeadline(deps.queueActions.sendToDeadLetter(dlq, deadLetterMessage(record, o, dlq)), callsEndBy, 'ERR_DEADLINE');
+        await withDeadline(() => deps.queueActions.sendToDeadLetter(dlq, deadLetterMessage(record, o, dlq)), callsEndBy, 'ERR_DEADLINE');
         o.deadLetter = 'sent';
       } catch (e) {
         o.deadLetter = 'redrive';
@@ -145,7 +145,7 @@ async function carryOut(records: readonly SQSRecord[], outcomes: RecordOutcome[]
     changes.set(url, list);
   }
   for (const [url, list] of changes) {
-    const failedIds = await withDeadline(deps.queueActions.changeVisibility(url, list), callsEndBy, 'ERR_DEADLINE').catch(() => new Set(list.map((c) => c.id)));
+    const failedIds = await withDeadline(() => deps.queueActions.changeVisibility(url, list), callsEndBy, 'ERR_DEADLINE').catch(() => new Set(list.map((c) => c.id)));
     if (failedIds.size > 0) deps.logger.warn('visibility not changed; records come back after the default timeout', { count: failedIds.size });
   }
   return final;

@@ -112,3 +112,28 @@ describe('withDeadline', () => {
     await expect(bounded).resolves.toBe(7);
   });
 });
+
+describe('withDeadline with the work as a function', () => {
+  it('does not start the work once the deadline has passed', async () => {
+    const start = vi.fn(() => Promise.resolve('started'));
+    const late = withDeadline(start, Date.now() - 1, 'ERR_DEADLINE');
+    await expect(late).rejects.toMatchObject({ code: 'ERR_DEADLINE' });
+    expect(start).not.toHaveBeenCalled();
+  });
+
+  it('starts it before the deadline, bounds it like a promise, and turns its throw into a rejection', async () => {
+    const start = vi.fn(() => Promise.resolve('started'));
+    await expect(withDeadline(start, Date.now() + 1_000, 'ERR_DEADLINE')).resolves.toBe('started');
+    expect(start).toHaveBeenCalledTimes(1);
+    expect(vi.getTimerCount()).toBe(0);
+
+    const never = withDeadline(() => new Promise<never>(() => {}), Date.now() + 50, 'ERR_STORE_UNAVAILABLE');
+    vi.advanceTimersByTime(50);
+    await expect(never).rejects.toMatchObject({ code: 'ERR_STORE_UNAVAILABLE' });
+
+    const thrown = withDeadline((): Promise<never> => {
+      throw new Error('boom');
+    }, Date.now() + 1_000, 'ERR_DEADLINE');
+    await expect(thrown).rejects.toThrow('boom');
+  });
+});
