@@ -24,7 +24,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import { isRelayError } from '../lib/errors.js';
-import { requestFromEvent } from '../lib/http/api-gateway.js';
+import { requestFromEvent, resultFromResponse } from '../lib/http/api-gateway.js';
 import { errorEnvelope } from '../lib/http/error-envelope.js';
 import { lorawanServiceFromEnv, type LorawanResponse, type LorawanService } from '../lib/lorawan/index.js';
 
@@ -53,11 +53,11 @@ export function createLorawanHandler(options: LorawanHandlerOptions = {}): Loraw
         service ??= lorawanServiceFromEnv(env);
       } catch (e) {
         logger.error('lorawan is misconfigured', { error: describe(e) });
-        return toResult(500, { 'content-type': 'application/json' }, errorEnvelope(500, 'INTERNAL', 'internal error'));
+        return resultFromResponse({ statusCode: 500, headers: { 'content-type': 'application/json' }, body: errorEnvelope(500, 'INTERNAL', 'internal error') });
       }
       const response = await service.handle(requestFromEvent(event));
       record(logger, metrics, event.requestContext.requestId, response);
-      return toResult(response.statusCode, response.headers, response.body);
+      return resultFromResponse(response);
     } finally {
       if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
     }
@@ -65,10 +65,6 @@ export function createLorawanHandler(options: LorawanHandlerOptions = {}): Loraw
 }
 
 export const handler: LorawanHandler = createLorawanHandler();
-
-function toResult(statusCode: number, headers: Record<string, string>, body: unknown): APIGatewayProxyStructuredResultV2 {
-  return { statusCode, headers, body: JSON.stringify(body), isBase64Encoded: false };
-}
 
 function record(logger: Logger, metrics: Metrics, requestId: string, response: LorawanResponse): void {
   const { log } = response;
