@@ -122,7 +122,7 @@ export class BridgeConnection implements ConnectionPort {
       sent: (deviceId) => this.ctx.registry.noteConfigSent(this.registryId, deviceId),
       resendMs: () => this.ctx.options.configResendMs,
     });
-    this.lateErrors = new LateErrors((packet) => this.send(packet), () => this.ctx.options);
+    this.lateErrors = new LateErrors((packet) => this.deliverError(packet), () => this.ctx.options);
   }
 
   get registry(): Registry {
@@ -162,16 +162,23 @@ export class BridgeConnection implements ConnectionPort {
 
   /** Queues a packet for the client (after the injected latency, if any). */
   send(packet: Packet): void {
-    if (this.closed) return;
-    const error = packet.cmd === 'publish' && packet.topic === `/devices/${this.deviceId}/errors`;
-    if (error && this.ctx.faults.dropErrors === true) this.log('fault dropErrors: an errors-topic message lost');
-    else if (error && this.heldErrors !== undefined) this.heldErrors.push(packet);
-    else this.tap.send(packet);
+    if (!this.closed) this.tap.send(packet);
   }
 
+  /**
+   * Raises an errors-topic message. On 5.0 one raised while a PUBLISH is being answered waits for that answer
+   * (`handlePublish`); then the late-errors option may hold it back further, and the dropErrors fault lose it.
+   */
   report(error: GatewayErrorReport): boolean {
     const sink = { registry: this.registry, gatewayId: this.gatewayId, errorShape: this.errorShape };
-    return reportGatewayError({ ...sink, subscribedTo: (t) => this.subscribedTo(t), send: (p) => this.lateErrors.send(p) }, error);
+    const raise = (p: Packet): void => void (this.heldErrors === undefined ? this.lateErrors.send(p) : this.heldErrors.push(p));
+    return reportGatewayError({ ...sink, subscribedTo: (t) => this.subscribedTo(t), send: raise }, error);
+  }
+
+  /** An errors-topic message on its way out, once any hold is over. */
+  private deliverError(packet: Packet): void {
+    if (this.ctx.faults.dropErrors === true) this.log('fault dropErrors: an errors-topic message lost');
+    else this.send(packet);
   }
 
   log(line: string): void {
@@ -462,7 +469,7 @@ export class BridgeConnection implements ConnectionPort {
     } finally {
       const held = this.heldErrors;
       this.heldErrors = undefined;
-      for (const p of held) this.send(p);
+      for (const p of held) this.lateErrors.send(p);
     }
   }
 
@@ -488,7 +495,8 @@ export class BridgeConnection implements ConnectionPort {
       this.log(`fault dropPublish: ${topic} neither recorded nor acknowledged`);
       return;
     }
-    if ((parsed.kind === 'events' || parsed.kind === 'state') && matchesAny(faults.acknowledgeThenFail ?? [], topic)) {
+    // Only for a publish the bridge would take: one a connection may not make is refused as without the fault.
+    if ((parsed.kind === 'events' || parsed.kind === 'state') && this.actsFor(parsed.deviceId) && matchesAny(faults.acknowledgeThenFail ?? [], topic)) {
       return this.acknowledgeThenFail(parsed.deviceId, packet);
     }
     const answer = await this.dispatchPublish(parsed, packet);
@@ -552,7 +560,7 @@ export class BridgeConnection implements ConnectionPort {
   private acknowledgeThenFail(deviceId: string, packet: IPublishPacket): void {
     const packetId = packet.messageId ?? 0;
     this.log(`fault acknowledgeThenFail: ${packet.topic} acknowledged, not recorded, reported failed`);
-    if (packet.qos === 1) this.send({ cmd: 'puback', messageId: packetId });
+    this.acknowledge(packet);
     this.report({
       type: 'GATEWAY_DEVICE_NOT_FOUND',
       deviceId,

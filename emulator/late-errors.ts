@@ -28,11 +28,6 @@ export class LateErrors {
     this.options = options;
   }
 
-  /** How many messages are held now. */
-  get size(): number {
-    return this.held.size;
-  }
-
   /** Sends an errors-topic message now, or after its delay when late errors are on. */
   send(packet: Packet): void {
     const { lateErrorsMs, lateErrorsJitterMs } = this.options();

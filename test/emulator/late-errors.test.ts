@@ -86,6 +86,22 @@ describe('lateErrorsMs', () => {
     expect(seen[1]!.atMs).toBeLessThan(1_000);
   });
 
+  it('sends what is held ahead of a detach PUBACK on an MQTT 5.0 connection too', async () => {
+    const e = await emulatorWith({ lateErrorsMs: 2_000, mqtt5: true });
+    const raw = await rawSession(e, 5);
+    raw.send(await rawConnectPacket(fleet, 'gw-1', { protocolVersion: 5 }));
+    raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: '/devices/gw-1/errors', qos: 0, nl: false, rap: false, rh: 0 }] });
+    expect(await raw.next()).toMatchObject({ cmd: 'connack', reasonCode: 0 });
+    expect(await raw.next()).toMatchObject({ cmd: 'suback', granted: [0] });
+    const sent = Date.now();
+    raw.sendTogether(publish('/devices/dev-1/events', 2, 'x'), publish('/devices/dev-1/detach', 3));
+    // On 5.0 the refused event gets its own PUBACK with a reason code; the held error still precedes the detach's.
+    const seen = await read(raw, 3, sent);
+    raw.end();
+    expect(seen.map((s) => s.what)).toEqual(['puback 2', 'error GATEWAY_DEVICE_NOT_FOUND', 'puback 3']);
+    expect(seen[2]!.atMs).toBeLessThan(1_000);
+  });
+
   it('with lateErrorsPastDetach, lets the error follow the detach PUBACK', async () => {
     const seen = await eventThenDetach({ lateErrorsMs: 150, lateErrorsPastDetach: true });
     expect(seen.map((s) => s.what)).toEqual(['puback 3', 'error GATEWAY_DEVICE_NOT_FOUND']);
