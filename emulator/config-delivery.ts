@@ -85,12 +85,10 @@ export class ConfigFeeds {
     const packet: Packet = { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false, messageId };
     this.sink.send(packet);
     this.sink.sent(deviceId);
-    const timer = setInterval(() => {
-      // [MQTT-3.3.1-1]: a redelivery carries DUP and the same packet ID.
-      this.sink.send({ ...packet, dup: true });
+    const timer = resendEvery(Math.max(1, this.sink.resendMs()), packet, (again) => {
+      this.sink.send(again);
       this.sink.sent(deviceId);
-    }, Math.max(1, this.sink.resendMs()));
-    timer.unref();
+    });
     feed.inFlight = { messageId, version: config.version, packet, timer };
   }
 
@@ -116,4 +114,14 @@ export class ConfigFeeds {
   subscribedDevices(): string[] {
     return [...this.feeds.keys()];
   }
+}
+
+/**
+ * Sends a QoS 1 PUBLISH again every `everyMs` until the timer is cleared (by its PUBACK): a redelivery carries DUP
+ * and the same packet ID [MQTT-3.3.1-1]. The timer does not keep the process alive.
+ */
+export function resendEvery(everyMs: number, packet: Packet, send: (again: Packet) => void): NodeJS.Timeout {
+  const timer = setInterval(() => send({ ...packet, dup: true } as Packet), everyMs);
+  timer.unref();
+  return timer;
 }

@@ -20,7 +20,7 @@ import type { Client } from 'aedes';
 import type { Packet, IConnectPacket, IPublishPacket, ISubscribePacket } from 'mqtt-packet';
 import { parseTopic } from '../lib/iotcore/topics.js';
 import type { ParsedTopic } from '../lib/iotcore/topics.js';
-import { ConfigFeeds } from './config-delivery.js';
+import { ConfigFeeds, resendEvery } from './config-delivery.js';
 import type { CloseReason, ConnectionPort } from './connection-port.js';
 import { reportGatewayError } from './errors-topic.js';
 import type { ErrorShape, GatewayErrorReport } from './errors-topic.js';
@@ -202,12 +202,7 @@ export class BridgeConnection implements ConnectionPort {
   commandSent(packet: IPublishPacket): void {
     const messageId = packet.messageId ?? 0;
     const every = this.ctx.options.commandResendMs;
-    let timer: NodeJS.Timeout | undefined;
-    if (every > 0) {
-      timer = setInterval(() => this.send({ ...packet, dup: true }), every);
-      timer.unref();
-    }
-    this.commandsInFlight.set(messageId, timer);
+    this.commandsInFlight.set(messageId, every > 0 ? resendEvery(every, packet, (again) => this.send(again)) : undefined);
   }
 
   /** PUBACKs a QoS 1 PUBLISH, unless the withholdPuback fault covers its topic. */
