@@ -83,14 +83,21 @@ async function measure(latencyMs: number, windowMs: number): Promise<Cell> {
 describe('late errors: false confirmations by grace window', () => {
   for (const latencyMs of LATENCIES) {
     it(`round trip ${latencyMs} ms: a wider window confirms fewer lost records`, { timeout: 120_000 }, async () => {
-      const rates = [];
-      for (const windowMs of WINDOWS) {
-        const c = await measure(latencyMs, windowMs);
-        rates.push(c.falselyConfirmed / c.lost);
-      }
+      const measured: Cell[] = [];
+      for (const windowMs of WINDOWS) measured.push(await measure(latencyMs, windowMs));
+      const rates = measured.map((c) => c.falselyConfirmed / c.lost);
       // Monotone up to the noise of a sample: a window never makes things worse.
       expect(rates[1]!).toBeLessThanOrEqual(rates[0]! + 0.1);
       expect(rates[2]!).toBeLessThanOrEqual(rates[1]! + 0.1);
+      // The fault is real: without a window most lost records are confirmed (errors come up to 100 ms late, the
+      // barrier covers at most one round trip of that); a window as wide as the lateness catches nearly all of them,
+      // by seeing the late errors, and costs the sessions about that much time.
+      const [none, , wide] = measured;
+      expect(rates[0]!).toBeGreaterThan(0.5);
+      expect(rates[2]!).toBeLessThanOrEqual(0.1);
+      expect(wide!.lateErrors).toBeGreaterThan(none!.lateErrors);
+      const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+      expect(median(wide!.sessionMs) - median(none!.sessionMs)).toBeGreaterThanOrEqual(WINDOWS[2]! - latencyMs - 30);
     });
   }
 });
