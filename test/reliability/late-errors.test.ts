@@ -86,9 +86,9 @@ describe('late errors: false confirmations by grace window', () => {
       const measured: Cell[] = [];
       for (const windowMs of WINDOWS) measured.push(await measure(latencyMs, windowMs));
       const rates = measured.map((c) => c.falselyConfirmed / c.lost);
-      // Monotone up to the noise of a sample: a window never makes things worse.
-      expect(rates[1]!).toBeLessThanOrEqual(rates[0]! + 0.1);
-      expect(rates[2]!).toBeLessThanOrEqual(rates[1]! + 0.1);
+      // The default window is not compared with none here: at a 25 ms round trip the barrier already covers it, so the
+      // two differ only by sampling noise (SECURITY.md has the measured rates). The wide window must beat both.
+      expect(rates[2]!).toBeLessThan(rates[1]!);
       // The fault is real: without a window most lost records are confirmed (errors come up to 100 ms late, the
       // barrier covers at most one round trip of that); a window as wide as the lateness catches nearly all of them,
       // by seeing the late errors, and costs the sessions about that much time.
